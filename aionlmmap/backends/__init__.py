@@ -1,0 +1,74 @@
+"""Ring backends: who fills RX frames and who consumes TX frames.
+
+Both present the same frame memory (``rx`` and ``tx`` :class:`FrameRing`
+cursors laid out exactly as the kernel lays out ``nl_mmap_req`` rings), so
+``Ring`` walks frames the same way on either:
+
+- ``emulated`` (:mod:`.emulated`): anonymous memory filled by ``recvmsg_into``
+  straight into the next UNUSED frame; TX frames leave in one ``sendmsg``.
+- ``kernel`` (:mod:`.kernel`, Linux < 4.6 with CONFIG_NETLINK_MMAP): the
+  kernel fills and consumes the frames itself.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..frames import FrameRing, RingConfig
+
+__all__ = ["Backend", "TxFailure"]
+
+
+class TxFailure(Exception):
+    """A flush could not send some TX frames; ``frames`` are their indices
+    (already returned to UNUSED) and ``error`` the OSError."""
+
+    def __init__(self, frames: list[int], error: OSError) -> None:
+        super().__init__(frames, error)
+        self.frames = frames
+        self.error = error
+
+
+class Backend(Protocol):
+    name: str
+    rx: FrameRing
+    tx: FrameRing
+    rx_config: RingConfig
+    tx_config: RingConfig
+    #: SKIP may be used to hold frames: every message on this socket takes
+    #: the ring path (or the producer is ours), see DESIGN.md section 1.
+    skip_is_safe: bool
+    #: counters the Ring folds into its stats
+    overruns: int
+    truncated: int
+    tx_syscalls: int
+
+    def fileno(self) -> int: ...
+
+    def fill(self) -> bool:
+        """Bring new frames in (emulated: read the socket). Returns True if the
+        RX ring is full and the producer had to stop (the reader should pause
+        until a frame is released)."""
+        ...
+
+    def take_overrun(self) -> bool:
+        """True once per overrun (ENOBUFS) seen since the last call."""
+        ...
+
+    def frame_data(self, index: int, length: int) -> memoryview:
+        """The data of VALID RX frame ``index`` (at the right data offset)."""
+        ...
+
+    def read_copy(self, index: int, length: int) -> bytes:
+        """The datagram behind COPY frame ``index``."""
+        ...
+
+    def tx_data(self, index: int) -> memoryview:
+        """The data area of TX frame ``index`` (frame_size - 24 bytes)."""
+        ...
+
+    def flush(self) -> list[TxFailure]:
+        """Send every VALID TX frame; returns the failures (if any)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,201 @@
+"""The emulated ring: the kernel's frame layout in anonymous memory, filled
+from the socket by ``recvmsg_into``.
+
+Linux >= 4.6 has no mmap ring, but the ring protocol is still a good shape
+for an asyncio reader: frames are preallocated, messages are parsed in
+place, and a full ring pushes back on the kernel exactly as a real one does
+(the socket's receive buffer absorbs, then overruns with ENOBUFS).
+
+What this backend does in the kernel's place (``netlink_forward_ring`` and
+friends in the pre-4.6 ``af_netlink.c``):
+- RX: step the producer head past SKIP frames; if the head frame is UNUSED,
+  ``recvmsg_into`` the next datagram straight into its data area with a spill
+  buffer behind it; a datagram that does not fit becomes a COPY frame whose
+  bytes are kept aside (never truncated silently); fill nm_len, nm_group
+  (NETLINK_PKTINFO), nm_pid (the sender address), nm_uid/nm_gid
+  (SCM_CREDENTIALS, when asked for). A busy head frame means the ring is full:
+  stop reading.
+- TX: every VALID frame from the TX tail goes out in one ``sendmsg`` whose
+  iovec points at the frames (no copy); the kernel's ``netlink_rcv_skb``
+  handles each nlmsg of the datagram in order. Split only where the datagram
+  would pass the socket's send buffer (``netlink_sendmsg`` rejects
+  len > sk_sndbuf - 32 with EMSGSIZE) or the iovec limit.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import socket
+from collections import deque
+
+from .._sys import PKTINFO, UCRED
+from ..constants import NETLINK_PKTINFO, SOL_NETLINK
+from ..frames import COPY, SKIP, UNUSED, VALID, FrameRing, RingConfig
+from . import TxFailure
+
+__all__ = ["EmulatedBackend"]
+
+#: room behind a frame for a datagram larger than the frame (becomes COPY)
+SPILL_SIZE = 256 * 1024
+_IOV_MAX = 1024
+_SCM_CREDENTIALS = 2
+_ANCILLARY_SIZE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(UCRED.size)
+_unpack_pktinfo = PKTINFO.unpack_from
+
+
+class EmulatedBackend:
+    name = "emulated"
+    skip_is_safe = True
+
+    def __init__(self, sock: socket.socket, rx_config: RingConfig, tx_config: RingConfig) -> None:
+        rx_config.validate()
+        tx_config.validate()
+        self._sock = sock
+        self.rx_config = rx_config
+        self.tx_config = tx_config
+        self._memory = mmap.mmap(-1, rx_config.ring_size + tx_config.ring_size)
+        view = memoryview(self._memory)
+        self._view = view
+        self.rx = FrameRing(self._memory, rx_config, 0)
+        self.tx = FrameRing(self._memory, tx_config, rx_config.ring_size)
+        rx_data = rx_config.data_size
+        self._rx_data = [view[self.rx.data_offset(i) : self.rx.data_offset(i) + rx_data] for i in range(rx_config.frame_nr)]
+        self._tx_data = [view[self.tx.data_offset(i) : self.tx.data_offset(i) + tx_config.data_size] for i in range(tx_config.frame_nr)]
+        self._spill = bytearray(SPILL_SIZE)
+        self._spill_view = memoryview(self._spill)
+        self._copied: deque[tuple[int, bytes]] = deque()
+        self._tx_tail = 0
+        self.overruns = 0
+        self._overrun_pending = False
+        self.truncated = 0
+        self.tx_syscalls = 0
+        self.rx_syscalls = 0
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    # -- RX ------------------------------------------------------------------
+    def fill(self) -> bool:
+        rx = self.rx
+        recvmsg_into = self._sock.recvmsg_into
+        spill = self._spill_view
+        data_size = self.rx_config.data_size
+        frame_nr = rx.frame_nr
+        rx_data = self._rx_data
+        # Bounded: at most one lap of the ring per call (plus overrun reports).
+        for _ in range(frame_nr + 8):
+            rx.forward_past_skip()
+            index = rx.head
+            if rx.status(index) != UNUSED:
+                return True
+            try:
+                self.rx_syscalls += 1
+                nbytes, ancdata, flags, address = recvmsg_into([rx_data[index], spill], _ANCILLARY_SIZE)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    # The socket dropped messages; the kernel reports it once
+                    # (sk_err) and then delivers what it still queued.
+                    self.overruns += 1
+                    self._overrun_pending = True
+                    continue
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            if flags & socket.MSG_TRUNC:
+                # Larger than frame + spill: counted and dropped, never
+                # delivered cut short.
+                self.truncated += 1
+                continue
+            group = uid = gid = 0
+            for level, kind, data in ancdata:
+                if level == SOL_NETLINK and kind == NETLINK_PKTINFO:
+                    group = _unpack_pktinfo(data)[0]
+                elif level == socket.SOL_SOCKET and kind == _SCM_CREDENTIALS:
+                    _pid, uid, gid = UCRED.unpack_from(data)
+            sender = address[0] if address else 0
+            if nbytes > data_size:
+                self._copied.append((index, bytes(rx_data[index]) + bytes(spill[: nbytes - data_size])))
+                rx.produce(COPY, nbytes, group, sender, uid, gid)
+            else:
+                rx.produce(VALID, nbytes, group, sender, uid, gid)
+        return rx.status(rx.head) != UNUSED
+
+    def take_overrun(self) -> bool:
+        pending = self._overrun_pending
+        self._overrun_pending = False
+        return pending
+
+    def frame_data(self, index: int, length: int) -> memoryview:
+        return self._rx_data[index][:length]
+
+    def read_copy(self, index: int, length: int) -> bytes:
+        while self._copied:
+            copied_index, data = self._copied.popleft()
+            if copied_index == index:
+                return data
+        raise RuntimeError(f"COPY frame {index} has no datagram queued (ring walked out of order)")
+
+    # -- TX ------------------------------------------------------------------
+    def tx_data(self, index: int) -> memoryview:
+        return self._tx_data[index]
+
+    def flush(self) -> list[TxFailure]:
+        tx = self.tx
+        failures: list[TxFailure] = []
+        limit = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - 32
+        for _ in range(tx.frame_nr):  # bounded: one datagram per round at least
+            index = self._tx_tail
+            frames: list[int] = []
+            buffers: list[memoryview] = []
+            total = 0
+            while len(frames) < min(tx.frame_nr, _IOV_MAX):
+                header = tx.raw_header(index)
+                if header[0] != VALID:
+                    break
+                length = header[1]
+                if frames and total + length > limit:
+                    break
+                frames.append(index)
+                if length:
+                    buffers.append(self._tx_data[index][:length])
+                total += length
+                index = tx.next_index(index)
+            if not frames:
+                break
+            self._tx_tail = index
+            error: OSError | None = None
+            if buffers:
+                try:
+                    self.tx_syscalls += 1
+                    self._sock.sendmsg(buffers)
+                except OSError as exc:
+                    error = exc
+            for frame in frames:
+                tx.set_status(frame, UNUSED)
+            if error is not None:
+                failures.append(TxFailure(frames, error))
+        return failures
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for view in self._rx_data:
+            view.release()
+        for view in self._tx_data:
+            view.release()
+        self._view.release()
+        try:
+            self._memory.close()
+        except BufferError:
+            # A user still holds a view into frame memory; the anonymous
+            # mapping goes away when that view is garbage-collected.
+            pass
+
+
+# Kept for readers of this module: the statuses the producer writes.
+PRODUCED_STATUSES = (VALID, COPY, SKIP)

@@ -1,0 +1,180 @@
+"""Netlink numbers from the kernel UAPI headers.
+
+Sources: ``include/uapi/linux/netlink.h`` (protocols, socket options, message
+flags, the mmap ring), ``include/uapi/linux/rtnetlink.h`` (rtnetlink message
+types and multicast groups). Per-family attribute numbers live in
+``aionlmmap.families``.
+"""
+
+from __future__ import annotations
+
+# --- protocols (socket(AF_NETLINK, SOCK_RAW, protocol)) -------------------
+NETLINK_ROUTE = 0
+NETLINK_UNUSED = 1
+NETLINK_USERSOCK = 2
+NETLINK_FIREWALL = 3
+NETLINK_SOCK_DIAG = 4
+NETLINK_NFLOG = 5
+NETLINK_XFRM = 6
+NETLINK_SELINUX = 7
+NETLINK_ISCSI = 8
+NETLINK_AUDIT = 9
+NETLINK_FIB_LOOKUP = 10
+NETLINK_CONNECTOR = 11
+NETLINK_NETFILTER = 12
+NETLINK_IP6_FW = 13
+NETLINK_DNRTMSG = 14
+NETLINK_KOBJECT_UEVENT = 15
+NETLINK_GENERIC = 16
+NETLINK_SCSITRANSPORT = 18
+NETLINK_ECRYPTFS = 19
+NETLINK_RDMA = 20
+NETLINK_CRYPTO = 21
+NETLINK_SMC = 22
+
+AF_NETLINK = 16
+
+# --- socket options at level SOL_NETLINK --------------------------------
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+NETLINK_DROP_MEMBERSHIP = 2
+NETLINK_PKTINFO = 3
+NETLINK_BROADCAST_ERROR = 4
+NETLINK_NO_ENOBUFS = 5
+NETLINK_RX_RING = 6  # removed in Linux 4.6
+NETLINK_TX_RING = 7  # removed in Linux 4.6
+NETLINK_LISTEN_ALL_NSID = 8
+NETLINK_LIST_MEMBERSHIPS = 9
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+NETLINK_GET_STRICT_CHK = 12
+
+# --- nlmsghdr flags -------------------------------------------------------
+NLM_F_REQUEST = 0x01
+NLM_F_MULTI = 0x02
+NLM_F_ACK = 0x04
+NLM_F_ECHO = 0x08
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP_FILTERED = 0x20
+# modifiers to GET requests
+NLM_F_ROOT = 0x100
+NLM_F_MATCH = 0x200
+NLM_F_ATOMIC = 0x400
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+# modifiers to NEW requests
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLM_F_APPEND = 0x800
+# modifiers to DELETE requests
+NLM_F_NONREC = 0x100
+NLM_F_BULK = 0x200
+# flags of NLMSG_ERROR acknowledgements
+NLM_F_CAPPED = 0x100
+NLM_F_ACK_TLVS = 0x200
+
+# --- control message types ----------------------------------------------
+NLMSG_NOOP = 0x1
+NLMSG_ERROR = 0x2
+NLMSG_DONE = 0x3
+NLMSG_OVERRUN = 0x4
+NLMSG_MIN_TYPE = 0x10
+
+NLMSG_ALIGNTO = 4
+NLMSG_HDRLEN = 16
+NLA_HDRLEN = 4
+NLA_F_NESTED = 1 << 15
+NLA_F_NET_BYTEORDER = 1 << 14
+NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xFFFF
+
+# struct nlmsgerr TLVs (extended ack), enum nlmsgerr_attrs
+NLMSGERR_ATTR_UNUSED = 0
+NLMSGERR_ATTR_MSG = 1
+NLMSGERR_ATTR_OFFS = 2
+NLMSGERR_ATTR_COOKIE = 3
+NLMSGERR_ATTR_POLICY = 4
+NLMSGERR_ATTR_MISS_TYPE = 5
+NLMSGERR_ATTR_MISS_NEST = 6
+
+# --- the memory-mapped ring (struct nl_mmap_hdr, struct nl_mmap_req) -------
+NL_MMAP_STATUS_UNUSED = 0
+NL_MMAP_STATUS_RESERVED = 1
+NL_MMAP_STATUS_VALID = 2
+NL_MMAP_STATUS_COPY = 3
+NL_MMAP_STATUS_SKIP = 4
+NL_MMAP_MSG_ALIGNMENT = NLMSG_ALIGNTO
+NL_MMAP_HDRLEN = 24  # NL_MMAP_MSG_ALIGN(sizeof(struct nl_mmap_hdr))
+NL_MMAP_REQ_LEN = 16  # sizeof(struct nl_mmap_req)
+
+# --- rtnetlink message types (include/uapi/linux/rtnetlink.h) -------------
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
+RTM_SETLINK = 19
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
+RTM_GETROUTE = 26
+RTM_NEWNEIGH = 28
+RTM_DELNEIGH = 29
+RTM_GETNEIGH = 30
+RTM_NEWRULE = 32
+RTM_DELRULE = 33
+RTM_GETRULE = 34
+RTM_NEWQDISC = 36
+RTM_DELQDISC = 37
+RTM_GETQDISC = 38
+RTM_NEWNETCONF = 80
+RTM_DELNETCONF = 81
+RTM_GETNETCONF = 82
+RTM_NEWNSID = 88
+RTM_DELNSID = 89
+RTM_GETNSID = 90
+
+# rtnetlink multicast groups (enum rtnetlink_groups). These are group
+# numbers; the legacy bind mask is 1 << (group - 1).
+RTNLGRP_NONE = 0
+RTNLGRP_LINK = 1
+RTNLGRP_NOTIFY = 2
+RTNLGRP_NEIGH = 3
+RTNLGRP_TC = 4
+RTNLGRP_IPV4_IFADDR = 5
+RTNLGRP_IPV4_MROUTE = 6
+RTNLGRP_IPV4_ROUTE = 7
+RTNLGRP_IPV4_RULE = 8
+RTNLGRP_IPV6_IFADDR = 9
+RTNLGRP_IPV6_MROUTE = 10
+RTNLGRP_IPV6_ROUTE = 11
+RTNLGRP_IPV6_IFINFO = 12
+RTNLGRP_IPV6_PREFIX = 18
+RTNLGRP_IPV6_RULE = 19
+RTNLGRP_ND_USEROPT = 20
+RTNLGRP_IPV4_NETCONF = 24
+RTNLGRP_IPV6_NETCONF = 25
+RTNLGRP_MDB = 26
+RTNLGRP_MPLS_ROUTE = 27
+RTNLGRP_NSID = 28
+
+# --- generic netlink controller (include/uapi/linux/genetlink.h) ---------
+GENL_ID_CTRL = NLMSG_MIN_TYPE
+GENL_HDRLEN = 4
+
+# --- nfnetlink (include/uapi/linux/netfilter/nfnetlink.h) ----------------
+NFNL_SUBSYS_NONE = 0
+NFNL_SUBSYS_CTNETLINK = 1
+NFNL_SUBSYS_CTNETLINK_EXP = 2
+NFNL_SUBSYS_QUEUE = 3
+NFNL_SUBSYS_ULOG = 4
+NFNL_SUBSYS_OSF = 5
+NFNL_SUBSYS_IPSET = 6
+NFNL_SUBSYS_ACCT = 7
+NFNL_SUBSYS_CTNETLINK_TIMEOUT = 8
+NFNL_SUBSYS_CTHELPER = 9
+NFNL_SUBSYS_NFTABLES = 10
+NFNL_SUBSYS_NFT_COMPAT = 11
+NFNL_MSG_BATCH_BEGIN = NLMSG_MIN_TYPE
+NFNL_MSG_BATCH_END = NLMSG_MIN_TYPE + 1
+NFNETLINK_V0 = 0
+NFGEN_HDRLEN = 4  # struct nfgenmsg

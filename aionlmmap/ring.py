@@ -1,0 +1,1034 @@
+"""``Ring``: the asyncio object over a netlink socket and its frame rings.
+
+Shape (DESIGN.md section 3):
+
+- reader: ``loop.add_reader(fd)`` (works on the default loop and uvloop);
+  on wake the *drainer* walks RX frames in ring order, parses the messages
+  in place and routes them: replies to their request or dump (by seq and
+  portid, through the sans-IO :class:`NetlinkProtocol`), everything else to
+  the iterator.
+- frames go back to the kernel (UNUSED) when every message in them has been
+  consumed; ``msg.hold()`` keeps a frame (SKIP) without stopping later ones.
+- TX: messages are written into TX frames; one flush per loop iteration
+  (``call_soon``) sends every VALID frame with one syscall.
+- a full RX ring pauses the reader, so the kernel's socket buffer absorbs
+  and then overruns (ENOBUFS) exactly as with the kernel's own ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import operator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from . import _sys
+from .backends import Backend
+from .constants import (
+    NETLINK_ROUTE,
+    NLM_F_ACK,
+    NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSG_NOOP,
+)
+from .errors import (
+    BackendUnavailableError,
+    BusyResourceError,
+    ClosedResourceError,
+    DumpInterruptedError,
+    OverrunError,
+)
+from .frames import COPY, SKIP, UNUSED, VALID, RingConfig
+from .message import Message, ReceivedFrame, parse_frame
+from .protocol import FOREIGN, NetlinkProtocol, PendingRequest
+
+__all__ = ["Ring", "RingStats", "open", "DEFAULT_RX", "DEFAULT_TX"]
+
+log = logging.getLogger("aionlmmap")
+
+#: RX frames hold the largest dump chunk the kernel builds (32 KiB, once a
+#: recvmsg buffer of 32 KiB or more was seen: netlink_recvmsg caps
+#: max_recvmsg_len at 32768) plus the 24-byte frame header; 9 pages each.
+DEFAULT_RX = RingConfig(block_size=36864, block_nr=64, frame_size=36864, frame_nr=64)
+#: TX frames: many small messages share a frame; an nfnetlink batch must fit one.
+DEFAULT_TX = RingConfig(block_size=65536, block_nr=16, frame_size=65536, frame_nr=16)
+
+_OVERRUN = object()
+_flags_of = operator.itemgetter(1)
+_or = operator.or_
+
+
+@attrs.define
+class RingStats:
+    """Counters of one ring; read ``ring.stats`` at any time."""
+
+    frames: int = 0  #: RX frames walked (VALID and COPY)
+    copy_frames: int = 0  #: RX frames that took the COPY path
+    empty_frames: int = 0  #: VALID frames with nm_len 0, released unread
+    messages: int = 0  #: messages parsed
+    unsolicited: int = 0  #: messages handed to the iterator
+    decode_errors: int = 0  #: malformed datagrams (counted, rest skipped)
+    foreign: int = 0  #: messages from non-kernel senders, dropped
+    truncated: int = 0  #: datagrams larger than frame + spill, dropped
+    overruns: int = 0  #: ENOBUFS reports
+    stale_replies: int = 0  #: replies to cancelled requests, dropped
+    detached_frames: int = 0  #: frames copied out to let a waiter progress
+    dropped_unsolicited: int = 0  #: notifications dropped past the backlog limit
+    tx_messages: int = 0
+    tx_frames: int = 0
+    tx_syscalls: int = 0
+    rx_syscalls: int = 0
+    ring_full: int = 0  #: times the reader paused on a full RX ring
+
+
+class Ring:
+    """An asyncio netlink socket with RX and TX frame rings.
+
+    Use :func:`aionlmmap.open`::
+
+        async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, groups=[RTNLGRP_LINK]) as ring:
+            async for msg in ring.dump(Message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, payload=bytes(16))):
+                ...
+            async for msg in ring:          # notifications
+                ...
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        sock: Any,
+        *,
+        protocol: int,
+        accept_foreign: bool = False,
+        backlog_limit: int = 16 * 1024 * 1024,
+        options: dict[str, bool] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._sock = sock
+        self._fd = backend.fileno()
+        self.protocol = protocol
+        self.portid = _sys.portid_of(sock)
+        self.options = options or {}
+        self._proto = NetlinkProtocol(self.portid, accept_foreign)
+        self.stats = RingStats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reading = False
+        self._paused = False
+        self._closed = False
+        rx = backend.rx
+        self._rx = rx
+        self._rx_next = 0
+        self._slots: list[ReceivedFrame | None] = [None] * rx.frame_nr
+        self._lap_scan_budget = 0
+        self._backlog_limit = backlog_limit
+        self._detached_bytes = 0
+        # iterator
+        self._unsolicited: deque[Any] = deque()
+        self._iter_waiter: asyncio.Future[None] | None = None
+        self._iterating = False
+        # requests and dumps
+        self._active_dump: PendingRequest | None = None
+        self._dump_slot_waiters: list[asyncio.Future[None]] = []
+        self._stale_seqs: set[int] = set()
+        self._barrier: PendingRequest | None = None
+        # TX
+        self._tx = backend.tx
+        self._tx_open: int | None = None
+        self._tx_fill = 0
+        self._tx_owners: dict[int, list[PendingRequest]] = {}
+        self._tx_backlog: deque[tuple[list[Message], bool, list[PendingRequest]]] = deque()
+        self._flush_scheduled = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._tx_data_size = backend.tx_config.data_size
+
+    # -- properties ------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """``"kernel"`` or ``"emulated"``."""
+        return self._backend.name
+
+    @property
+    def rx_config(self) -> RingConfig:
+        return self._backend.rx_config
+
+    @property
+    def tx_config(self) -> RingConfig:
+        return self._backend.tx_config
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Ring {state} protocol={self.protocol} portid={self.portid} backend={self.backend}>"
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def __aenter__(self) -> Ring:
+        self._attach()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _attach(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise ClosedResourceError("the ring is closed")
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+            self._start_reading()
+        return loop
+
+    def _start_reading(self) -> None:
+        if not self._reading and not self._closed and self._loop is not None:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _stop_reading(self) -> None:
+        if self._reading and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def close(self) -> None:
+        """Close the socket and the rings. Every waiter (iterator, request,
+        dump, drain) is woken with :class:`ClosedResourceError`."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_reading()
+        error = ClosedResourceError("the ring was closed")
+        for pending in self._proto.fail_all(error):
+            self._wake(pending)
+        self._wake_dump_slot()
+        if self._iter_waiter is not None and not self._iter_waiter.done():
+            self._iter_waiter.set_exception(ClosedResourceError("the ring was closed while waiting for messages"))
+        self._iter_waiter = None
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(ClosedResourceError("the ring was closed before its TX frames were sent"))
+        self._drain_waiters.clear()
+        for slot in self._slots:
+            if slot is not None:
+                slot.retire()
+        self._slots = [None] * len(self._slots)
+        self._unsolicited.clear()
+        self._tx_backlog.clear()
+        try:
+            self._backend.close()
+        finally:
+            self._sock.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    # -- the reader and the drainer ---------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            self._drain()
+        except Exception:  # never let one bad wake kill the reader
+            log.exception("aionlmmap: unexpected error while draining the ring; continuing")
+
+    def _drain(self) -> None:
+        """Bring frames in and route every new message. Runs on each wake."""
+        if self._closed:
+            return
+        backend = self._backend
+        touched: list[Any] = []
+        for _round in range(4):  # bounded: refill after freeing space, a few times
+            full = backend.fill()
+            self.stats.rx_syscalls = getattr(backend, "rx_syscalls", 0)
+            if backend.take_overrun():
+                self._on_overrun(touched)
+            progressed = self._walk(touched)
+            if not full:
+                break
+            if not progressed and not self._relieve():
+                break
+        self.stats.truncated = backend.truncated
+        if self._rx_blocked():
+            if self._reading:
+                self.stats.ring_full += 1
+            self._paused = True
+            self._stop_reading()
+        for target in touched:
+            self._wake(target)
+
+    def _rx_blocked(self) -> bool:
+        # The producer cannot write (its head frame is not UNUSED) and the
+        # consumer has nothing new: reading the fd would spin (it stays
+        # readable, level-triggered), so pause until a frame is released.
+        rx = self._rx
+        if self._backend.name == "emulated":
+            rx.forward_past_skip()
+            return rx.status(rx.head) != UNUSED and self._slots[self._rx_next] is not None
+        return False
+
+    def _walk(self, touched: list[Any]) -> bool:
+        rx = self._rx
+        backend = self._backend
+        slots = self._slots
+        frame_nr = rx.frame_nr
+        stats = self.stats
+        progressed = False
+        for _ in range(frame_nr):
+            index = self._rx_next
+            if slots[index] is not None:
+                break  # still pinned from the last lap: nothing new behind it
+            header = rx.raw_header(index)
+            status = header[0]
+            if status == VALID:
+                length = header[1]
+                if length == 0:
+                    # A ring skb freed without delivery (e.g. a socket filter
+                    # dropped it): release unread, as the kernel expects.
+                    rx.release(index)
+                    stats.empty_frames += 1
+                    self._advance()
+                    continue
+                frame = ReceivedFrame(backend.frame_data(index, length), header[2], header[3], header[4], header[5], index)
+                slots[index] = frame
+            elif status == COPY:
+                length = header[1]
+                data = backend.read_copy(index, length)
+                rx.release(index)
+                stats.copy_frames += 1
+                frame = ReceivedFrame(data, header[2], header[3], header[4], header[5], -1)
+                length = len(data)
+            elif status == SKIP:
+                self._advance()  # held by the user since an earlier lap
+                continue
+            else:
+                if self._lap_scan_budget > 0 and self._scan_past_released(index):
+                    continue
+                break  # UNUSED: nothing yet; RESERVED: the kernel is still writing it
+            self._advance()
+            progressed = True
+            stats.frames += 1
+            frame.on_hold_change = self._on_hold_change
+            messages, error = parse_frame(frame, length)
+            if error is not None:
+                stats.decode_errors += 1
+                log.debug("aionlmmap: skipped malformed data in frame %d: %s", index, error)
+            stats.messages += len(messages)
+            self._route(frame, messages, touched)
+        return progressed
+
+    def _advance(self) -> None:
+        index = self._rx_next + 1
+        self._rx_next = 0 if index == self._rx.frame_nr else index
+        if self._lap_scan_budget:
+            self._lap_scan_budget -= 1
+
+    def _scan_past_released(self, index: int) -> bool:
+        # A frame the user held (SKIP) when the producer passed it and
+        # released later sits UNUSED at our head while newer frames follow
+        # it: netlink_forward_ring() stepped past it. Jump to the next frame
+        # with data if only UNUSED/SKIP frames lie between.
+        rx = self._rx
+        probe = index
+        for _ in range(rx.frame_nr - 1):
+            probe = rx.next_index(probe)
+            status = rx.status(probe)
+            if status in (VALID, COPY) and self._slots[probe] is None:
+                while self._rx_next != probe:
+                    self._advance()
+                return True
+            if status not in (UNUSED, SKIP):
+                return False
+        return False
+
+    # -- routing -----------------------------------------------------------------
+    def _route(self, frame: ReceivedFrame, messages: list[Message], touched: list[Any]) -> None:
+        if not messages:
+            self._release(frame)
+            return
+        proto = self._proto
+        if frame.sender_pid and not proto.accept_foreign:
+            self.stats.foreign += len(messages)
+            self._release(frame)
+            return
+        if frame.group:
+            self._deliver_unsolicited(frame, messages, touched)
+            return
+        first = messages[0]
+        last = messages[-1]
+        pending = proto.pending.get(first[2])
+        if (
+            pending is not None
+            and pending.is_dump
+            and last[2] == first[2]
+            and last[0] >= 16
+            and first[3] == last[3] == self.portid
+        ):
+            # Fast path: a dump chunk, every message is data for one dump.
+            if functools.reduce(_or, map(_flags_of, messages)) & NLM_F_DUMP_INTR:
+                pending.interrupted = True
+            self._deliver_dump(pending, frame, messages, touched)
+            return
+        self._route_slow(frame, messages, touched)
+
+    def _route_slow(self, frame: ReceivedFrame, messages: list[Message], touched: list[Any]) -> None:
+        proto = self._proto
+        portid = self.portid
+        stale = self._stale_seqs
+        run_target: Any = None
+        run: list[Message] = []
+        batches: list[tuple[Any, list[Message]]] = []
+        for msg in messages:
+            if stale and msg[2] in stale and msg[3] == portid:
+                self.stats.stale_replies += 1
+                if msg[0] in (NLMSG_ERROR, NLMSG_DONE):
+                    stale.discard(msg[2])
+                continue
+            try:
+                target = proto.feed(msg)
+            except Exception as exc:  # malformed error message: count, skip
+                self.stats.decode_errors += 1
+                log.debug("aionlmmap: skipped malformed control message: %s", exc)
+                continue
+            if target is FOREIGN:
+                self.stats.foreign += 1
+                continue
+            if target is None:
+                destination: Any = None
+            else:
+                pending: PendingRequest = target  # type: ignore[assignment]
+                touched.append(pending)
+                if pending is self._barrier and pending.finished:
+                    self._barrier_done(touched)
+                if pending.is_dump:
+                    if pending.finished and self._active_dump is pending:
+                        self._active_dump = None
+                        touched.append(self._wake_dump_slot)
+                    if msg[0] in (NLMSG_ERROR, NLMSG_DONE):
+                        continue
+                    destination = pending
+                else:
+                    if msg[0] != NLMSG_ERROR and pending.messages and pending.messages[-1] is msg:
+                        # Replies of plain requests outlive the frame (the
+                        # caller gets them as a list): copy them now.
+                        pending.messages[-1] = msg.copy()
+                    continue
+            if destination is not run_target or not run:
+                if run:
+                    batches.append((run_target, run))
+                run_target = destination
+                run = [msg]
+            else:
+                run.append(msg)
+        if run:
+            batches.append((run_target, run))
+        if not batches:
+            self._release(frame)
+            return
+        frame.pending = len(batches)
+        for destination, batch in batches:
+            if destination is None:
+                self._deliver_unsolicited(frame, batch, touched, counted=True)
+            else:
+                self._deliver_dump(destination, frame, batch, touched, counted=True)
+
+    def _deliver_unsolicited(self, frame: ReceivedFrame, messages: list[Message], touched: list[Any], counted: bool = False) -> None:
+        if not counted:
+            frame.pending = 1
+        self.stats.unsolicited += len(messages)
+        self._unsolicited.append((frame, messages))
+        touched.append(self._wake_iterator)
+
+    def _deliver_dump(self, pending: PendingRequest, frame: ReceivedFrame, messages: list[Message], touched: list[Any], counted: bool = False) -> None:
+        if not counted:
+            frame.pending = 1
+        if pending.abandoned:
+            self._batch_done(frame)
+            return
+        pending.messages.append((frame, messages))  # type: ignore[arg-type]
+        touched.append(pending)
+
+    # -- frame release and holds ---------------------------------------------------
+    def _batch_done(self, frame: ReceivedFrame) -> None:
+        frame.pending -= 1
+        if frame.pending <= 0 and frame.holds == 0:
+            self._release(frame)
+
+    def _release(self, frame: ReceivedFrame) -> None:
+        index = frame.frame_index
+        if index >= 0 and not self._closed:
+            if self._slots[index] is frame:
+                self._slots[index] = None
+                self._rx.release(index)
+                if self._paused:
+                    self._resume()
+        frame.retire()
+
+    def _resume(self) -> None:
+        self._paused = False
+        self._start_reading()
+
+    def _on_hold_change(self, frame: ReceivedFrame, delta: int) -> None:
+        index = frame.frame_index
+        if delta > 0 and frame.holds == 1 and index >= 0:
+            if self._backend.skip_is_safe:
+                # SKIP: the ring path steps past it, later frames keep flowing.
+                self._rx.hold(index)
+            else:
+                # SKIP would make the kernel drop COPY-path messages on this
+                # socket (DESIGN.md section 1): copy the datagram out instead.
+                self._detach(frame)
+        elif delta < 0 and frame.holds == 0:
+            if index >= 0 and self._slots[index] is frame:
+                self._lap_scan_budget = self._rx.frame_nr
+            if frame.pending <= 0:
+                self._release(frame)
+
+    def _detach(self, frame: ReceivedFrame) -> None:
+        index = frame.frame_index
+        frame.detach()
+        frame.frame_index = -1
+        self.stats.detached_frames += 1
+        if index >= 0 and self._slots[index] is frame:
+            self._slots[index] = None
+            self._rx.release(index)
+            if self._paused:
+                self._resume()
+
+    def _relieve(self) -> bool:
+        """The RX ring is full of frames whose messages wait for a consumer.
+        If some task waits on data that cannot arrive until frames free up
+        (a request's ACK, the next dump chunk), copy the oldest pinned frames
+        out (up to ``backlog_limit`` bytes); past that, drop notifications
+        and report an overrun, as the kernel would."""
+        if not self._someone_waits():
+            return False
+        rx = self._rx
+        relieved = False
+        index = rx.head
+        for _ in range(max(1, rx.frame_nr // 4)):
+            frame = self._slots[index]
+            if frame is None:
+                break
+            size = len(frame.buffer)
+            if self._detached_bytes + size > self._backlog_limit and frame.pending and self._only_unsolicited(frame):
+                self._drop_unsolicited_frame(frame)
+            else:
+                self._detached_bytes += size
+                self._detach(frame)
+            relieved = True
+            index = rx.next_index(index)
+        return relieved
+
+    def _someone_waits(self) -> bool:
+        if self._proto.pending:
+            return True
+        waiter = self._iter_waiter
+        return waiter is not None and not waiter.done()
+
+    def _only_unsolicited(self, frame: ReceivedFrame) -> bool:
+        return any(entry[0] is frame for entry in self._unsolicited)
+
+    def _drop_unsolicited_frame(self, frame: ReceivedFrame) -> None:
+        kept: deque[Any] = deque()
+        dropped = 0
+        for entry in self._unsolicited:
+            if entry[0] is frame:
+                dropped += len(entry[1])
+            else:
+                kept.append(entry)
+        self._unsolicited = kept
+        self._unsolicited.append((None, _OVERRUN))
+        self.stats.dropped_unsolicited += dropped
+        self.stats.overruns += 1
+        frame.pending = 0
+        self._release(frame)
+
+    # -- overrun ------------------------------------------------------------------
+    def _on_overrun(self, touched: list[Any]) -> None:
+        self.stats.overruns += 1
+        self._unsolicited.append((None, _OVERRUN))
+        touched.append(self._wake_iterator)
+        # Replies may have been lost with the dropped messages. Send a
+        # barrier (NLMSG_NOOP with NLM_F_ACK: netlink_rcv_skb ACKs control
+        # messages): the kernel answers requests on one socket in order, so
+        # when the barrier's ACK arrives, a request sent earlier that still
+        # has no answer lost it in the overrun.
+        if self._barrier is None and any(not p.is_dump for p in self._proto.pending.values()):
+            request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
+            barrier.batch = None
+            self._barrier = barrier
+            barrier.messages = list(self._proto.pending.values())  # type: ignore[assignment]
+            self._queue_tx([request], False, [barrier])
+
+    def _barrier_done(self, touched: list[Any]) -> None:
+        barrier = self._barrier
+        self._barrier = None
+        if barrier is None:
+            return
+        for pending in barrier.messages:  # the requests in flight when the overrun happened
+            if isinstance(pending, PendingRequest) and not pending.finished and not pending.is_dump and pending is not barrier:
+                pending.finished = True
+                pending.error = OverrunError("the reply to this request was lost in a socket overrun (ENOBUFS); retry it")  # type: ignore[assignment]
+                self._proto.cancel(pending)
+                touched.append(pending)
+
+    # -- wakeups ------------------------------------------------------------------
+    def _wake(self, target: Any) -> None:
+        if callable(target):
+            target()
+            return
+        waiter = target.waiter
+        if waiter is not None:
+            target.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake_iterator(self) -> None:
+        waiter = self._iter_waiter
+        if waiter is not None:
+            self._iter_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake_dump_slot(self) -> None:
+        waiters = self._dump_slot_waiters
+        self._dump_slot_waiters = []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the iterator -----------------------------------------------------------------
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        loop = self._attach()
+        if self._iterating:
+            raise BusyResourceError("another task is already iterating this ring; one consumer per ring")
+        self._iterating = True
+        queue = self._unsolicited
+        try:
+            while True:
+                queue = self._unsolicited
+                while queue:
+                    frame, messages = queue.popleft()
+                    if frame is None:
+                        raise OverrunError(
+                            "netlink socket overrun (ENOBUFS): notifications were dropped; iterate "
+                            "again to go on, and re-read state you keep (or use a monitor with resync=True)"
+                        )
+                    try:
+                        for msg in messages:
+                            yield msg
+                    finally:
+                        self._batch_done(frame)
+                    queue = self._unsolicited
+                if self._closed:
+                    raise ClosedResourceError("the ring is closed")
+                waiter = self._iter_waiter = loop.create_future()
+                if self._paused:
+                    self._drain()
+                await waiter
+        finally:
+            self._iterating = False
+
+    async def receive(self) -> Message:
+        """The next unsolicited message (a copy that outlives its frame)."""
+        async for msg in self:
+            return msg.copy()
+        raise ClosedResourceError("the ring is closed")  # pragma: no cover
+
+    # -- TX -------------------------------------------------------------------------
+    def send_nowait(self, *messages: Message, atomic: bool = False) -> None:
+        """Queue messages for the next flush (one per loop iteration).
+
+        Messages are sent as given: no seq or flags are added (use
+        :meth:`request` for that). ``atomic=True`` keeps them in one frame,
+        hence one datagram (an nfnetlink batch must arrive whole)."""
+        self._attach()
+        self._queue_tx(list(messages), atomic, [])
+
+    async def send(self, *messages: Message, atomic: bool = False) -> None:
+        """Like :meth:`send_nowait`, but waits for TX frames when the ring is
+        full instead of queueing without bound."""
+        self._attach()
+        self._queue_tx(list(messages), atomic, [])
+        if len(self._tx_backlog) > self._tx.frame_nr:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every queued TX message has been handed to the kernel."""
+        loop = self._attach()
+        if self._tx_open is None and not self._tx_backlog and not self._flush_scheduled:
+            return
+        waiter = loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def _queue_tx(self, messages: list[Message], atomic: bool, owners: list[PendingRequest]) -> None:
+        if self._closed:
+            raise ClosedResourceError("the ring is closed")
+        data_size = self._tx_data_size
+        sizes = [(msg.length + 3) & ~3 for msg in messages]
+        for size in sizes:
+            if size > data_size:
+                raise ValueError(
+                    f"a {size}-byte message does not fit a TX frame ({data_size} data bytes); "
+                    f"open the ring with a larger tx=RingConfig(...)"
+                )
+        if atomic and sum(sizes) > data_size:
+            raise ValueError(
+                f"an atomic batch of {sum(sizes)} bytes does not fit one TX frame ({data_size} data bytes); "
+                f"open the ring with a larger tx=RingConfig(...)"
+            )
+        if self._tx_backlog or not self._write_tx(messages, sizes, atomic, owners):
+            self._tx_backlog.append((messages, atomic, owners))
+        self.stats.tx_messages += len(messages)
+        self._schedule_flush()
+
+    def _write_tx(self, messages: list[Message], sizes: list[int], atomic: bool, owners: list[PendingRequest]) -> bool:
+        """Write into TX frames; False (nothing written) if frames ran out."""
+        tx = self._tx
+        data_size = self._tx_data_size
+        # Reserve every frame first so a partial write never happens.
+        plan: list[tuple[int, int]] = []  # (frame index, offset) per message
+        index = self._tx_open
+        fill = self._tx_fill
+        need_new = index is None
+        probe = tx.head
+        reserved: list[int] = []
+        total = sum(sizes)
+        for size in sizes:
+            room = data_size - fill
+            if need_new or size > room or (atomic and not plan and total > room):
+                if index is not None and not need_new:
+                    probe = tx.next_index(index)
+                if tx.status(probe) != UNUSED or probe in reserved:
+                    return False
+                index = probe
+                reserved.append(index)
+                fill = 0
+                need_new = False
+            plan.append((index, fill))  # type: ignore[arg-type]
+            fill += size
+        if not plan:
+            return True
+        backend = self._backend
+        for msg, (frame_index, offset) in zip(messages, plan):
+            msg.encode_into(backend.tx_data(frame_index), offset)
+        # Commit frames that are full now; the last one stays open for more.
+        open_index = self._tx_open
+        for frame_index in reserved:
+            if open_index is not None:
+                tx.commit(open_index, self._tx_fill)
+                self.stats.tx_frames += 1
+            open_index = frame_index
+            self._tx_fill = 0
+        self._tx_open = open_index
+        self._tx_fill = fill
+        if owners:
+            self._tx_owners.setdefault(plan[-1][0], []).extend(owners)
+        return True
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        tx = self._tx
+        backend = self._backend
+        touched: list[Any] = []
+        for _ in range(tx.frame_nr + 2):  # bounded
+            if self._tx_open is not None:
+                tx.commit(self._tx_open, self._tx_fill)
+                self.stats.tx_frames += 1
+                self._tx_open = None
+                self._tx_fill = 0
+            failures = backend.flush()
+            self.stats.tx_syscalls = backend.tx_syscalls
+            for failure in failures:
+                for frame_index in failure.frames:
+                    for pending in self._tx_owners.pop(frame_index, ()):
+                        if not pending.finished:
+                            pending.finished = True
+                            pending.error = failure.error  # type: ignore[assignment]
+                            self._proto.cancel(pending)
+                            touched.append(pending)
+            sent_owners = [i for i in self._tx_owners if tx.status(i) == UNUSED]
+            for i in sent_owners:
+                del self._tx_owners[i]
+            if not self._tx_backlog:
+                break
+            progressed = False
+            while self._tx_backlog:
+                messages, atomic, owners = self._tx_backlog[0]
+                sizes = [(msg.length + 3) & ~3 for msg in messages]
+                if not self._write_tx(messages, sizes, atomic, owners):
+                    break
+                self._tx_backlog.popleft()
+                progressed = True
+            if not progressed and self._tx_open is None:
+                break
+        for target in touched:
+            self._wake(target)
+        if not self._tx_backlog and self._tx_open is None:
+            waiters = self._drain_waiters
+            self._drain_waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        elif self._tx_backlog:
+            self._schedule_flush()
+
+    # -- requests ---------------------------------------------------------------------
+    async def request(self, msg: Message, *, ack: bool = True) -> list[Message]:
+        """Send one request and return its replies (copies that own their
+        bytes). Raises :class:`NetlinkError` (an OSError of the errno's
+        subclass, with the extack message) if the kernel refuses it.
+
+        ``seq`` and ``pid`` are set by the ring; NLM_F_REQUEST is added, and
+        NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
+        loop = self._attach()
+        request, pending = self._proto.start(msg, dump=False, ack=ack)
+        return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
+
+    async def request_many(self, messages: Sequence[Message], *, atomic: bool = False) -> list[list[Message]]:
+        """Send several requests in one datagram and wait for all of them.
+
+        With ``atomic=True`` they share one TX frame (an nfnetlink batch:
+        BATCH_BEGIN ... BATCH_END); an error on the first message fails the
+        whole batch. Raises the first error in order."""
+        loop = self._attach()
+        requests: list[Message] = []
+        pendings: list[PendingRequest] = []
+        for msg in messages:
+            request, pending = self._proto.start(msg, dump=False)
+            requests.append(request)
+            pendings.append(pending)
+        if atomic:
+            for pending in pendings:
+                pending.batch = pendings
+        results = self._await_requests(loop, requests, pendings, atomic=atomic)
+        out = []
+        first_error: BaseException | None = None
+        for result in await asyncio.gather(*results, return_exceptions=True):
+            if isinstance(result, BaseException):
+                if first_error is None:
+                    first_error = result
+                out.append([])
+            else:
+                out.append(result)
+        if first_error is not None:
+            raise first_error
+        return out
+
+    def _await_requests(self, loop: asyncio.AbstractEventLoop, requests: list[Message], pendings: list[PendingRequest], atomic: bool) -> list[Any]:
+        try:
+            self._queue_tx(requests, atomic, pendings)
+        except BaseException:
+            for pending in pendings:
+                self._proto.cancel(pending)
+            raise
+        return [self._wait_pending(loop, pending) for pending in pendings]
+
+    async def _wait_pending(self, loop: asyncio.AbstractEventLoop, pending: PendingRequest) -> list[Message]:
+        try:
+            while not pending.finished:
+                waiter = pending.waiter = loop.create_future()
+                if self._paused:
+                    self._drain()
+                    if pending.finished:
+                        break
+                await waiter
+        except asyncio.CancelledError:
+            if not pending.finished:
+                self._proto.cancel(pending)
+                self._stale_seqs.add(pending.seq)
+            raise
+        if pending.error is not None:
+            raise pending.error
+        return pending.messages
+
+    def dump(self, msg: Message, *, on_interrupt: Literal["raise", "ignore"] = "raise") -> AsyncIterator[Message]:
+        """Stream a dump: ``async for m in ring.dump(msg)``.
+
+        Messages are borrowed from the frames (see :meth:`Message.hold`);
+        nothing is buffered beyond the ring. The kernel runs one dump per
+        socket at a time (``__netlink_dump_start`` answers EBUSY), so dumps on
+        one ring queue up; plain requests interleave freely.
+
+        If the kernel flags the dump NLM_F_DUMP_INTR (its table changed under
+        it), ``on_interrupt="raise"`` raises :class:`DumpInterruptedError`
+        after the last message; ``"ignore"`` does not. :meth:`dump_all`
+        retries for a consistent snapshot."""
+        return self._dump(msg, on_interrupt)
+
+    async def _dump(self, msg: Message, on_interrupt: str) -> AsyncIterator[Message]:
+        loop = self._attach()
+        while self._active_dump is not None:
+            waiter = loop.create_future()
+            self._dump_slot_waiters.append(waiter)
+            await waiter
+            if self._closed:
+                raise ClosedResourceError("the ring is closed")
+        request, pending = self._proto.start(msg, dump=True)
+        self._active_dump = pending
+        batches: list[Any] = pending.messages  # (frame, messages) pairs
+        try:
+            self._queue_tx([request], False, [pending])
+            while True:
+                while batches:
+                    frame, messages = batches.pop(0)
+                    try:
+                        for m in messages:
+                            yield m
+                    finally:
+                        self._batch_done(frame)
+                if pending.finished:
+                    break
+                waiter = pending.waiter = loop.create_future()
+                if self._paused:
+                    self._drain()
+                    if batches or pending.finished:
+                        continue
+                await waiter
+        finally:
+            if not pending.finished:
+                # Abandoned (break, cancel): the kernel keeps dumping; drop
+                # the rest as it arrives and free the slot at NLMSG_DONE.
+                pending.abandoned = True
+                for frame, _messages in batches:
+                    self._batch_done(frame)
+                batches.clear()
+            elif self._active_dump is pending:
+                self._active_dump = None
+                self._wake_dump_slot()
+        if pending.error is not None:
+            raise pending.error
+        if pending.interrupted and on_interrupt == "raise":
+            raise DumpInterruptedError(
+                "the dump was interrupted (NLM_F_DUMP_INTR): the kernel's table changed while "
+                "dumping, so the data may be inconsistent; dump again, or use dump_all() which retries"
+            )
+
+    async def dump_all(self, msg: Message, *, retries: int = 3) -> list[Message]:
+        """A whole dump as a list of copies, retried while NLM_F_DUMP_INTR
+        says it is inconsistent (raises :class:`DumpInterruptedError` after
+        ``retries`` retries)."""
+        for _attempt in range(retries + 1):
+            out: list[Message] = []
+            try:
+                async for m in self.dump(msg):
+                    out.append(m.copy())
+            except DumpInterruptedError:
+                continue
+            return out
+        raise DumpInterruptedError(f"the dump was interrupted (NLM_F_DUMP_INTR) {retries + 1} times in a row")
+
+    # -- membership --------------------------------------------------------------------
+    def join(self, *groups: int) -> None:
+        for group in groups:
+            _sys.add_membership(self._sock, group)
+
+    def leave(self, *groups: int) -> None:
+        for group in groups:
+            _sys.drop_membership(self._sock, group)
+
+
+def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig) -> Backend:
+    if name not in ("auto", "kernel", "emulated"):
+        raise ValueError(f"backend must be 'auto', 'kernel' or 'emulated', not {name!r}")
+    if name in ("auto", "kernel"):
+        try:
+            from .backends import kernel as kernel_backend
+        except ImportError:
+            kernel_backend = None  # type: ignore[assignment]
+        if kernel_backend is not None:
+            try:
+                return kernel_backend.KernelBackend(sock, rx, tx)  # type: ignore[no-any-return]
+            except BackendUnavailableError:
+                if name == "kernel":
+                    raise
+                log.debug("aionlmmap: no kernel mmap ring (%s); using the emulated ring", _sys.kernel_release())
+        elif name == "kernel":
+            raise BackendUnavailableError(
+                f"the kernel ring backend is not available on Linux {_sys.kernel_release()}: the netlink mmap "
+                "ring was removed in Linux 4.6; use backend='emulated' or 'auto'"
+            )
+    from .backends.emulated import EmulatedBackend
+
+    return EmulatedBackend(sock, rx, tx)
+
+
+def open(
+    protocol: int = NETLINK_ROUTE,
+    *,
+    groups: Iterable[int] = (),
+    netns: _sys.NetnsSpec = None,
+    backend: Literal["auto", "kernel", "emulated"] = "auto",
+    rx: RingConfig | None = None,
+    tx: RingConfig | None = None,
+    rcvbuf: int | None = None,
+    sndbuf: int | None = None,
+    ext_ack: bool = True,
+    strict_check: bool = True,
+    accept_foreign: bool = False,
+    passcred: bool = False,
+    no_enobufs: bool = False,
+    backlog_limit: int = 16 * 1024 * 1024,
+) -> Ring:
+    """Open a netlink socket with RX/TX frame rings.
+
+    ``async with aionlmmap.open(NETLINK_ROUTE, groups=[RTNLGRP_LINK]) as ring:``
+
+    Args:
+        protocol: NETLINK_ROUTE, NETLINK_NETFILTER, NETLINK_GENERIC, ...
+        groups: multicast group numbers to join (e.g. RTNLGRP_LINK).
+        netns: a network namespace name (``ip netns``), path or open fd; the
+            socket is created inside it without moving this process.
+        backend: ``"auto"`` (kernel ring if the kernel has one, else
+            emulated), ``"kernel"`` or ``"emulated"``.
+        rx, tx: ring geometry (:class:`RingConfig`); defaults suit dumps.
+        rcvbuf, sndbuf: SO_RCVBUF/SO_SNDBUF (FORCE variants when allowed).
+        ext_ack, strict_check: NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK,
+            on by default where the kernel has them.
+        accept_foreign: also accept messages from non-kernel senders.
+        passcred: SO_PASSCRED, fills uid/gid of received messages.
+        no_enobufs: NETLINK_NO_ENOBUFS (overruns are then silent: not advised).
+        backlog_limit: bytes of notifications copied out of the ring while a
+            request waits behind them, before they are dropped as an overrun.
+    """
+    rx_config = rx or DEFAULT_RX
+    tx_config = tx or DEFAULT_TX
+    rx_config.validate()
+    tx_config.validate()
+    sock = _sys.open_socket(protocol, netns)
+    try:
+        options = _sys.configure_socket(
+            sock,
+            groups=groups,
+            ext_ack=ext_ack,
+            strict_check=strict_check,
+            no_enobufs=no_enobufs,
+            pktinfo=True,
+            passcred=passcred,
+            rcvbuf=rcvbuf,
+            sndbuf=sndbuf,
+        )
+        chosen = _select_backend(backend, sock, rx_config, tx_config)
+        return Ring(chosen, sock, protocol=protocol, accept_foreign=accept_foreign, backlog_limit=backlog_limit, options=options)
+    except BaseException:
+        sock.close()
+        raise

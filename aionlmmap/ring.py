@@ -21,6 +21,7 @@ import asyncio
 import functools
 import logging
 import operator
+import select
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal
@@ -113,6 +114,17 @@ class Ring:
         self._backend = backend
         self._sock = sock
         self._fd = backend.fileno()
+        # The loop watches the socket through an epoll instance of our own.
+        # A netlink socket reports POLLERR on every overrun (sk_err =
+        # ENOBUFS, netlink_overrun), and libuv stops a poll handle for good
+        # on POLLERR (uv__poll_io), so under uvloop a direct add_reader
+        # would go deaf after the first overrun. An epoll fd only ever
+        # turns readable; the overrun itself is read by recvmsg (ENOBUFS).
+        # Level-triggered, and polling it still runs netlink_poll(), which
+        # the kernel ring needs to continue dumps.
+        self._epoll = select.epoll()
+        self._epoll.register(self._fd, select.EPOLLIN)
+        self._watch_fd = self._epoll.fileno()
         self.protocol = protocol
         self.portid = _sys.portid_of(sock)
         self.options = options or {}
@@ -128,7 +140,6 @@ class Ring:
         self._slots: list[ReceivedFrame | None] = [None] * rx.frame_nr
         self._lap_scan_budget = 0
         self._backlog_limit = backlog_limit
-        self._detached_bytes = 0
         # iterator
         self._unsolicited: deque[Any] = deque()
         self._iter_waiter: asyncio.Future[None] | None = None
@@ -192,12 +203,12 @@ class Ring:
 
     def _start_reading(self) -> None:
         if not self._reading and not self._closed and self._loop is not None:
-            self._loop.add_reader(self._fd, self._on_readable)
+            self._loop.add_reader(self._watch_fd, self._on_readable)
             self._reading = True
 
     def _stop_reading(self) -> None:
         if self._reading and self._loop is not None:
-            self._loop.remove_reader(self._fd)
+            self._loop.remove_reader(self._watch_fd)
             self._reading = False
 
     def close(self) -> None:
@@ -227,6 +238,7 @@ class Ring:
         try:
             self._backend.close()
         finally:
+            self._epoll.close()
             self._sock.close()
 
     async def aclose(self) -> None:
@@ -245,6 +257,7 @@ class Ring:
             return
         backend = self._backend
         touched: list[Any] = []
+        relieved = False
         for _round in range(4):  # bounded: refill after freeing space, a few times
             full = backend.fill()
             self.stats.rx_syscalls = getattr(backend, "rx_syscalls", 0)
@@ -253,18 +266,25 @@ class Ring:
             progressed = self._walk(touched)
             if not full:
                 break
-            if not progressed and not self._relieve():
-                break
+            if not progressed:
+                relieved = self._relieve(touched)
+                if not relieved:
+                    break
         self.stats.truncated = backend.truncated
-        if self._rx_blocked():
+        if self._rx_blocked(progressed):
             if self._reading:
                 self.stats.ring_full += 1
             self._paused = True
             self._stop_reading()
+            if relieved and self._loop is not None and self._someone_waits():
+                # A request or dump waits behind notifications nobody reads
+                # yet (e.g. a monitor's resync dump): keep copying them out
+                # on the next loop iteration, or nothing would wake it again.
+                self._loop.call_soon(self._on_readable)
         for target in touched:
             self._wake(target)
 
-    def _rx_blocked(self) -> bool:
+    def _rx_blocked(self, progressed: bool = False) -> bool:
         # The producer cannot write (its head frame is not UNUSED) and the
         # consumer has nothing new: reading the fd would spin (it stays
         # readable, level-triggered), so pause until a frame is released.
@@ -272,7 +292,44 @@ class Ring:
         if self._backend.name == "emulated":
             rx.forward_past_skip()
             return rx.status(rx.head) != UNUSED and self._slots[self._rx_next] is not None
-        return False
+        if progressed or not getattr(self._backend, "readable", False):
+            return False
+        return self._kernel_stalled()
+
+    def _kernel_stalled(self) -> bool:
+        """The kernel ring is readable but there is nothing new to walk.
+
+        netlink_poll() reports POLLIN while ANY frame is VALID, including
+        frames whose messages still wait for a consumer, so a
+        level-triggered reader would wake on every loop iteration. Take
+        those frames out of the kernel's sight: SKIP where that is safe (all
+        traffic takes the ring path); else copy them out if some task waits
+        for new data; else pause until a consumer releases a frame. True
+        means: pause the reader."""
+        pinned = [frame for frame in self._slots if frame is not None and frame.frame_index >= 0]
+        if not pinned:
+            # Nothing of ours is VALID: we wait at a RESERVED frame (nflog
+            # keeps one until its flush timer) with VALID frames behind it.
+            # The kernel wakes nobody when it turns VALID: look again soon.
+            if self._loop is not None:
+                self._loop.call_later(0.005, self._resume)
+            return True
+        rx = self._rx
+        if self._backend.skip_is_safe:
+            hidden = False
+            for frame in pinned:
+                if rx.status(frame.frame_index) == VALID:
+                    rx.hold(frame.frame_index)
+                    hidden = True
+            # Already all SKIP: what is readable lies behind a frame we
+            # still hold a lap later; pause until a frame is released.
+            return not hidden
+        someone_waits = any(p.waiter is not None and not p.waiter.done() for p in self._proto.pending.values())
+        if someone_waits or (self._iter_waiter is not None and not self._iter_waiter.done()):
+            for frame in pinned:
+                self._detach(frame)
+            return False
+        return True
 
     def _walk(self, touched: list[Any]) -> bool:
         rx = self._rx
@@ -283,10 +340,13 @@ class Ring:
         progressed = False
         for _ in range(frame_nr):
             index = self._rx_next
-            if slots[index] is not None:
-                break  # still pinned from the last lap: nothing new behind it
             header = rx.raw_header(index)
             status = header[0]
+            if slots[index] is not None:
+                if status == SKIP:
+                    self._advance()  # held by the user; the producer stepped past it too
+                    continue
+                break  # still pinned from the last lap: nothing new behind it
             if status == VALID:
                 length = header[1]
                 if length == 0:
@@ -474,6 +534,10 @@ class Ring:
     def _resume(self) -> None:
         self._paused = False
         self._start_reading()
+        if self._backend.name != "emulated" and self._loop is not None and not self._closed:
+            # The kernel ring continues a dump only inside poll(), and a
+            # release in frame memory wakes nobody: poll now.
+            self._loop.call_soon(self._on_readable)
 
     def _on_hold_change(self, frame: ReceivedFrame, delta: int) -> None:
         index = frame.frame_index
@@ -499,39 +563,55 @@ class Ring:
         if index >= 0 and self._slots[index] is frame:
             self._slots[index] = None
             self._rx.release(index)
+            # The freed frame may be where the walk will stop while the
+            # producer has moved on: let the walk scan past it.
+            self._lap_scan_budget = self._rx.frame_nr
             if self._paused:
                 self._resume()
 
-    def _relieve(self) -> bool:
+    def _relieve(self, touched: list[Any]) -> bool:
         """The RX ring is full of frames whose messages wait for a consumer.
-        If some task waits on data that cannot arrive until frames free up
-        (a request's ACK, the next dump chunk), copy the oldest pinned frames
-        out (up to ``backlog_limit`` bytes); past that, drop notifications
-        and report an overrun, as the kernel would."""
-        if not self._someone_waits():
+        If some task is starving (waits on data that cannot arrive until
+        frames free up: a request's ACK, the next dump chunk), copy the
+        oldest pinned frames out (up to ``backlog_limit`` bytes); past that,
+        drop notifications and report an overrun, as the kernel would. A
+        consumer that is merely busy with what it has gets no relief: that
+        backpressure is what keeps a streamed dump's memory bounded."""
+        if not self._starving(touched):
             return False
         rx = self._rx
         relieved = False
         index = rx.head
+        backlog = self._detached_backlog()
         for _ in range(max(1, rx.frame_nr // 4)):
             frame = self._slots[index]
             if frame is None:
                 break
             size = len(frame.buffer)
-            if self._detached_bytes + size > self._backlog_limit and frame.pending and self._only_unsolicited(frame):
+            if backlog + size > self._backlog_limit and frame.pending and self._only_unsolicited(frame):
                 self._drop_unsolicited_frame(frame)
             else:
-                self._detached_bytes += size
+                backlog += size
                 self._detach(frame)
             relieved = True
             index = rx.next_index(index)
         return relieved
 
-    def _someone_waits(self) -> bool:
-        if self._proto.pending:
-            return True
+    def _detached_backlog(self) -> int:
+        """Bytes of copied-out notifications still waiting for the iterator."""
+        return sum(len(entry[0].buffer) for entry in self._unsolicited if entry[0] is not None and entry[0].frame_index < 0)
+
+    def _starving(self, touched: list[Any]) -> bool:
+        """Some task waits and this drain brought it nothing."""
+        for pending in self._proto.pending.values():
+            waiter = pending.waiter
+            if waiter is not None and not waiter.done() and pending not in touched:
+                return True
         waiter = self._iter_waiter
-        return waiter is not None and not waiter.done()
+        return waiter is not None and not waiter.done() and self._wake_iterator not in touched
+
+    def _someone_waits(self) -> bool:
+        return self._starving([])
 
     def _only_unsolicited(self, frame: ReceivedFrame) -> bool:
         return any(entry[0] is frame for entry in self._unsolicited)

@@ -1,0 +1,326 @@
+"""The ``aionlmmap`` command.
+
+``aionlmmap``                 current links, addresses and routes, then live changes until Ctrl-C
+``aionlmmap dump KIND``       links|addresses|routes|neighbours|rules [--json] [--netns NAME] [-4|-6] [--table N|all]
+``aionlmmap monitor``         changes as lines (``--json``: one JSON object per line)
+``aionlmmap info``            backend and kernel facts
+
+JSON output uses ``ip -j``'s keys and value formats, and the same default
+filters as ``ip`` (routes and rules: IPv4 unless -6 or ``--table all``;
+neighbours: NOARP entries hidden), so ``aionlmmap dump routes --json``
+compares with ``ip -j route show`` key by key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TextIO
+
+__all__ = ["main", "build_parser"]
+
+KINDS = ("links", "addresses", "routes", "neighbours", "rules")
+_KIND_ALIASES = {"link": "links", "address": "addresses", "addr": "addresses", "route": "routes", "neighbour": "neighbours",
+                 "neigh": "neighbours", "neighbors": "neighbours", "rule": "rules"}  # fmt: skip
+_MONITOR_KINDS = {"link": "links", "address": "addresses", "route": "routes", "neighbour": "neighbours", "rule": "rules"}
+_NUD_NOARP = 0x40
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aionlmmap",
+        description="Show netlink state (links, addresses, routes, neighbours, rules) and follow its changes.",
+        epilog="Without a command: print links, addresses and routes, then follow changes until Ctrl-C.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
+    common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
+    family = common.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
+    family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
+    parser.add_argument("--netns", metavar="NAME", help="network namespace for the default view")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    dump = commands.add_parser("dump", parents=[common], help="print one kind of object and exit")
+    dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES)), metavar="KIND", help="|".join(KINDS))
+    dump.add_argument("--table", metavar="N|all", help="routes: table id or name (default main), or all")
+    monitor = commands.add_parser("monitor", parents=[common], help="follow changes until Ctrl-C")
+    monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule (default link,address,route)")
+    monitor.add_argument("--no-resync", action="store_true", help="do not start with the current state, and stop on an overrun")
+    commands.add_parser("info", parents=[common], help="ring backend and kernel facts")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point (``aionlmmap`` and ``python -m aionlmmap``)."""
+    args = build_parser().parse_args(argv)
+    command = args.command
+    if command == "dump":
+        # A one-shot dump allocates ~100k objects that refcounting frees;
+        # the cyclic collector would only rescan them again and again.
+        gc.disable()
+        job: Callable[[], Awaitable[int]] = lambda: _dump(args, sys.stdout)  # noqa: E731
+    elif command == "monitor":
+        job = lambda: _monitor(args, sys.stdout)  # noqa: E731
+    elif command == "info":
+        job = lambda: _info(args, sys.stdout)  # noqa: E731
+    else:
+        job = lambda: _overview_then_follow(args, sys.stdout)  # noqa: E731
+    try:
+        return asyncio.run(_until_signal(job))
+    except BrokenPipeError:
+        # `aionlmmap monitor | head`: the reader left; exit quietly.
+        with contextlib.suppress(OSError):
+            sys.stdout = None  # type: ignore[assignment]
+        return 0
+    except (ValueError, OSError) as exc:
+        print(f"aionlmmap: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _until_signal(job: Callable[[], Awaitable[int]]) -> int:
+    """Run ``job``; SIGINT/SIGTERM cancel it and the command exits 0."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(job())
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if stopped:
+            return 0
+        raise
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _open(netns: str | None) -> Any:
+    from .families import rtnl
+
+    return rtnl.open(netns=netns)
+
+
+# --- dump -------------------------------------------------------------------------
+async def _dump(args: argparse.Namespace, out: TextIO) -> int:
+    kind = _KIND_ALIASES.get(args.kind, args.kind)
+    async with _open(args.netns) as nl:
+        if kind == "routes":
+            objects, rows = await _route_rows(nl, args.family, args.table)
+        elif args.table is not None:
+            raise ValueError("--table applies to routes only")
+        elif kind == "links":
+            objects = [link.to_json() async for link in nl.links()]
+            rows = [_link_row(item) for item in objects]
+        elif kind == "addresses":
+            objects = await _address_groups(nl, args.family)
+            rows = [row for group in objects for row in _address_rows(group)]
+        elif kind == "neighbours":
+            # `ip neigh show` hides NOARP entries (multicast mappings) unless asked.
+            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if not neigh.state & _NUD_NOARP]
+            rows = [_neighbour_row(item) for item in objects]
+        else:
+            objects = [rule.to_json() async for rule in nl.rules(args.family or 4)]
+            rows = [_rule_row(item) for item in objects]
+    if args.json:
+        out.write(_compact(objects))
+        out.write("\n")
+    else:
+        _write_table(out, rows)
+    out.flush()
+    return 0
+
+
+async def _route_rows(nl: Any, family: int | None, table: str | None) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    # `ip route show`: IPv4 of the main table; `table all` shows both
+    # families, and a specific table is not repeated in each entry.
+    table_value: Any = None if table is None else (table if table == "all" or not table.isdigit() else int(table))
+    if family is None and table_value != "all":
+        family = 4
+    to_json = [route.to_json() async for route in nl.routes(family, table_value)]
+    if table_value not in (None, "all"):
+        for item in to_json:
+            item.pop("table", None)
+    return to_json, [_route_row(item) for item in to_json]
+
+
+async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
+    """``ip -j address show``: one entry per link with its ``addr_info``."""
+    links = [link.to_json() async for link in nl.links()]
+    by_index: dict[int, list[dict[str, Any]]] = {link["ifindex"]: [] for link in links}
+    async for address in nl.addresses(family):
+        by_index.setdefault(address.ifindex, []).append(address.to_json())
+    groups = []
+    for link in links:
+        infos = by_index.get(link["ifindex"], [])
+        if family is not None and not infos:
+            continue  # `ip -4 addr` lists only links with such addresses
+        link.pop("linkmode", None)  # `ip address` leaves out linkmode and the alias
+        link.pop("ifalias", None)
+        if family is not None:
+            for key in ("link_type", "address", "broadcast", "link_netnsid"):
+                link.pop(key, None)
+        if family == 6:
+            # `ip -6 address` reads the AF_INET6 link dump (inet6_fill_ifinfo),
+            # which has no qdisc, group or master.
+            for key in ("qdisc", "group", "master"):
+                link.pop(key, None)
+        link["addr_info"] = infos
+        groups.append(link)
+    return groups
+
+
+# --- monitor ----------------------------------------------------------------------
+def _monitor_flags(kinds_text: str) -> dict[str, bool]:
+    flags = dict.fromkeys(_MONITOR_KINDS.values(), False)
+    for kind in filter(None, (part.strip() for part in kinds_text.split(","))):
+        kind = {"neigh": "neighbour", "neighbor": "neighbour", "addr": "address"}.get(kind, kind)
+        kind = {plural: singular for singular, plural in _MONITOR_KINDS.items()}.get(kind, kind)
+        if kind not in _MONITOR_KINDS:
+            raise ValueError(f"unknown kind {kind!r} in --kinds: use link,address,route,neighbour,rule")
+        flags[_MONITOR_KINDS[kind]] = True
+    return flags
+
+
+async def _monitor(args: argparse.Namespace, out: TextIO) -> int:
+    flags = _monitor_flags(args.kinds)
+    async with _open(args.netns) as nl:
+        await _follow(nl, out, flags, json_lines=args.json, resync=not args.no_resync, family=args.family)
+    return 0
+
+
+async def _follow(nl: Any, out: TextIO, flags: dict[str, bool], *, json_lines: bool, resync: bool, family: int | None = None) -> None:
+    from .families.rtnl_constants import AF_INET, AF_INET6
+
+    wanted_family = {4: AF_INET, 6: AF_INET6}.get(family or 0)
+    async for event in nl.monitor(**flags, resync=resync):
+        if wanted_family is not None and getattr(event.obj, "family", wanted_family) != wanted_family:
+            continue
+        out.write(_compact(event.to_json()) if json_lines else _event_line(event))
+        out.write("\n")
+        out.flush()
+
+
+async def _overview_then_follow(args: argparse.Namespace, out: TextIO) -> int:
+    """The default job: current links, addresses and routes, then changes.
+
+    The monitor starts with its own snapshot of the state; events equal to
+    what the overview printed are skipped, so a change made between the
+    overview and the monitor's start is still shown, and nothing twice."""
+    async with _open(args.netns) as nl:
+        links = [link async for link in nl.links()]
+        addresses = [address async for address in nl.addresses()]
+        routes = [route async for route in nl.routes(table="all")]
+        printed = {("link", obj.key): obj for obj in links}
+        printed.update((("address", obj.key), obj) for obj in addresses)
+        printed.update((("route", obj.key), obj) for obj in routes)
+        out.write(f"Links ({len(links)})\n")
+        _write_table(out, [_link_row(link.to_json()) for link in links])
+        out.write(f"\nAddresses ({len(addresses)})\n")
+        _write_table(out, [[address.dev or str(address.ifindex), *_address_row(address.to_json())] for address in addresses])
+        out.write(f"\nRoutes ({len(routes)})\n")
+        _write_table(out, [_route_row(route.to_json()) for route in routes])
+        out.write("\nFollowing changes (Ctrl-C to stop)...\n")
+        out.flush()
+        async for event in nl.monitor(links=True, addresses=True, routes=True):
+            if event.action == "new" and printed.pop((event.kind, event.obj.key), None) == event.obj:
+                continue
+            out.write(_event_line(event) + "\n")
+            out.flush()
+    return 0
+
+
+# --- info -------------------------------------------------------------------------
+async def _info(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from . import info as info_module  # written alongside the kernel backend
+    except ImportError:
+        info_module = None  # type: ignore[assignment]
+    if info_module is not None and hasattr(info_module, "format_info"):
+        text = info_module.format_info()
+        if asyncio.iscoroutine(text):
+            text = await text
+        out.write(str(text).rstrip("\n") + "\n")
+    else:
+        async with _open(args.netns) as nl:
+            out.write(f"backend: {nl.ring.backend}\nportid: {nl.ring.portid}\n")
+    out.flush()
+    return 0
+
+
+# --- plain-text rendering -----------------------------------------------------------
+def _link_row(link: dict[str, Any]) -> list[str]:
+    name = link["ifname"] + (f"@{link['link']}" if link.get("link") else "")
+    return [str(link["ifindex"]), name, link.get("operstate", "?"), str(link.get("mtu", "")), link.get("address", ""),
+            ",".join(link["flags"]), f"master {link['master']}" if "master" in link else ""]  # fmt: skip
+
+
+def _address_row(info: dict[str, Any]) -> list[str]:
+    return [info["family"], f"{info['local']}/{info['prefixlen']}", info["scope"], info.get("label", "")]
+
+
+def _address_rows(group: dict[str, Any]) -> list[list[str]]:
+    return [[group["ifname"], *_address_row(info)] for info in group["addr_info"]]
+
+
+def _route_row(route: dict[str, Any]) -> list[str]:
+    via = route.get("gateway") or ",".join(hop.get("gateway", "") for hop in route.get("nexthops", []))
+    return [route.get("type", ""), route["dst"], f"via {via}" if via else "", f"dev {route['dev']}" if "dev" in route else "",
+            f"table {route['table']}" if "table" in route else "", route.get("protocol", ""), route.get("scope", ""),
+            f"metric {route['metric']}" if "metric" in route else ""]  # fmt: skip
+
+
+def _neighbour_row(neigh: dict[str, Any]) -> list[str]:
+    return [neigh.get("dst", ""), f"dev {neigh['dev']}" if "dev" in neigh else "", neigh.get("lladdr", ""), ",".join(neigh.get("state", []))]
+
+
+def _rule_row(rule: dict[str, Any]) -> list[str]:
+    selector = "from " + (rule["src"] + (f"/{rule['srclen']}" if "srclen" in rule else ""))
+    if "dst" in rule:
+        selector += " to " + rule["dst"] + (f"/{rule['dstlen']}" if "dstlen" in rule else "")
+    if "fwmark" in rule:
+        selector += f" fwmark {rule['fwmark']}" + (f"/{rule['fwmask']}" if "fwmask" in rule else "")
+    target = f"lookup {rule['table']}" if "table" in rule else rule.get("action", "")
+    return [f"{rule['priority']}:", selector, target]
+
+
+def _write_table(out: TextIO, rows: list[list[str]]) -> None:
+    if not rows:
+        out.write("  (none)\n")
+        return
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        out.write("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+
+
+def _event_line(event: Any) -> str:
+    item = event.obj.to_json()
+    kind = event.kind
+    if kind == "link":
+        text = " ".join(_link_row(item))
+    elif kind == "address":
+        text = f"{event.obj.dev or event.obj.ifindex} {item['family']} {item['local']}/{item['prefixlen']} scope {item['scope']}"
+    elif kind == "route":
+        text = " ".join(cell for cell in _route_row(item) if cell)
+    elif kind == "neighbour":
+        text = " ".join(cell for cell in _neighbour_row(item) if cell)
+    else:
+        text = " ".join(_rule_row(item))
+    return f"{event.action:<3} {kind:<9} {' '.join(text.split())}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""nfnetlink_log: packets logged by netfilter (iptables ``-j NFLOG``, nft
+``log group N``), read from a log group.
+
+>>> async with nflog.open(5, netns="fw") as log:
+...     async for entry in log:
+...         print(entry.prefix, entry.hook, entry.indev, len(entry.payload))
+
+Entries borrow their bytes from the RX frame (zero copy) and are valid until
+the iterator moves on; ``entry.copy()`` keeps one. The kernel may pack
+several entries into one datagram (``qthreshold`` > 1, flushed after
+``flush_timeout``), ending it with NLMSG_DONE; they arrive one by one here.
+A log group has one listener per namespace: binding a group someone else
+holds fails with EBUSY.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+
+from .. import ring as _ring
+from .._sys import NetnsSpec
+from ..attributes import AttributeBuilder, Attributes, parse_attributes
+from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_ULOG, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
+from ..errors import DecodeError, NetlinkError, OverrunError
+from ..frames import RingConfig
+from ..message import Message
+from .nfnetlink import CT_INFO_NAMES, HOOK_NAMES, encode_nfgenmsg
+
+__all__ = ["open", "Log", "LogEntry", "LogStats", "decode_entry", "encode_config", "NFULNL_CFG_F_SEQ", "NFULNL_CFG_F_SEQ_GLOBAL",
+           "NFULNL_CFG_F_CONNTRACK"]
+
+# include/uapi/linux/netfilter/nfnetlink_log.h
+NFULNL_MSG_PACKET = 0
+NFULNL_MSG_CONFIG = 1
+NFULA_PACKET_HDR, NFULA_MARK, NFULA_TIMESTAMP, NFULA_IFINDEX_INDEV, NFULA_IFINDEX_OUTDEV = 1, 2, 3, 4, 5
+NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_PHYSOUTDEV, NFULA_HWADDR, NFULA_PAYLOAD, NFULA_PREFIX = 6, 7, 8, 9, 10
+NFULA_UID, NFULA_SEQ, NFULA_SEQ_GLOBAL, NFULA_GID, NFULA_HWTYPE, NFULA_HWHEADER, NFULA_HWLEN = 11, 12, 13, 14, 15, 16, 17
+NFULA_CT, NFULA_CT_INFO, NFULA_VLAN, NFULA_L2HDR = 18, 19, 20, 21
+NFULA_MAX_KNOWN = NFULA_L2HDR
+NFULNL_CFG_CMD_BIND, NFULNL_CFG_CMD_UNBIND = 1, 2
+NFULA_CFG_CMD, NFULA_CFG_MODE, NFULA_CFG_NLBUFSIZ, NFULA_CFG_TIMEOUT, NFULA_CFG_QTHRESH, NFULA_CFG_FLAGS = 1, 2, 3, 4, 5, 6
+NFULNL_COPY_NONE, NFULNL_COPY_META, NFULNL_COPY_PACKET = 0, 1, 2
+NFULNL_CFG_F_SEQ = 0x1
+NFULNL_CFG_F_SEQ_GLOBAL = 0x2
+NFULNL_CFG_F_CONNTRACK = 0x4
+
+_TYPE_PACKET = NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET
+_TYPE_CONFIG = NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG
+_PACKET_HDR = struct.Struct("!HB")  # struct nfulnl_msg_packet_hdr {__be16 hw_protocol; u8 hook; u8 pad}
+_BE32 = struct.Struct("!I")
+_TIMESTAMP = struct.Struct("!QQ")
+_HWADDR = struct.Struct("!H2x8s")
+
+
+def encode_config(group: int, *, command: int | None = None, copy_mode: int | None = None, copy_range: int = 0xFFFF,
+                  nlbufsiz: int | None = None, flush_timeout: float | None = None, qthreshold: int | None = None,
+                  flags: int | None = None) -> Message:
+    """NFULNL_MSG_CONFIG for ``group`` (``nfulnl_recv_config`` applies the
+    command first, then the other settings)."""
+    builder = AttributeBuilder()
+    if command is not None:
+        builder.add(NFULA_CFG_CMD, bytes((command,)))
+    if copy_mode is not None:
+        builder.add(NFULA_CFG_MODE, struct.pack("!IBx", copy_range, copy_mode))
+    if nlbufsiz is not None:
+        builder.add_be32(NFULA_CFG_NLBUFSIZ, nlbufsiz)
+    if flush_timeout is not None:
+        builder.add_be32(NFULA_CFG_TIMEOUT, max(0, round(flush_timeout * 100)))  # in 1/100 s
+    if qthreshold is not None:
+        builder.add_be32(NFULA_CFG_QTHRESH, qthreshold)
+    if flags is not None:
+        builder.add_be16(NFULA_CFG_FLAGS, flags)
+    return Message(_TYPE_CONFIG, NLM_F_REQUEST, payload=encode_nfgenmsg(0, group) + builder.build())
+
+
+class LogEntry:
+    """One logged packet. Fields decode from the message on access."""
+
+    __slots__ = ("_message", "_table", "group", "hw_protocol", "hook_number")
+
+    def __init__(self, message: Message, table: dict[int, tuple[int, int]], group: int, hw_protocol: int, hook: int) -> None:
+        self._message = message
+        self._table = table
+        self.group = group  #: the log group it came from
+        self.hw_protocol = hw_protocol  #: ethertype (0x0800 IPv4, 0x86dd IPv6)
+        self.hook_number = hook
+
+    def _be32(self, attr_type: int) -> int | None:
+        span = self._table.get(attr_type)
+        if span is None or span[1] - span[0] < 4:
+            return None
+        return _BE32.unpack_from(self._message.payload, span[0])[0]  # type: ignore[no-any-return]
+
+    @property
+    def hook(self) -> str:
+        return HOOK_NAMES.get(self.hook_number, str(self.hook_number))
+
+    @property
+    def prefix(self) -> str:
+        """The rule's log prefix ("" when it has none)."""
+        span = self._table.get(NFULA_PREFIX)
+        if span is None:
+            return ""
+        return bytes(self._message.payload[span[0] : span[1]]).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    @property
+    def payload(self) -> memoryview:
+        """The packet from its network header on, up to the copy range (zero copy)."""
+        span = self._table.get(NFULA_PAYLOAD)
+        return memoryview(b"") if span is None else self._message.payload[span[0] : span[1]]
+
+    @property
+    def mark(self) -> int:
+        return self._be32(NFULA_MARK) or 0
+
+    @property
+    def indev(self) -> int | None:
+        return self._be32(NFULA_IFINDEX_INDEV)
+
+    @property
+    def outdev(self) -> int | None:
+        return self._be32(NFULA_IFINDEX_OUTDEV)
+
+    @property
+    def physindev(self) -> int | None:
+        return self._be32(NFULA_IFINDEX_PHYSINDEV)
+
+    @property
+    def physoutdev(self) -> int | None:
+        return self._be32(NFULA_IFINDEX_PHYSOUTDEV)
+
+    @property
+    def uid(self) -> int | None:
+        """Owning socket's uid (locally generated packets)."""
+        return self._be32(NFULA_UID)
+
+    @property
+    def gid(self) -> int | None:
+        return self._be32(NFULA_GID)
+
+    @property
+    def seq(self) -> int | None:
+        """Per-group sequence number (``flags=NFULNL_CFG_F_SEQ``)."""
+        return self._be32(NFULA_SEQ)
+
+    @property
+    def seq_global(self) -> int | None:
+        return self._be32(NFULA_SEQ_GLOBAL)
+
+    @property
+    def conntrack_state(self) -> str | None:
+        value = self._be32(NFULA_CT_INFO)
+        return None if value is None else CT_INFO_NAMES.get(value, str(value))
+
+    @property
+    def timestamp(self) -> float | None:
+        span = self._table.get(NFULA_TIMESTAMP)
+        if span is None or span[1] - span[0] < 16:
+            return None
+        seconds, microseconds = _TIMESTAMP.unpack_from(self._message.payload, span[0])
+        return seconds + microseconds / 1e6
+
+    @property
+    def hwaddr(self) -> bytes | None:
+        span = self._table.get(NFULA_HWADDR)
+        if span is None or span[1] - span[0] < 12:
+            return None
+        length, address = _HWADDR.unpack_from(self._message.payload, span[0])
+        return bytes(address[: min(length, 8)])
+
+    def copy(self) -> LogEntry:
+        """A copy that outlives the RX frame."""
+        return LogEntry(self._message.copy(), self._table, self.group, self.hw_protocol, self.hook_number)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "prefix": self.prefix, "hook": self.hook, "hw_protocol": self.hw_protocol,
+                "indev": self.indev, "outdev": self.outdev, "mark": self.mark, "uid": self.uid, "gid": self.gid,
+                "payload_length": len(self.payload)}
+
+    def __repr__(self) -> str:
+        return f"<LogEntry group={self.group} prefix={self.prefix!r} hook={self.hook} length={len(self.payload)}>"
+
+
+def decode_entry(message: Message) -> LogEntry:
+    """Decode an NFULNL_MSG_PACKET; :class:`DecodeError` if it is malformed."""
+    payload = message.payload
+    if len(payload) < 4:
+        raise DecodeError(f"nflog message of {len(payload)} bytes has no nfgenmsg")
+    group = int.from_bytes(payload[2:4], "big")
+    table = parse_attributes(payload, 4)
+    span = table.get(NFULA_PACKET_HDR)
+    if span is None or span[1] - span[0] < _PACKET_HDR.size:
+        raise DecodeError("nflog message without a valid NFULA_PACKET_HDR")
+    hw_protocol, hook = _PACKET_HDR.unpack_from(payload, span[0])
+    return LogEntry(message, table, group, hw_protocol, hook)
+
+
+@attrs.define
+class LogStats:
+    entries: int = 0
+    malformed: int = 0  #: messages that could not be decoded, skipped
+    unknown_attributes: int = 0  #: attributes newer than this module, ignored
+    other_messages: int = 0
+    overruns: int = 0  #: times the kernel dropped entries (socket full); see docs
+
+
+class Log:
+    """A bound nflog group. Use :func:`open`."""
+
+    def __init__(self, ring: Any, group: int, config: Message) -> None:
+        self.ring = ring
+        self.group = group
+        self.stats = LogStats()
+        self._config = config
+        self._messages: AsyncIterator[Message] | None = None
+
+    async def __aenter__(self) -> Log:
+        await self.ring.__aenter__()
+        try:
+            await self.ring.request(self._config)
+        except NetlinkError as exc:
+            await self.ring.aclose()
+            if exc.errno == 16:  # EBUSY: the group is bound by another socket (nfulnl_recv_config)
+                raise NetlinkError(exc.errno, f"nflog group {self.group} is already bound by another socket", exc.extack_offset) from None
+            raise
+        except BaseException:
+            await self.ring.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ring.aclose()
+
+    def __aiter__(self) -> AsyncIterator[LogEntry]:
+        return self._entries()
+
+    async def _next_message(self) -> Message:
+        while True:
+            if self._messages is None:
+                self._messages = self.ring.__aiter__()
+            try:
+                return await self._messages.__anext__()  # type: ignore[no-any-return]
+            except OverrunError:
+                # Entries were lost (socket buffer full); logging goes on.
+                self.stats.overruns += 1
+                self._messages = None
+            except BaseException:
+                self._messages = None
+                raise
+
+    async def _entries(self) -> AsyncIterator[LogEntry]:
+        stats = self.stats
+        while True:
+            message = await self._next_message()
+            if message.type != _TYPE_PACKET:
+                if message.type not in (NLMSG_DONE, NLMSG_ERROR):
+                    stats.other_messages += 1
+                continue
+            try:
+                entry = decode_entry(message)
+            except (DecodeError, struct.error):
+                stats.malformed += 1
+                continue
+            if entry.group != self.group:
+                stats.other_messages += 1
+                continue
+            stats.entries += 1
+            stats.unknown_attributes += sum(1 for attr_type in entry._table if attr_type > NFULA_MAX_KNOWN)
+            yield entry
+
+
+def open(
+    group: int,
+    *,
+    copy_range: int = 0xFFFF,
+    copy_mode: int = NFULNL_COPY_PACKET,
+    flags: int = 0,
+    qthreshold: int | None = None,
+    flush_timeout: float | None = None,
+    nlbufsiz: int | None = None,
+    netns: NetnsSpec = None,
+    rcvbuf: int | None = 4 * 1024 * 1024,
+    rx: RingConfig | None = None,
+    backend: str = "auto",
+    accept_foreign: bool = False,
+) -> Log:
+    """Bind nflog ``group`` (iptables ``-j NFLOG --nflog-group N``, nft ``log group N``).
+
+    ``async with nflog.open(5, netns="fw") as log: async for entry in log: ...``
+
+    Args:
+        copy_range: bytes of each packet to copy; ``copy_mode``: NFULNL_COPY_PACKET or _META.
+        flags: NFULNL_CFG_F_SEQ, NFULNL_CFG_F_SEQ_GLOBAL, NFULNL_CFG_F_CONNTRACK.
+        qthreshold: entries the kernel packs into one datagram before sending
+            (with ``flush_timeout`` seconds as the upper bound on the wait).
+        nlbufsiz: the kernel's per-instance buffer for packing entries.
+    """
+    if not 0 <= group <= 0xFFFF:
+        raise ValueError(f"nflog group {group} out of range 0..65535")
+    config = encode_config(group, command=NFULNL_CFG_CMD_BIND, copy_mode=copy_mode, copy_range=copy_range, nlbufsiz=nlbufsiz,
+                           flush_timeout=flush_timeout, qthreshold=qthreshold, flags=flags)
+    ring = _ring.open(NETLINK_NETFILTER, netns=netns, rx=rx, rcvbuf=rcvbuf, backend=backend, accept_foreign=accept_foreign)  # type: ignore[arg-type]
+    return Log(ring, group, config)

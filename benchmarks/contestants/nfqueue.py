@@ -1,0 +1,178 @@
+"""nfqueue consumers (scenario ``nfqueue``), run inside the receiving
+namespace: ``python -m benchmarks.contestants.nfqueue NAME --count N``.
+
+A consumer binds queue 0 (no fail-open, so a full queue drops instead of
+bypassing it), prints ``ready``, accepts every packet, and stops after
+``--count`` packets, 2 s without a packet once traffic began, or 60 s.
+It prints ``{"count", "elapsed"}``: verdicts given and the time from the
+first to the last packet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import select
+import socket
+import threading
+import time
+from typing import Any
+
+from ._child import emit, run_on_loop, unavailable
+
+QUEUE = 0
+IDLE_SECONDS = 2.0
+DEADLINE_SECONDS = 60.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.started = time.perf_counter()
+
+    def expired(self) -> bool:
+        now = time.perf_counter()
+        return now - self.started > DEADLINE_SECONDS or bool(self.last and now - self.last > IDLE_SECONDS)
+
+    def result(self) -> tuple[int, float]:
+        return self.count, max(self.last - self.first, 1e-9)
+
+
+def aionlmmap_queue(args: argparse.Namespace) -> tuple[int, float]:
+    """``async for packet in queue: packet.accept()``; verdicts leave in
+    batches on the TX ring (see aionlmmap.families.nfqueue)."""
+    import asyncio
+
+    try:
+        from aionlmmap.families import nfqueue
+    except ImportError as error:
+        unavailable(f"aionlmmap.families.nfqueue is not importable yet ({error})")
+    clock = Clock()
+
+    async def main() -> tuple[int, float]:
+        async with nfqueue.open(QUEUE, fail_open=False, copy_range=0xFFFF) as queue:
+            print("ready", flush=True)
+
+            async def consume() -> None:
+                count = 0
+                first = 0.0
+                async for packet in queue:
+                    packet.accept()
+                    count += 1
+                    if count == 1:
+                        first = time.perf_counter()
+                        clock.first = first
+                    if count & 63 == 0:
+                        clock.count, clock.last = count, time.perf_counter()
+                    if count >= args.count:
+                        break
+                clock.count, clock.last = count, time.perf_counter()
+
+            task = asyncio.ensure_future(consume())
+            while not task.done():
+                await asyncio.wait([task], timeout=0.25)
+                if not task.done() and clock.expired():
+                    task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await asyncio.sleep(0.05)  # let the last verdict batch leave
+        return clock.result()
+
+    return run_on_loop(main, args.loop)  # type: ignore[no-any-return]
+
+
+def netfilterqueue_queue(args: argparse.Namespace) -> tuple[int, float]:
+    """NetfilterQueue (libnetfilter_queue via Cython), one verdict per packet."""
+    try:
+        from netfilterqueue import NetfilterQueue
+    except ImportError:
+        unavailable("NetfilterQueue is not installed: pip install NetfilterQueue (builds against libnetfilter-queue-dev)")
+    clock = Clock()
+
+    def on_packet(packet: Any) -> None:
+        packet.accept()
+        clock.count += 1
+        clock.last = time.perf_counter()
+        if clock.count == 1:
+            clock.first = clock.last
+
+    nfq = NetfilterQueue()
+    nfq.bind(QUEUE, on_packet)
+    sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
+    try:
+        print("ready", flush=True)
+        while clock.count < args.count and not clock.expired():
+            readable, _, _ = select.select([sock], [], [], 0.25)
+            if readable:
+                nfq.run(block=False)
+    finally:
+        sock.close()
+        nfq.unbind()
+    return clock.result()
+
+
+def fnfqueue_queue(args: argparse.Namespace) -> tuple[int, float]:
+    """fnfqueue (cffi, a reader thread, chunked receive), one verdict per packet."""
+    try:
+        import fnfqueue
+    except ImportError:
+        unavailable("fnfqueue is not installed: pip install fnfqueue")
+    clock = Clock()
+    connection = fnfqueue.Connection()
+    queue = connection.bind(QUEUE)
+    queue.set_mode(0xFFFF, fnfqueue.COPY_PACKET)
+    stop = threading.Event()
+
+    def watchdog() -> None:
+        while not stop.wait(0.25):
+            if clock.expired():
+                connection.close()  # ends the iteration below
+                return
+
+    guard = threading.Thread(target=watchdog, daemon=True)
+    guard.start()
+    print("ready", flush=True)
+    overruns = 0
+    try:
+        while clock.count < args.count and not clock.expired():
+            try:
+                for packet in connection:
+                    packet.accept()
+                    clock.count += 1
+                    clock.last = time.perf_counter()
+                    if clock.count == 1:
+                        clock.first = clock.last
+                    if clock.count >= args.count:
+                        break
+                else:
+                    break  # the watchdog closed the connection
+            except fnfqueue.BufferOverflowException:
+                overruns += 1  # ENOBUFS: the socket overflowed; packets were lost, go on
+    except OSError:
+        pass  # the watchdog closed the connection
+    finally:
+        stop.set()
+        connection.close()
+    args.overruns = overruns
+    return clock.result()
+
+
+CONTESTANTS = {"aionlmmap": aionlmmap_queue, "netfilterqueue": netfilterqueue_queue, "fnfqueue": fnfqueue_queue}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("name", choices=sorted(CONTESTANTS))
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
+    args = parser.parse_args()
+    args.overruns = 0
+    count, elapsed = CONTESTANTS[args.name](args)
+    emit(count=count, elapsed=elapsed, overruns=args.overruns)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The benchmark scenarios. Each module has ``TITLE``, ``DEFAULT_N`` and
+``run(options, reporter)``; ``SCENARIOS`` maps the command-line names to them."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import attrs
+
+__all__ = ["Options", "SCENARIOS", "load"]
+
+
+@attrs.frozen
+class Options:
+    n: int | None  #: scenario size (None: the scenario's default)
+    repeat: int
+    only: tuple[str, ...] = ()  #: contestant name filters (substrings); empty = all
+
+    def size(self, default: int) -> int:
+        return self.n if self.n is not None else default
+
+    def wants(self, name: str) -> bool:
+        return not self.only or any(part in name for part in self.only)
+
+
+#: command-line name -> module (imported lazily so one broken scenario does
+#: not stop the others)
+SCENARIOS = {
+    "route-dump": "route_dump",
+    "storm": "storm",
+    "nfqueue": "nfqueue",
+    "tx-batch": "tx_batch",
+    "geometry": "geometry",
+    "frames": "frames",
+}
+
+
+def load(name: str) -> ModuleType:
+    import importlib
+
+    return importlib.import_module(f"benchmarks.scenarios.{SCENARIOS[name]}")

@@ -1,0 +1,141 @@
+"""Scenario 3, nfqueue: a C sender floods 64-byte UDP payloads from one
+namespace to another, where an iptables NFQUEUE rule (queue 0, no bypass)
+hands every packet to the consumer, which accepts it.
+
+Contestants: the C libnetfilter_queue consumer (benchmarks/c/
+nfqueue_consumer.c, one verdict per packet), NetfilterQueue, fnfqueue and
+aionlmmap (batched verdicts on the TX ring). Reported: verdicts/s from the
+consumer's first to last packet, packets sent, verdicts given, and the
+kernel's queue_dropped/user_dropped counters (queue full / socket full).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import cbuild
+from ..netns import BenchmarkSetupError, Namespace, namespace_pair
+from ..runner import (
+    Child,
+    Contestant,
+    ContestantFailed,
+    Reporter,
+    Sample,
+    Skipped,
+    child_env,
+    measure_all,
+    parse_result,
+    python_contestant_argv,
+    ratio_target,
+    run_child,
+)
+from . import Options
+
+TITLE = "Scenario 3: nfqueue verdicts"
+DEFAULT_N = 200_000
+UNIT = "verdicts/s"
+PORT = 9999
+PAYLOAD = 64
+RECEIVER_ADDRESS = "10.98.0.2"
+
+
+def install_queue_rule(receiver: Namespace) -> str:
+    """The NFQUEUE rule, with whichever tool works in this kernel/userland."""
+    attempts = [
+        ["iptables", "-A", "INPUT", "-p", "udp", "--dport", str(PORT), "-j", "NFQUEUE", "--queue-num", "0"],
+        ["iptables-legacy", "-A", "INPUT", "-p", "udp", "--dport", str(PORT), "-j", "NFQUEUE", "--queue-num", "0"],
+    ]
+    errors = []
+    for command in attempts:
+        try:
+            receiver.run(*command)
+            return " ".join(command)
+        except (BenchmarkSetupError, FileNotFoundError) as error:
+            errors.append(str(error))
+    ruleset = f"table inet bench {{ chain input {{ type filter hook input priority 0; udp dport {PORT} queue num 0; }} }}"
+    try:
+        receiver.run("nft", ruleset)
+        return "nft " + ruleset
+    except (BenchmarkSetupError, FileNotFoundError) as error:
+        errors.append(str(error))
+    raise BenchmarkSetupError("cannot install an NFQUEUE rule: " + " | ".join(errors))
+
+
+def queue_counters(receiver: Namespace) -> dict[str, int]:
+    """queue_dropped / user_dropped of queue 0 from /proc/net/netfilter/nfnetlink_queue
+    (fields: queue portid total copy_mode copy_range queue_dropped user_dropped id_sequence 1)."""
+    try:
+        text = receiver.run("cat", "/proc/net/netfilter/nfnetlink_queue").stdout
+    except BenchmarkSetupError:
+        return {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 7 and fields[0] == "0":
+            return {"queue_dropped": int(fields[5]), "user_dropped": int(fields[6])}
+    return {}
+
+
+def measure_queue(n: int, consumer_argv: Any, name: str) -> Sample:
+    try:
+        flood = cbuild.build("udp_flood")
+    except cbuild.CompilerMissing as error:
+        raise Skipped(f"the UDP flood sender needs a C compiler: {error}") from None
+    with namespace_pair("nfq") as (sender, receiver):
+        install_queue_rule(receiver)
+        child = Child(consumer_argv(receiver), env=child_env())
+        try:
+            if not child.wait_for_line("ready", timeout=30):
+                if child.proc.poll() is not None:
+                    parse_result(child.finish(timeout=5), name)
+                    raise ContestantFailed(f"{name} exited before it was ready")
+                # A consumer that does not announce itself gets a moment to bind.
+                time.sleep(1.0)
+            flood_result = run_child([*sender.exec_prefix(), str(flood), RECEIVER_ADDRESS, str(PORT), str(n), str(PAYLOAD)], timeout=120)
+            counters = queue_counters(receiver)
+        finally:
+            result = child.finish(timeout=90)
+        if flood_result.returncode != 0:
+            raise ContestantFailed(f"the flood sender failed: {flood_result.stderr.strip()[-300:]}")
+        sent = parse_result(flood_result, "udp_flood")["sent"]
+        data = parse_result(result, name)
+    count = int(data.get("count", data.get("verdicts", 0)))
+    fields: dict[str, Any] = {"sent": int(sent), "verdicts": count, "overruns": int(data.get("overruns", 0)), **counters}
+    return Sample(count, float(data["elapsed"]) or 1e-9, result.peak_rss_kib, None, fields)
+
+
+def contestants(n: int) -> list[Contestant]:
+    def c_argv(receiver: Namespace) -> list[str]:
+        try:
+            binary = cbuild.build("nfqueue_consumer", ("netfilter_queue", "mnl"))
+        except cbuild.CompilerMissing as error:
+            raise Skipped(str(error)) from None
+        return [*receiver.exec_prefix(), str(binary), "0", str(n)]
+
+    def python_argv(module_name: str, loop: str = "asyncio") -> Any:
+        return lambda receiver: python_contestant_argv(receiver.exec_prefix(), "nfqueue", module_name, "--count", str(n), "--loop", loop)
+
+    items = [
+        ("c-libnetfilter_queue", c_argv),
+        ("netfilterqueue", python_argv("netfilterqueue")),
+        ("fnfqueue", python_argv("fnfqueue")),
+        ("aionlmmap", python_argv("aionlmmap")),
+        ("aionlmmap-uvloop", python_argv("aionlmmap", "uvloop")),
+    ]
+    return [Contestant(name, (lambda build=build, name=name: measure_queue(n, build, name)), reference="aionlmmap") for name, build in items]
+
+
+TARGETS = [
+    ratio_target("nfqueue verdicts/s >= the per-packet C consumer", "aionlmmap", "c-libnetfilter_queue", 1.0),
+    ratio_target("nfqueue far ahead of NetfilterQueue (>= 2x)", "aionlmmap", "netfilterqueue", 2.0),
+    ratio_target("nfqueue far ahead of fnfqueue (>= 2x)", "aionlmmap", "fnfqueue", 2.0),
+]
+
+
+def run(options: Options, reporter: Reporter) -> None:
+    n = options.size(DEFAULT_N)
+    chosen = [c for c in contestants(n) if options.wants(c.name)]
+    summaries = measure_all("nfqueue", UNIT, chosen, options.repeat, progress=reporter.progress)
+    for summary in summaries.values():
+        summary["n"] = n
+    reporter.scenario(f"{TITLE}, {n} packets of {PAYLOAD}-byte UDP payload", summaries, TARGETS, extra_columns=("sent", "verdicts", "queue_dropped", "user_dropped"))

@@ -1,0 +1,79 @@
+"""Shared fixtures.
+
+- Every async test runs twice: on asyncio's default loop and on uvloop
+  (pytest-asyncio's ``pytest_asyncio_loop_factories`` hook parametrizes it).
+- ``netns``: a throwaway network namespace with ``lo`` up, deleted after the
+  test; tests never touch the host's own namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import uvloop
+
+
+def pytest_asyncio_loop_factories(config, item):  # type: ignore[no-untyped-def]
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command, raising with its stderr when it fails."""
+    result = subprocess.run(args, capture_output=True, text=True, input=input, timeout=60)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def ip(netns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`ip -n NETNS ...` (never the host namespace)."""
+    return run("ip", "-n", netns, *args, check=check)
+
+
+def _require_root_tools() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (network namespaces); run them as root as CI does")
+    if shutil.which("ip") is None:
+        pytest.fail("iproute2 is missing: run the README's test command, which installs it")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A fresh network namespace named aionlmmap-test-XXXX with lo up."""
+    _require_root_tools()
+    name = f"aionlmmap-test-{uuid.uuid4().hex[:10]}"
+    run("ip", "netns", "add", name)
+    try:
+        ip(name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        run("ip", "netns", "del", name, check=False)
+
+
+@pytest.fixture
+def netns_pair() -> Iterator[tuple[str, str]]:
+    """Two namespaces joined by a veth pair: 10.99.0.1/24 (veth0 in the first)
+    and 10.99.0.2/24 (veth1 in the second), both up."""
+    _require_root_tools()
+    tag = uuid.uuid4().hex[:8]
+    first, second = f"aionlmmap-a-{tag}", f"aionlmmap-b-{tag}"
+    run("ip", "netns", "add", first)
+    run("ip", "netns", "add", second)
+    try:
+        ip(first, "link", "set", "lo", "up")
+        ip(second, "link", "set", "lo", "up")
+        ip(first, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", second)
+        ip(first, "addr", "add", "10.99.0.1/24", "dev", "veth0")
+        ip(second, "addr", "add", "10.99.0.2/24", "dev", "veth1")
+        ip(first, "link", "set", "veth0", "up")
+        ip(second, "link", "set", "veth1", "up")
+        yield first, second
+    finally:
+        run("ip", "netns", "del", first, check=False)
+        run("ip", "netns", "del", second, check=False)

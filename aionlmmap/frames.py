@@ -101,19 +101,16 @@ class RingConfig:
 
     @classmethod
     def for_frames(cls, frame_size: int, frame_nr: int, page_size: int = DEFAULT_PAGE_SIZE) -> RingConfig:
-        """The smallest blocks that hold whole frames: each block is the frame
-        size rounded up to pages, one frame per block (or several frames per
-        page-sized block when frames are small)."""
+        """The smallest blocks that hold whole frames: each block is the
+        frame size rounded up to pages. The kernel wants frame_nr to fill
+        whole blocks (frame_nr == frames_per_block * block_nr), so a small
+        frame_nr of small frames is rounded up to fill the last block."""
         if frame_size <= 0 or frame_nr <= 0:
             raise RingConfigError("frame_size and frame_nr must be positive")
-        if frame_size <= page_size and page_size % frame_size == 0:
-            per_block = page_size // frame_size
-            if frame_nr % per_block == 0:
-                config = cls(page_size, frame_nr // per_block, frame_size, frame_nr)
-                config.validate(page_size)
-                return config
         block_size = -(-frame_size // page_size) * page_size
-        config = cls(block_size, frame_nr, frame_size, frame_nr)
+        per_block = block_size // frame_size
+        block_nr = -(-frame_nr // per_block)
+        config = cls(block_size, block_nr, frame_size, per_block * block_nr)
         config.validate(page_size)
         return config
 

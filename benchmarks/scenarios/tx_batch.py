@@ -1,0 +1,85 @@
+"""Scenario 4, TX batching: add N /32 routes (default 10,000) in a fresh
+namespace, one request at a time vs batched.
+
+Contestants: aionlmmap awaiting each ``ring.request`` in turn, N concurrent
+``ring.request`` calls (their messages share TX frames and one sendmsg per
+loop iteration), ``ring.request_many`` in chunks of 256 (one datagram per
+chunk), pyroute2 IPRoute and AsyncIPRoute, and ``ip -batch`` (process wall
+time, file written beforehand). After each run the routes are counted in
+the kernel: ``installed`` must equal N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+
+from ..netns import Namespace, namespace, route_address
+from ..runner import Contestant, ContestantFailed, Reporter, Sample, command_sample, measure_all, python_contestant_argv, python_sample, ratio_target
+from . import Options
+
+TITLE = "Scenario 4: TX batching (route adds)"
+DEFAULT_N = 10_000
+UNIT = "routes/s"
+
+
+def installed_routes(space: Namespace) -> int:
+    routes = json.loads(space.ip("-j", "route", "show", "table", "main").stdout or "[]")
+    return sum(1 for route in routes if route.get("dst", "").startswith("10."))
+
+
+def measure_in_fresh_namespace(n: int, run: Callable[[Namespace], Sample]) -> Sample:
+    with namespace("tx") as space:
+        space.add_route_device()
+        sample = run(space)
+        installed = installed_routes(space)
+    if installed != n:
+        raise ContestantFailed(f"{installed} of {n} routes were installed")
+    return Sample(sample.count, sample.elapsed, sample.peak_rss_kib, sample.extra_rss_kib, {**sample.fields, "installed": installed})
+
+
+def contestants(n: int) -> list[Contestant]:
+    timeout = 120 + n / 100
+
+    def python(name: str, *extra: str) -> Contestant:
+        def run(space: Namespace) -> Sample:
+            argv = python_contestant_argv(space.exec_prefix(), "tx_batch", name, "--count", str(n), *extra)
+            return python_sample(name, argv, timeout=timeout)
+
+        return Contestant(name, lambda: measure_in_fresh_namespace(n, run), reference="aionlmmap-request-many")
+
+    def ip_batch(space: Namespace) -> Sample:
+        handle, path = tempfile.mkstemp(prefix="aionlmmap-bench-", suffix=".batch")
+        with os.fdopen(handle, "w") as out:
+            for index in range(n):
+                out.write(f"route add {route_address(index)}/32 dev bench0\n")
+        try:
+            return command_sample("ip-batch", ["ip", "-n", space.name, "-batch", path], lambda _stdout: n, timeout=timeout)
+        finally:
+            os.unlink(path)
+
+    return [
+        python("aionlmmap-sequential"),
+        python("aionlmmap-concurrent"),
+        python("aionlmmap-request-many"),
+        python("pyroute2-iproute"),
+        python("pyroute2-async"),
+        Contestant("ip-batch", lambda: measure_in_fresh_namespace(n, ip_batch), reference="aionlmmap-request-many", note="ip -batch (process wall time)"),
+    ]
+
+
+TARGETS = [
+    ratio_target("batched adds beat one-at-a-time pyroute2", "aionlmmap-request-many", "pyroute2-iproute", 1.0),
+    ratio_target("batched adds keep up with ip -batch (>= 0.5x)", "aionlmmap-request-many", "ip-batch", 0.5),
+]
+
+
+def run(options: Options, reporter: Reporter) -> None:
+    n = options.size(DEFAULT_N)
+    chosen = [c for c in contestants(n) if options.wants(c.name)]
+    summaries = measure_all("tx-batch", UNIT, chosen, options.repeat, progress=reporter.progress)
+    for summary in summaries.values():
+        summary["n"] = n
+    reporter.scenario(f"{TITLE}, N={n}", summaries, TARGETS, extra_columns=("installed",))

@@ -297,7 +297,6 @@ def parse_frame(frame: ReceivedFrame, length: int) -> tuple[list[Message], Decod
     Never raises: on malformed data it returns the messages before the bad
     spot together with a :class:`DecodeError` describing it, so the reader
     can count it and keep going (a malformed datagram never kills a reader).
-    The frame's ``pending`` is set to the number of messages.
     """
     buffer = frame.buffer
     messages: list[Message] = []
@@ -321,7 +320,6 @@ def parse_frame(frame: ReceivedFrame, length: int) -> tuple[list[Message], Decod
             offset = (end + 3) & ~3
     except struct.error as exc:  # buffer shorter than `length` claimed
         error = DecodeError(f"datagram length {length} exceeds the frame buffer: {exc}")
-    frame.pending = len(messages)
     return messages, error
 
 

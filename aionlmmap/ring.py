@@ -37,17 +37,19 @@ from .constants import (
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
+    NLMSG_HDRLEN,
     NLMSG_NOOP,
 )
 from .errors import (
     BackendUnavailableError,
     BusyResourceError,
     ClosedResourceError,
+    DecodeError,
     DumpInterruptedError,
     OverrunError,
 )
 from .frames import COPY, SKIP, UNUSED, VALID, RingConfig
-from .message import Message, ReceivedFrame, parse_frame
+from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
 from .protocol import FOREIGN, NetlinkProtocol, PendingRequest
 
 __all__ = ["Ring", "RingStats", "open", "DEFAULT_RX", "DEFAULT_TX"]
@@ -62,6 +64,7 @@ DEFAULT_RX = RingConfig(block_size=36864, block_nr=64, frame_size=36864, frame_n
 DEFAULT_TX = RingConfig(block_size=65536, block_nr=16, frame_size=65536, frame_nr=16)
 
 _OVERRUN = object()
+_unpack_header = NLMSGHDR.unpack_from
 _flags_of = operator.itemgetter(1)
 _or = operator.or_
 
@@ -376,6 +379,19 @@ class Ring:
             progressed = True
             stats.frames += 1
             frame.on_hold_change = self._on_hold_change
+            if length >= NLMSG_HDRLEN and not frame.group and not frame.sender_pid:
+                # Fast path: a chunk of the running dump (its first message
+                # carries the dump's seq and our portid; netlink_dump() fills
+                # an skb with that dump's messages only, NLMSG_DONE possibly
+                # last). Hand the frame over unparsed: the dump's iterator
+                # parses as it yields, one pass instead of two.
+                first = _unpack_header(frame.buffer, 0)
+                pending = self._proto.pending.get(first[3])
+                if pending is not None and pending.is_dump and first[4] == self.portid and not pending.abandoned:
+                    frame.pending = 1
+                    pending.messages.append((frame, length))
+                    touched.append(pending)
+                    continue
             messages, error = parse_frame(frame, length)
             if error is not None:
                 stats.decode_errors += 1
@@ -420,21 +436,6 @@ class Ring:
             return
         if frame.group:
             self._deliver_unsolicited(frame, messages, touched)
-            return
-        first = messages[0]
-        last = messages[-1]
-        pending = proto.pending.get(first[2])
-        if (
-            pending is not None
-            and pending.is_dump
-            and last[2] == first[2]
-            and last[0] >= 16
-            and first[3] == last[3] == self.portid
-        ):
-            # Fast path: a dump chunk, every message is data for one dump.
-            if functools.reduce(_or, map(_flags_of, messages)) & NLM_F_DUMP_INTR:
-                pending.interrupted = True
-            self._deliver_dump(pending, frame, messages, touched)
             return
         self._route_slow(frame, messages, touched)
 
@@ -641,6 +642,13 @@ class Ring:
         # messages): the kernel answers requests on one socket in order, so
         # when the barrier's ACK arrives, a request sent earlier that still
         # has no answer lost it in the overrun.
+        previous = self._barrier
+        if previous is not None and not previous.finished:
+            # A full kernel ring loses ACKs too (netlink_ack finds no frame):
+            # this overrun may have eaten the barrier's own ACK. Replace it.
+            self._proto.cancel(previous)
+            self._stale_seqs.add(previous.seq)
+            self._barrier = None
         if self._barrier is None and any(not p.is_dump for p in self._proto.pending.values()):
             request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
             barrier.batch = None
@@ -965,16 +973,50 @@ class Ring:
                 raise ClosedResourceError("the ring is closed")
         request, pending = self._proto.start(msg, dump=True)
         self._active_dump = pending
-        batches: list[Any] = pending.messages  # (frame, messages) pairs
+        # (frame, parsed messages) from the slow path, or (frame, length)
+        # for a whole dump chunk handed over unparsed by _walk.
+        batches: deque[Any] = deque()
+        pending.messages = batches  # type: ignore[assignment]
+        unpack = _unpack_header
+        new = tuple.__new__
+        stats = self.stats
         try:
             self._queue_tx([request], False, [pending])
             while True:
                 while batches:
-                    frame, messages = batches.pop(0)
+                    frame, body = batches.popleft()
+                    offset = 0
                     try:
-                        for m in messages:
+                        if body.__class__ is list:
+                            for m in body:
+                                yield m
+                            continue
+                        buffer = frame.buffer
+                        count = 0
+                        while offset < body:
+                            if body - offset < NLMSG_HDRLEN:
+                                stats.decode_errors += 1
+                                break
+                            length, msg_type, flags, seq, pid = unpack(buffer, offset)
+                            end = offset + length
+                            if length < NLMSG_HDRLEN or end > body:
+                                stats.decode_errors += 1
+                                break
+                            m = new(Message, (msg_type, flags, seq, pid, offset + NLMSG_HDRLEN, end, frame))
+                            offset = (end + 3) & ~3
+                            count += 1
+                            if msg_type < 16:
+                                self._dump_control(pending, m)
+                                continue
+                            if flags & NLM_F_DUMP_INTR:
+                                pending.interrupted = True
                             yield m
+                        stats.messages += count
                     finally:
+                        if not pending.finished and body.__class__ is int and offset < body:
+                            # Left mid-frame (break, cancel): NLMSG_DONE may
+                            # still be in the rest of this chunk.
+                            self._scan_for_end(pending, frame, offset, body)
                         self._batch_done(frame)
                 if pending.finished:
                     break
@@ -989,9 +1031,18 @@ class Ring:
                 # Abandoned (break, cancel): the kernel keeps dumping; drop
                 # the rest as it arrives and free the slot at NLMSG_DONE.
                 pending.abandoned = True
-                for frame, _messages in batches:
+                for frame, body in batches:
+                    if body.__class__ is int:
+                        self._scan_for_end(pending, frame, 0, body)
+                    else:
+                        for m in body:
+                            if m[0] < 16:
+                                self._dump_control(pending, m)
                     self._batch_done(frame)
                 batches.clear()
+                if pending.finished and self._active_dump is pending:
+                    self._active_dump = None
+                    self._wake_dump_slot()
             elif self._active_dump is pending:
                 self._active_dump = None
                 self._wake_dump_slot()
@@ -1002,6 +1053,25 @@ class Ring:
                 "the dump was interrupted (NLM_F_DUMP_INTR): the kernel's table changed while "
                 "dumping, so the data may be inconsistent; dump again, or use dump_all() which retries"
             )
+
+    def _scan_for_end(self, pending: PendingRequest, frame: ReceivedFrame, start: int, end: int) -> None:
+        """Feed the control messages (NLMSG_DONE/ERROR) in part of an unread
+        chunk to the protocol, so an abandoned dump still ends."""
+        messages, _error = parse_frame(frame, end)
+        for msg in messages:
+            if msg[4] >= start and msg[0] < 16:
+                self._dump_control(pending, msg)
+
+    def _dump_control(self, pending: PendingRequest, msg: Message) -> None:
+        """NLMSG_DONE / NLMSG_ERROR met by a dump's iterator."""
+        try:
+            self._proto.feed(msg)
+        except DecodeError as exc:
+            # A malformed end of dump must still end it, never hang it.
+            self.stats.decode_errors += 1
+            pending.finished = True
+            pending.error = exc  # type: ignore[assignment]
+            self._proto.cancel(pending)
 
     async def dump_all(self, msg: Message, *, retries: int = 3) -> list[Message]:
         """A whole dump as a list of copies, retried while NLM_F_DUMP_INTR

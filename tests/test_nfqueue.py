@@ -346,3 +346,10 @@ async def spoof_garbage(netns: str, portid: int) -> None:
             sock.sendto(datagram, (portid, 0))
     finally:
         sock.close()
+
+
+async def test_a_second_consumer_on_the_same_queue_is_refused(netns: str) -> None:
+    async with nfqueue.open(QUEUE, netns=netns):
+        with pytest.raises(OSError, match="already bound"):
+            async with nfqueue.open(QUEUE, netns=netns):
+                pass

@@ -224,8 +224,12 @@ class Log:
             await self.ring.request(self._config)
         except NetlinkError as exc:
             await self.ring.aclose()
-            if exc.errno == 16:  # EBUSY: the group is bound by another socket (nfulnl_recv_config)
-                raise NetlinkError(exc.errno, f"nflog group {self.group} is already bound by another socket", exc.extack_offset) from None
+            if exc.errno in (1, 16):
+                # nfulnl_recv_config: EPERM when another portid owns the group's
+                # instance (or without CAP_NET_ADMIN), EBUSY on a double bind.
+                raise NetlinkError(exc.errno, f"nflog group {self.group} is already bound by another socket "
+                                   "(one listener per group and namespace), or this process lacks CAP_NET_ADMIN",
+                                   exc.extack_offset) from None
             raise
         except BaseException:
             await self.ring.aclose()

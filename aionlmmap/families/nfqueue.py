@@ -450,9 +450,12 @@ class Queue:
         try:
             await self.ring.request(self._config)
         except NetlinkError as exc:
-            if exc.errno == 16:  # EBUSY: nfqnl_recv_config, instance owned by another portid
-                raise NetlinkError(exc.errno, f"queue {self.queue_num} is already bound by another socket; "
-                                   "close that consumer or use another --queue-num", exc.extack_offset) from None
+            if exc.errno in (1, 16):
+                # nfqnl_recv_config: EPERM when another portid owns the queue
+                # (or without CAP_NET_ADMIN), EBUSY on a double bind.
+                raise NetlinkError(exc.errno, f"queue {self.queue_num} is already bound by another socket (close that "
+                                   "consumer or use another --queue-num), or this process lacks CAP_NET_ADMIN",
+                                   exc.extack_offset) from None
             if exc.errno == 95 and self._wants_conntrack:  # EOPNOTSUPP from nfqnl_recv_config
                 raise NetlinkError(exc.errno, "this kernel cannot attach conntrack data to queued packets "
                                    "(CONFIG_NETFILTER_NETLINK_GLUE_CT is off); open the queue with conntrack=False",

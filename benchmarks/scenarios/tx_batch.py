@@ -1,10 +1,10 @@
 """Scenario 4, TX batching: add N /32 routes (default 10,000) in a fresh
 namespace, one request at a time vs batched.
 
-Contestants: aionlmmap awaiting each ``ring.request`` in turn, N concurrent
-``ring.request`` calls (their messages share TX frames and one sendmsg per
-loop iteration), ``ring.request_many`` in chunks of 256 (one datagram per
-chunk), pyroute2 IPRoute and AsyncIPRoute, and ``ip -batch`` (process wall
+Contestants: aionlmmap awaiting each ``ring.request`` in turn, concurrent
+``ring.request`` calls 256 at a time (their messages share TX frames and one
+sendmsg per loop iteration; all N at once overrun the socket with ACKs),
+``ring.request_many`` in chunks of 256 (one datagram per chunk), pyroute2 IPRoute and AsyncIPRoute, and ``ip -batch`` (process wall
 time, file written beforehand). After each run the routes are counted in
 the kernel: ``installed`` must equal N.
 """

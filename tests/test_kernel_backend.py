@@ -1,0 +1,335 @@
+"""The kernel ring backend: against the simulated 4.4 kernel (every fact it
+relies on) and, for availability, against this machine's real kernel."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import platform
+import struct
+
+import pytest
+
+import aionlmmap
+from aionlmmap import AttributeBuilder, BackendUnavailableError, Message, NetlinkError, OverrunError, RingConfig, RingConfigError
+from aionlmmap.backends.kernel import KernelBackend
+from aionlmmap.constants import (
+    NETLINK_NETFILTER,
+    NETLINK_ROUTE,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    RTM_GETLINK,
+    RTM_NEWLINK,
+    RTNLGRP_LINK,
+)
+from aionlmmap.frames import SKIP, VALID
+from aionlmmap.message import encode_message
+from aionlmmap.testing import SimulatedKernel
+
+IFINFOMSG = struct.Struct("=BxHiII")
+
+
+def getlink_dump() -> Message:
+    return Message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, payload=bytes(16))
+
+
+def newlink(name: str) -> Message:
+    return Message(RTM_NEWLINK, 0x400 | 0x200, payload=IFINFOMSG.pack(0, 0, 0, 0, 0) + AttributeBuilder().add_str(3, name).build())
+
+
+def socket_of(kernel: SimulatedKernel, ring: aionlmmap.Ring):  # type: ignore[no-untyped-def]
+    return next(s for s in kernel.sockets() if s.portid == ring.portid)
+
+
+async def dump_count(ring: aionlmmap.Ring) -> int:
+    count = 0
+    async with asyncio.timeout(10):
+        async for _msg in ring.dump(getlink_dump()):
+            count += 1
+    return count
+
+
+# -- availability ------------------------------------------------------------------------------
+async def test_backend_kernel_on_this_kernel_names_the_version_and_the_4_6_removal() -> None:
+    with pytest.raises(BackendUnavailableError) as info:
+        aionlmmap.open(NETLINK_ROUTE, backend="kernel")
+    text = str(info.value)
+    assert platform.release() in text
+    assert "4.6" in text and "ENOPROTOOPT" in text
+    assert info.value.errno == errno.ENOPROTOOPT
+
+
+async def test_auto_falls_back_to_emulated_on_this_kernel_and_leaks_no_fd() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    async with aionlmmap.open(NETLINK_ROUTE) as ring:
+        assert ring.backend == "emulated"
+        assert await ring.request(Message(RTM_GETLINK, 0, payload=IFINFOMSG.pack(0, 0, 1, 0, 0)))
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_kernel_without_the_ring_or_without_cap_net_admin_is_a_clear_error() -> None:
+    for kernel, code, words in ((SimulatedKernel(has_ring=False, release="6.1.0"), errno.ENOPROTOOPT, "6.1.0"), (SimulatedKernel(cap_net_admin=False), errno.EPERM, "CAP_NET_ADMIN")):
+        sock = kernel.socket()
+        sock.bind()
+        with pytest.raises(BackendUnavailableError) as info:
+            KernelBackend(sock, aionlmmap.DEFAULT_RX, aionlmmap.DEFAULT_TX)
+        assert info.value.errno == code and words in str(info.value)
+        assert sock.rx_ring is None and sock.tx_ring is None  # the socket is left as it was
+
+
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        (RingConfig(4096, 8, 4096, 100), "frame_nr 100 != 1 frames per block x 8 blocks"),
+        (RingConfig(4000, 1, 2000, 2), "not a multiple of the page size"),
+        (RingConfig(4096, 1, 20, 204), "smaller than the 24-byte frame header"),
+        (RingConfig(4096, 1, 2050, 1), "not a multiple of NL_MMAP_MSG_ALIGNMENT"),
+        (RingConfig(4096, 1, 8192, 1), "larger than block_size"),
+        (RingConfig(0, 1, 24, 0), "block_size 0"),
+        (RingConfig(4096, 0, 4096, 1), "block_nr 0 with frame_nr 1"),
+    ],
+)
+def test_a_geometry_the_kernel_would_reject_fails_before_any_syscall(config: RingConfig, words: str) -> None:
+    kernel = SimulatedKernel()
+    sock = kernel.socket()
+    sock.bind()
+    kernel.fail_next(sock, "set_ring", errno.EIO)  # would surface if a syscall were made
+    with pytest.raises(RingConfigError) as info:
+        KernelBackend(sock, config, aionlmmap.DEFAULT_TX)
+    assert words in str(info.value)
+    assert sock.faults["set_ring"]  # untouched
+
+
+# -- RX ---------------------------------------------------------------------------------------
+async def test_a_dump_through_an_8_frame_ring_is_driven_by_poll() -> None:
+    kernel = SimulatedKernel()
+    for i in range(300):
+        kernel.rtnl.add_link(f"k{i}")
+    async with kernel.open(rx=RingConfig.for_frames(4096, 8)) as ring:
+        assert await dump_count(ring) == 301
+        assert ring.stats.frames > 8 and ring.stats.copy_frames == 0
+
+
+async def test_dump_chunks_at_the_4_4_1_offset_are_found() -> None:
+    kernel = SimulatedKernel(trimmed_dump_offset=True)
+    for i in range(100):
+        kernel.rtnl.add_link(f"q{i}")
+    async with kernel.open(rx=RingConfig.for_frames(8192, 8)) as ring:
+        for round_ in range(3):  # frames are reused: stale bytes at +24 never fool the reader
+            assert await dump_count(ring) == 101 + round_
+            assert await ring.request(newlink(f"n{round_}")) == []  # ACKs sit at +24 meanwhile
+        assert ring.stats.decode_errors == 0
+        assert ring._backend.trimmed_dump_frames > 10  # type: ignore[attr-defined]
+
+
+async def test_without_offset_detection_the_4_4_1_chunks_are_malformed() -> None:
+    kernel = SimulatedKernel(trimmed_dump_offset=True)
+    async with kernel.open(rx=RingConfig.for_frames(8192, 8), detect_dump_offset=False) as ring:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1):
+                await dump_count(ring)  # the DONE is unreadable at +24
+        assert ring.stats.decode_errors >= 1
+
+
+async def test_notifications_are_copy_frames_read_with_recvmsg() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(groups=[RTNLGRP_LINK]) as ring:
+        kernel.rtnl.add_link("c0")
+        async with asyncio.timeout(5):
+            msg = await ring.receive()
+        assert (msg.type, msg.group) == (RTM_NEWLINK, RTNLGRP_LINK)
+        assert ring.stats.copy_frames == 1
+
+
+async def test_a_len_0_frame_is_released_unread() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open() as ring:
+        sock = socket_of(kernel, ring)
+        reserved = kernel.reserve(sock)
+        assert reserved is not None
+        reserved.drop()
+        assert await dump_count(ring) == 1
+        assert ring.stats.empty_frames == 1
+
+
+async def test_the_reader_waits_at_a_reserved_frame_without_spinning() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(NETLINK_NETFILTER, skip_is_safe=True) as ring:
+        sock = socket_of(kernel, ring)
+        reserved = kernel.reserve(sock)  # like nflog before its flush timer
+        assert reserved is not None
+        kernel.deliver(sock, encode_message(0x400, 0, 0, 0, b"second"))  # VALID behind it
+        received: list[bytes] = []
+
+        async def consume() -> None:
+            async for msg in ring:
+                received.append(bytes(msg.payload))
+                if len(received) == 2:
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.1)
+        assert received == []  # never skipped past RESERVED
+        polls = ring._backend.rx_syscalls  # type: ignore[attr-defined]
+        assert polls < 60  # backed off, not a busy loop
+        reserved.deliver(encode_message(0x400, 0, 0, 0, b"first"))
+        async with asyncio.timeout(5):
+            await task
+        assert received == [b"first", b"second"]
+
+
+async def test_a_slow_consumer_on_a_skip_safe_socket_gets_its_frames_marked_skip() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(NETLINK_NETFILTER, skip_is_safe=True) as ring:
+        sock = socket_of(kernel, ring)
+        kernel.deliver(sock, encode_message(0x300, 0, 0, 0, b"packet"))
+        iterator = ring.__aiter__()
+        async with asyncio.timeout(5):
+            msg = await iterator.__anext__()
+        await asyncio.sleep(0.05)  # the consumer sits on it: the frame is hidden, not polled
+        index = msg.frame.frame_index
+        assert sock.rx.status(index) == SKIP
+        assert ring._backend.rx_syscalls < 20  # type: ignore[attr-defined]
+        assert bytes(msg.payload) == b"packet"
+        await iterator.aclose()
+
+
+async def test_hold_on_a_copy_path_socket_copies_the_message_out() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open() as ring:
+        async for msg in ring.dump(getlink_dump()):
+            held = msg.hold()
+            break
+        assert ring.stats.detached_frames == 1
+        assert all(status != SKIP for status in socket_of(kernel, ring).rx_statuses().encode())
+        assert held.type == RTM_NEWLINK and bytes(held.payload)
+        held.release()
+
+
+# -- faults -------------------------------------------------------------------------------------
+async def test_eintr_in_every_syscall_is_retried() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(groups=[RTNLGRP_LINK]) as ring:
+        sock = socket_of(kernel, ring)
+        for call in ("poll", "send_frames", "receive", "take_error"):
+            kernel.fail_next(sock, call, errno.EINTR, times=2)
+        kernel.rtnl.add_link("e0")
+        kernel.inject_overrun(sock)  # after it: a congested socket drops COPY messages
+        assert await dump_count(ring) == 2
+        async with asyncio.timeout(5):
+            with pytest.raises(OverrunError):
+                await ring.receive()
+            assert (await ring.receive()).type == RTM_NEWLINK
+
+
+async def test_an_injected_enobufs_raises_overrun_once_and_requests_go_on() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(groups=[RTNLGRP_LINK]) as ring:
+        kernel.inject_overrun(socket_of(kernel, ring))
+        async with asyncio.timeout(5):
+            with pytest.raises(OverrunError):
+                await ring.receive()
+        assert ring.stats.overruns == 1
+        assert await dump_count(ring) == 1
+
+
+async def test_dump_intr_raises_and_dump_all_retries() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open() as ring:
+        kernel.rtnl.interrupt_dumps = 1
+        with pytest.raises(aionlmmap.DumpInterruptedError):
+            await dump_count(ring)
+        kernel.rtnl.interrupt_dumps = 2
+        assert len(await ring.dump_all(getlink_dump())) == 1
+        assert kernel.rtnl.interrupt_dumps == 0
+
+
+async def test_errors_carry_the_extended_ack() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open() as ring:
+        kernel.fail_requests(NETLINK_ROUTE, RTM_NEWLINK, errno.EINVAL, extack_message="bad MTU", extack_offset=36)
+        with pytest.raises(NetlinkError) as info:
+            await ring.request(newlink("x"))
+        assert (info.value.errno, info.value.extack_message, info.value.extack_offset) == (errno.EINVAL, "bad MTU", 36)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x01\x02\x03",  # shorter than a header
+        struct.pack("=IHHII", 4000, 16, 0, 0, 0),  # nlmsg_len past the datagram
+        struct.pack("=IHHII", 8, 16, 0, 0, 0),  # nlmsg_len below the header
+        struct.pack("=IHHII", 20, 16, 0, 0, 0) + b"\0\0\0",  # nlmsg_len one byte past the end
+    ],
+)
+@pytest.mark.parametrize("ring_path", [True, False])
+async def test_malformed_datagrams_are_counted_and_the_reader_goes_on(data: bytes, ring_path: bool) -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open() as ring:
+        kernel.deliver(socket_of(kernel, ring), data, ring=ring_path)
+        assert await dump_count(ring) == 1
+        assert ring.stats.decode_errors == 1
+
+
+async def test_messages_from_other_senders_are_dropped_unless_accepted() -> None:
+    for accept in (False, True):
+        kernel = SimulatedKernel()
+        async with kernel.open(accept_foreign=accept) as ring:
+            sock = socket_of(kernel, ring)
+            kernel.deliver(sock, encode_message(0x20, 0, 0, 4242, b"spoof"), pid=4242)
+            kernel.deliver(sock, encode_message(0x20, 0, 0, 0, b"kernel"))
+            async with asyncio.timeout(5):
+                first = await ring.receive()
+            if accept:
+                assert (bytes(first.payload), first.sender_pid) == (b"spoof", 4242)
+            else:
+                assert bytes(first.payload) == b"kernel" and ring.stats.foreign == 1
+
+
+async def test_a_tx_frame_the_kernel_refuses_fails_its_request_and_later_ones_go_through() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open() as ring:
+        sock = socket_of(kernel, ring)
+        kernel.fail_next(sock, "send_frames", errno.EINVAL)  # as for nm_len > frame_size - 24
+        with pytest.raises(OSError) as info:
+            await ring.request(newlink("t0"))
+        assert info.value.errno == errno.EINVAL
+        assert ring._backend.tx_rejected == 1  # type: ignore[attr-defined]
+        assert await ring.request(newlink("t1")) == []
+        assert kernel.rtnl.find("t1") is not None and kernel.rtnl.find("t0") is None
+
+
+async def test_a_full_ring_loses_an_ack_and_the_request_fails_with_overrun() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(rx=RingConfig.for_frames(4096, 4)) as ring:
+        sock = socket_of(kernel, ring)
+        for _ in range(4):
+            kernel.deliver(sock, encode_message(0x20, 0, 0, 0, b"x"))  # nobody iterates: 4 pinned frames
+        with pytest.raises((OverrunError, NetlinkError)):
+            async with asyncio.timeout(5):
+                await ring.request(newlink("lost"))
+        assert ring.stats.overruns >= 1 or ring.stats.detached_frames >= 1
+
+
+async def test_close_unmaps_and_closes_everything() -> None:
+    kernel = SimulatedKernel()
+    before = len(os.listdir("/proc/self/fd"))
+    ring = kernel.open(groups=[RTNLGRP_LINK])
+    sock = socket_of(kernel, ring)
+    async with ring:
+        assert sock.mappings == 1
+        await dump_count(ring)
+    assert sock.mappings == 0 and sock.closed
+    assert kernel.sockets() == []
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_frames_are_released_after_use() -> None:
+    kernel = SimulatedKernel()
+    for i in range(50):
+        kernel.rtnl.add_link(f"u{i}")
+    async with kernel.open(rx=RingConfig.for_frames(4096, 8)) as ring:
+        await dump_count(ring)
+        assert set(socket_of(kernel, ring).rx_statuses()) == {"U"}
+        assert VALID not in (socket_of(kernel, ring).rx.status(i) for i in range(8))

@@ -28,7 +28,8 @@ from .errors import (
 from .frames import FrameHeader, FrameStatus, RingConfig
 from .message import Message, iter_messages
 from .attributes import AttributeBuilder, Attributes
-from .ring import DEFAULT_RX, DEFAULT_TX, Ring, RingStats, open
+from .ring import DEFAULT_RX, DEFAULT_TX, Ring, RingStats  # imports ._open too
+from ._open import open
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import mmap
-import socket
 from typing import Any
 
 from . import _sys
@@ -71,7 +70,6 @@ def collect_info() -> dict[str, Any]:
         "auto_reason": reason,
         "rx_ring": _geometry(DEFAULT_RX),
         "tx_ring": _geometry(DEFAULT_TX),
-        "hostname": socket.gethostname(),
     }
 
 

@@ -18,22 +18,19 @@ Shape (DESIGN.md section 3):
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import operator
 import select
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator
+from typing import Any
 
 import attrs
 
 from . import _sys
 from .backends import Backend
 from .constants import (
-    NETLINK_ROUTE,
     NLM_F_ACK,
-    NLM_F_DUMP_INTR,
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
@@ -41,18 +38,17 @@ from .constants import (
     NLMSG_NOOP,
 )
 from .errors import (
-    BackendUnavailableError,
     BusyResourceError,
     ClosedResourceError,
-    DecodeError,
-    DumpInterruptedError,
     OverrunError,
 )
 from .frames import COPY, SKIP, UNUSED, VALID, RingConfig
 from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
+from ._requests import Requester
+from ._transmit import Transmitter
 from .protocol import FOREIGN, NetlinkProtocol, PendingRequest
 
-__all__ = ["Ring", "RingStats", "open", "DEFAULT_RX", "DEFAULT_TX"]
+__all__ = ["Ring", "RingStats", "DEFAULT_RX", "DEFAULT_TX"]
 
 log = logging.getLogger("aionlmmap")
 
@@ -92,7 +88,7 @@ class RingStats:
     ring_full: int = 0  #: times the reader paused on a full RX ring
 
 
-class Ring:
+class Ring(Requester, Transmitter):
     """An asyncio netlink socket with RX and TX frame rings.
 
     Use :func:`aionlmmap.open`::
@@ -734,359 +730,6 @@ class Ring:
             return msg.copy()
         raise ClosedResourceError("the ring is closed")  # pragma: no cover
 
-    # -- TX -------------------------------------------------------------------------
-    def send_nowait(self, *messages: Message, atomic: bool = False) -> None:
-        """Queue messages for the next flush (one per loop iteration).
-
-        Messages are sent as given: no seq or flags are added (use
-        :meth:`request` for that). ``atomic=True`` keeps them in one frame,
-        hence one datagram (an nfnetlink batch must arrive whole)."""
-        self._attach()
-        self._queue_tx(list(messages), atomic, [])
-
-    async def send(self, *messages: Message, atomic: bool = False) -> None:
-        """Like :meth:`send_nowait`, but waits for TX frames when the ring is
-        full instead of queueing without bound."""
-        self._attach()
-        self._queue_tx(list(messages), atomic, [])
-        if len(self._tx_backlog) > self._tx.frame_nr:
-            await self.drain()
-
-    async def drain(self) -> None:
-        """Wait until every queued TX message has been handed to the kernel."""
-        loop = self._attach()
-        if self._tx_open is None and not self._tx_backlog and not self._flush_scheduled:
-            return
-        waiter = loop.create_future()
-        self._drain_waiters.append(waiter)
-        await waiter
-
-    def _queue_tx(self, messages: list[Message], atomic: bool, owners: list[PendingRequest]) -> None:
-        if self._closed:
-            raise ClosedResourceError("the ring is closed")
-        data_size = self._tx_data_size
-        sizes = [(msg.length + 3) & ~3 for msg in messages]
-        for size in sizes:
-            if size > data_size:
-                raise ValueError(
-                    f"a {size}-byte message does not fit a TX frame ({data_size} data bytes); "
-                    f"open the ring with a larger tx=RingConfig(...)"
-                )
-        if atomic and sum(sizes) > data_size:
-            raise ValueError(
-                f"an atomic batch of {sum(sizes)} bytes does not fit one TX frame ({data_size} data bytes); "
-                f"open the ring with a larger tx=RingConfig(...)"
-            )
-        if self._tx_backlog or not self._write_tx(messages, sizes, atomic, owners):
-            self._tx_backlog.append((messages, atomic, owners))
-        self.stats.tx_messages += len(messages)
-        self._schedule_flush()
-
-    def _write_tx(self, messages: list[Message], sizes: list[int], atomic: bool, owners: list[PendingRequest]) -> bool:
-        """Write into TX frames; False (nothing written) if frames ran out."""
-        tx = self._tx
-        data_size = self._tx_data_size
-        # Reserve every frame first so a partial write never happens.
-        plan: list[tuple[int, int]] = []  # (frame index, offset) per message
-        index = self._tx_open
-        fill = self._tx_fill
-        need_new = index is None
-        probe = tx.head
-        reserved: list[int] = []
-        total = sum(sizes)
-        for size in sizes:
-            room = data_size - fill
-            if need_new or size > room or (atomic and not plan and total > room):
-                if index is not None and not need_new:
-                    probe = tx.next_index(index)
-                if tx.status(probe) != UNUSED or probe in reserved:
-                    return False
-                index = probe
-                reserved.append(index)
-                fill = 0
-                need_new = False
-            plan.append((index, fill))  # type: ignore[arg-type]
-            fill += size
-        if not plan:
-            return True
-        backend = self._backend
-        for msg, (frame_index, offset) in zip(messages, plan):
-            msg.encode_into(backend.tx_data(frame_index), offset)
-        # Commit frames that are full now; the last one stays open for more.
-        open_index = self._tx_open
-        for frame_index in reserved:
-            if open_index is not None:
-                tx.commit(open_index, self._tx_fill)
-                self.stats.tx_frames += 1
-            open_index = frame_index
-            self._tx_fill = 0
-        self._tx_open = open_index
-        self._tx_fill = fill
-        if owners:
-            self._tx_owners.setdefault(plan[-1][0], []).extend(owners)
-        return True
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled and self._loop is not None:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._closed:
-            return
-        tx = self._tx
-        backend = self._backend
-        touched: list[Any] = []
-        for _ in range(tx.frame_nr + 2):  # bounded
-            if self._tx_open is not None:
-                tx.commit(self._tx_open, self._tx_fill)
-                self.stats.tx_frames += 1
-                self._tx_open = None
-                self._tx_fill = 0
-            failures = backend.flush()
-            self.stats.tx_syscalls = backend.tx_syscalls
-            for failure in failures:
-                for frame_index in failure.frames:
-                    for pending in self._tx_owners.pop(frame_index, ()):
-                        if not pending.finished:
-                            pending.finished = True
-                            pending.error = failure.error  # type: ignore[assignment]
-                            self._proto.cancel(pending)
-                            touched.append(pending)
-            sent_owners = [i for i in self._tx_owners if tx.status(i) == UNUSED]
-            for i in sent_owners:
-                del self._tx_owners[i]
-            if not self._tx_backlog:
-                break
-            progressed = False
-            while self._tx_backlog:
-                messages, atomic, owners = self._tx_backlog[0]
-                sizes = [(msg.length + 3) & ~3 for msg in messages]
-                if not self._write_tx(messages, sizes, atomic, owners):
-                    break
-                self._tx_backlog.popleft()
-                progressed = True
-            if not progressed and self._tx_open is None:
-                break
-        for target in touched:
-            self._wake(target)
-        if not self._tx_backlog and self._tx_open is None:
-            waiters = self._drain_waiters
-            self._drain_waiters = []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        elif self._tx_backlog:
-            self._schedule_flush()
-
-    # -- requests ---------------------------------------------------------------------
-    async def request(self, msg: Message, *, ack: bool = True) -> list[Message]:
-        """Send one request and return its replies (copies that own their
-        bytes). Raises :class:`NetlinkError` (an OSError of the errno's
-        subclass, with the extack message) if the kernel refuses it.
-
-        ``seq`` and ``pid`` are set by the ring; NLM_F_REQUEST is added, and
-        NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
-        loop = self._attach()
-        request, pending = self._proto.start(msg, dump=False, ack=ack)
-        return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
-
-    async def request_many(self, messages: Sequence[Message], *, atomic: bool = False) -> list[list[Message]]:
-        """Send several requests in one datagram and wait for all of them.
-
-        With ``atomic=True`` they share one TX frame (an nfnetlink batch:
-        BATCH_BEGIN ... BATCH_END); an error on the first message fails the
-        whole batch. Raises the first error in order."""
-        loop = self._attach()
-        requests: list[Message] = []
-        pendings: list[PendingRequest] = []
-        for msg in messages:
-            request, pending = self._proto.start(msg, dump=False)
-            requests.append(request)
-            pendings.append(pending)
-        if atomic:
-            for pending in pendings:
-                pending.batch = pendings
-        results = self._await_requests(loop, requests, pendings, atomic=atomic)
-        out = []
-        first_error: BaseException | None = None
-        for result in await asyncio.gather(*results, return_exceptions=True):
-            if isinstance(result, BaseException):
-                if first_error is None:
-                    first_error = result
-                out.append([])
-            else:
-                out.append(result)
-        if first_error is not None:
-            raise first_error
-        return out
-
-    def _await_requests(self, loop: asyncio.AbstractEventLoop, requests: list[Message], pendings: list[PendingRequest], atomic: bool) -> list[Any]:
-        try:
-            self._queue_tx(requests, atomic, pendings)
-        except BaseException:
-            for pending in pendings:
-                self._proto.cancel(pending)
-            raise
-        return [self._wait_pending(loop, pending) for pending in pendings]
-
-    async def _wait_pending(self, loop: asyncio.AbstractEventLoop, pending: PendingRequest) -> list[Message]:
-        try:
-            while not pending.finished:
-                waiter = pending.waiter = loop.create_future()
-                if self._paused:
-                    self._drain()
-                    if pending.finished:
-                        break
-                await waiter
-        except asyncio.CancelledError:
-            if not pending.finished:
-                self._proto.cancel(pending)
-                self._stale_seqs.add(pending.seq)
-            raise
-        if pending.error is not None:
-            raise pending.error
-        return pending.messages
-
-    def dump(self, msg: Message, *, on_interrupt: Literal["raise", "ignore"] = "raise") -> AsyncIterator[Message]:
-        """Stream a dump: ``async for m in ring.dump(msg)``.
-
-        Messages are borrowed from the frames (see :meth:`Message.hold`);
-        nothing is buffered beyond the ring. The kernel runs one dump per
-        socket at a time (``__netlink_dump_start`` answers EBUSY), so dumps on
-        one ring queue up; plain requests interleave freely.
-
-        If the kernel flags the dump NLM_F_DUMP_INTR (its table changed under
-        it), ``on_interrupt="raise"`` raises :class:`DumpInterruptedError`
-        after the last message; ``"ignore"`` does not. :meth:`dump_all`
-        retries for a consistent snapshot."""
-        return self._dump(msg, on_interrupt)
-
-    async def _dump(self, msg: Message, on_interrupt: str) -> AsyncIterator[Message]:
-        loop = self._attach()
-        while self._active_dump is not None:
-            waiter = loop.create_future()
-            self._dump_slot_waiters.append(waiter)
-            await waiter
-            if self._closed:
-                raise ClosedResourceError("the ring is closed")
-        request, pending = self._proto.start(msg, dump=True)
-        self._active_dump = pending
-        # (frame, parsed messages) from the slow path, or (frame, length)
-        # for a whole dump chunk handed over unparsed by _walk.
-        batches: deque[Any] = deque()
-        pending.messages = batches  # type: ignore[assignment]
-        unpack = _unpack_header
-        new = tuple.__new__
-        stats = self.stats
-        try:
-            self._queue_tx([request], False, [pending])
-            while True:
-                while batches:
-                    frame, body = batches.popleft()
-                    offset = 0
-                    try:
-                        if body.__class__ is list:
-                            for m in body:
-                                yield m
-                            continue
-                        buffer = frame.buffer
-                        count = 0
-                        while offset < body:
-                            if body - offset < NLMSG_HDRLEN:
-                                stats.decode_errors += 1
-                                break
-                            length, msg_type, flags, seq, pid = unpack(buffer, offset)
-                            end = offset + length
-                            if length < NLMSG_HDRLEN or end > body:
-                                stats.decode_errors += 1
-                                break
-                            m = new(Message, (msg_type, flags, seq, pid, offset + NLMSG_HDRLEN, end, frame))
-                            offset = (end + 3) & ~3
-                            count += 1
-                            if msg_type < 16:
-                                self._dump_control(pending, m)
-                                continue
-                            if flags & NLM_F_DUMP_INTR:
-                                pending.interrupted = True
-                            yield m
-                        stats.messages += count
-                    finally:
-                        if not pending.finished and body.__class__ is int and offset < body:
-                            # Left mid-frame (break, cancel): NLMSG_DONE may
-                            # still be in the rest of this chunk.
-                            self._scan_for_end(pending, frame, offset, body)
-                        self._batch_done(frame)
-                if pending.finished:
-                    break
-                waiter = pending.waiter = loop.create_future()
-                if self._paused:
-                    self._drain()
-                    if batches or pending.finished:
-                        continue
-                await waiter
-        finally:
-            if not pending.finished:
-                # Abandoned (break, cancel): the kernel keeps dumping; drop
-                # the rest as it arrives and free the slot at NLMSG_DONE.
-                pending.abandoned = True
-                for frame, body in batches:
-                    if body.__class__ is int:
-                        self._scan_for_end(pending, frame, 0, body)
-                    else:
-                        for m in body:
-                            if m[0] < 16:
-                                self._dump_control(pending, m)
-                    self._batch_done(frame)
-                batches.clear()
-                if pending.finished and self._active_dump is pending:
-                    self._active_dump = None
-                    self._wake_dump_slot()
-            elif self._active_dump is pending:
-                self._active_dump = None
-                self._wake_dump_slot()
-        if pending.error is not None:
-            raise pending.error
-        if pending.interrupted and on_interrupt == "raise":
-            raise DumpInterruptedError(
-                "the dump was interrupted (NLM_F_DUMP_INTR): the kernel's table changed while "
-                "dumping, so the data may be inconsistent; dump again, or use dump_all() which retries"
-            )
-
-    def _scan_for_end(self, pending: PendingRequest, frame: ReceivedFrame, start: int, end: int) -> None:
-        """Feed the control messages (NLMSG_DONE/ERROR) in part of an unread
-        chunk to the protocol, so an abandoned dump still ends."""
-        messages, _error = parse_frame(frame, end)
-        for msg in messages:
-            if msg[4] >= start and msg[0] < 16:
-                self._dump_control(pending, msg)
-
-    def _dump_control(self, pending: PendingRequest, msg: Message) -> None:
-        """NLMSG_DONE / NLMSG_ERROR met by a dump's iterator."""
-        try:
-            self._proto.feed(msg)
-        except DecodeError as exc:
-            # A malformed end of dump must still end it, never hang it.
-            self.stats.decode_errors += 1
-            pending.finished = True
-            pending.error = exc  # type: ignore[assignment]
-            self._proto.cancel(pending)
-
-    async def dump_all(self, msg: Message, *, retries: int = 3) -> list[Message]:
-        """A whole dump as a list of copies, retried while NLM_F_DUMP_INTR
-        says it is inconsistent (raises :class:`DumpInterruptedError` after
-        ``retries`` retries)."""
-        for _attempt in range(retries + 1):
-            out: list[Message] = []
-            try:
-                async for m in self.dump(msg):
-                    out.append(m.copy())
-            except DumpInterruptedError:
-                continue
-            return out
-        raise DumpInterruptedError(f"the dump was interrupted (NLM_F_DUMP_INTR) {retries + 1} times in a row")
-
     # -- membership --------------------------------------------------------------------
     def join(self, *groups: int) -> None:
         for group in groups:
@@ -1097,88 +740,6 @@ class Ring:
             _sys.drop_membership(self._sock, group)
 
 
-def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig) -> Backend:
-    if name not in ("auto", "kernel", "emulated"):
-        raise ValueError(f"backend must be 'auto', 'kernel' or 'emulated', not {name!r}")
-    if name in ("auto", "kernel"):
-        try:
-            from .backends import kernel as kernel_backend
-        except ImportError:
-            kernel_backend = None  # type: ignore[assignment]
-        if kernel_backend is not None:
-            try:
-                return kernel_backend.KernelBackend(sock, rx, tx)  # type: ignore[no-any-return]
-            except BackendUnavailableError:
-                if name == "kernel":
-                    raise
-                log.debug("aionlmmap: no kernel mmap ring (%s); using the emulated ring", _sys.kernel_release())
-        elif name == "kernel":
-            raise BackendUnavailableError(
-                f"the kernel ring backend is not available on Linux {_sys.kernel_release()}: the netlink mmap "
-                "ring was removed in Linux 4.6; use backend='emulated' or 'auto'"
-            )
-    from .backends.emulated import EmulatedBackend
-
-    return EmulatedBackend(sock, rx, tx)
-
-
-def open(
-    protocol: int = NETLINK_ROUTE,
-    *,
-    groups: Iterable[int] = (),
-    netns: _sys.NetnsSpec = None,
-    backend: Literal["auto", "kernel", "emulated"] = "auto",
-    rx: RingConfig | None = None,
-    tx: RingConfig | None = None,
-    rcvbuf: int | None = None,
-    sndbuf: int | None = None,
-    ext_ack: bool = True,
-    strict_check: bool = True,
-    accept_foreign: bool = False,
-    passcred: bool = False,
-    no_enobufs: bool = False,
-    backlog_limit: int = 16 * 1024 * 1024,
-) -> Ring:
-    """Open a netlink socket with RX/TX frame rings.
-
-    ``async with aionlmmap.open(NETLINK_ROUTE, groups=[RTNLGRP_LINK]) as ring:``
-
-    Args:
-        protocol: NETLINK_ROUTE, NETLINK_NETFILTER, NETLINK_GENERIC, ...
-        groups: multicast group numbers to join (e.g. RTNLGRP_LINK).
-        netns: a network namespace name (``ip netns``), path or open fd; the
-            socket is created inside it without moving this process.
-        backend: ``"auto"`` (kernel ring if the kernel has one, else
-            emulated), ``"kernel"`` or ``"emulated"``.
-        rx, tx: ring geometry (:class:`RingConfig`); defaults suit dumps.
-        rcvbuf, sndbuf: SO_RCVBUF/SO_SNDBUF (FORCE variants when allowed).
-        ext_ack, strict_check: NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK,
-            on by default where the kernel has them.
-        accept_foreign: also accept messages from non-kernel senders.
-        passcred: SO_PASSCRED, fills uid/gid of received messages.
-        no_enobufs: NETLINK_NO_ENOBUFS (overruns are then silent: not advised).
-        backlog_limit: bytes of notifications copied out of the ring while a
-            request waits behind them, before they are dropped as an overrun.
-    """
-    rx_config = rx or DEFAULT_RX
-    tx_config = tx or DEFAULT_TX
-    rx_config.validate()
-    tx_config.validate()
-    sock = _sys.open_socket(protocol, netns)
-    try:
-        options = _sys.configure_socket(
-            sock,
-            groups=groups,
-            ext_ack=ext_ack,
-            strict_check=strict_check,
-            no_enobufs=no_enobufs,
-            pktinfo=True,
-            passcred=passcred,
-            rcvbuf=rcvbuf,
-            sndbuf=sndbuf,
-        )
-        chosen = _select_backend(backend, sock, rx_config, tx_config)
-        return Ring(chosen, sock, protocol=protocol, accept_foreign=accept_foreign, backlog_limit=backlog_limit, options=options)
-    except BaseException:
-        sock.close()
-        raise
+# `aionlmmap.ring.open` stays importable; it lives in _open.py (which imports
+# Ring from here, hence the import at the end).
+from ._open import open  # noqa: E402

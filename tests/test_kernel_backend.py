@@ -333,3 +333,26 @@ async def test_frames_are_released_after_use() -> None:
         await dump_count(ring)
         assert set(socket_of(kernel, ring).rx_statuses()) == {"U"}
         assert VALID not in (socket_of(kernel, ring).rx.status(i) for i in range(8))
+
+
+# -- aionlmmap info ------------------------------------------------------------------------
+def test_info_says_auto_picks_emulated_here_and_why() -> None:
+    from aionlmmap.info import collect_info, format_info
+
+    info = collect_info()
+    assert info["kernel_release"] == platform.release()
+    assert (info["kernel_ring_available"], info["auto_backend"]) == (False, "emulated")
+    assert "ENOPROTOOPT" in info["auto_reason"]
+    assert info["rx_ring"]["frame_nr"] == aionlmmap.DEFAULT_RX.frame_nr
+    text = format_info(info)
+    assert platform.release() in text and "backend 'auto' picks: emulated" in text
+
+
+def test_the_info_command_prints_it() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "aionlmmap", "info"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"Linux {platform.release()}" in result.stdout
+    assert "rx ring: 64 frames of 36864 bytes" in result.stdout

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from .. import ring as _ring
+from .. import open as _open_ring  # aionlmmap.open
 from .._sys import NetnsSpec
 from ..attributes import AttributeBuilder, Attributes, parse_attributes
 from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_ULOG, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
@@ -259,7 +259,10 @@ class Log:
     async def _entries(self) -> AsyncIterator[LogEntry]:
         stats = self.stats
         while True:
-            message = await self._next_message()
+            try:
+                message = await self._next_message()
+            except StopAsyncIteration:
+                return
             if message.type != _TYPE_PACKET:
                 if message.type not in (NLMSG_DONE, NLMSG_ERROR):
                     stats.other_messages += 1
@@ -307,5 +310,5 @@ def open(
         raise ValueError(f"nflog group {group} out of range 0..65535")
     config = encode_config(group, command=NFULNL_CFG_CMD_BIND, copy_mode=copy_mode, copy_range=copy_range, nlbufsiz=nlbufsiz,
                            flush_timeout=flush_timeout, qthreshold=qthreshold, flags=flags)
-    ring = _ring.open(NETLINK_NETFILTER, netns=netns, rx=rx, rcvbuf=rcvbuf, backend=backend, accept_foreign=accept_foreign)  # type: ignore[arg-type]
+    ring = _open_ring(NETLINK_NETFILTER, netns=netns, rx=rx, rcvbuf=rcvbuf, backend=backend, accept_foreign=accept_foreign)  # type: ignore[arg-type]
     return Log(ring, group, config)

@@ -50,7 +50,7 @@ from typing import Any
 
 import attrs
 
-from .. import ring as _ring
+from .. import open as _open_ring  # aionlmmap.open
 from .._sys import NetnsSpec
 from ..attributes import AttributeBuilder, Attributes, parse_attributes
 from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
@@ -502,6 +502,9 @@ class Queue:
                 stats.overruns += 1
                 self._messages = None
                 continue
+            except StopAsyncIteration:
+                self._messages = None
+                return
             except BaseException:
                 self._messages = None
                 raise
@@ -640,7 +643,7 @@ def open(
     flags = (NFQA_CFG_F_FAIL_OPEN if fail_open else 0) | (NFQA_CFG_F_GSO if gso else 0)
     flags |= (NFQA_CFG_F_CONNTRACK if conntrack else 0) | (NFQA_CFG_F_UID_GID if uid_gid else 0)
     config = encode_config(queue_num, command=NFQNL_CFG_CMD_BIND, copy_mode=copy_mode, copy_range=copy_range, maxlen=maxlen, flags=flags)
-    ring = _ring.open(
+    ring = _open_ring(
         NETLINK_NETFILTER,
         netns=netns,
         rx=rx or DEFAULT_QUEUE_RX,

@@ -41,7 +41,7 @@ from typing import Any
 
 import attrs
 
-from .. import ring as _ring
+from .. import open as _open_ring  # aionlmmap.open
 from .._sys import NetnsSpec
 from ..constants import NETLINK_NETFILTER, NLM_F_ACK, NLM_F_ECHO, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_NOOP
 from ..errors import Error, NetlinkError, OverrunError
@@ -413,5 +413,5 @@ def open(*, netns: NetnsSpec = None, tx: RingConfig | None = None, rx: RingConfi
 
     ``tx`` frames bound the size of one transaction (256 KiB by default:
     several thousand set elements)."""
-    ring = _ring.open(NETLINK_NETFILTER, netns=netns, tx=tx or DEFAULT_NFT_TX, rx=rx, backend=backend)  # type: ignore[arg-type]
+    ring = _open_ring(NETLINK_NETFILTER, netns=netns, tx=tx or DEFAULT_NFT_TX, rx=rx, backend=backend)  # type: ignore[arg-type]
     return Nftables(ring)

@@ -1,0 +1,103 @@
+"""``aionlmmap.open()``: socket, options, backend choice, Ring."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from . import _sys
+from .backends import Backend
+from .constants import NETLINK_ROUTE
+from .errors import BackendUnavailableError
+from .frames import RingConfig
+from .ring import DEFAULT_RX, DEFAULT_TX, Ring
+
+log = logging.getLogger("aionlmmap")
+
+
+def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig) -> Backend:
+    if name not in ("auto", "kernel", "emulated"):
+        raise ValueError(f"backend must be 'auto', 'kernel' or 'emulated', not {name!r}")
+    if name in ("auto", "kernel"):
+        try:
+            from .backends import kernel as kernel_backend
+        except ImportError:
+            kernel_backend = None  # type: ignore[assignment]
+        if kernel_backend is not None:
+            try:
+                return kernel_backend.KernelBackend(sock, rx, tx)  # type: ignore[no-any-return]
+            except BackendUnavailableError:
+                if name == "kernel":
+                    raise
+                log.debug("aionlmmap: no kernel mmap ring (%s); using the emulated ring", _sys.kernel_release())
+        elif name == "kernel":
+            raise BackendUnavailableError(
+                f"the kernel ring backend is not available on Linux {_sys.kernel_release()}: the netlink mmap "
+                "ring was removed in Linux 4.6; use backend='emulated' or 'auto'"
+            )
+    from .backends.emulated import EmulatedBackend
+
+    return EmulatedBackend(sock, rx, tx)
+
+
+def open(
+    protocol: int = NETLINK_ROUTE,
+    *,
+    groups: Iterable[int] = (),
+    netns: _sys.NetnsSpec = None,
+    backend: Literal["auto", "kernel", "emulated"] = "auto",
+    rx: RingConfig | None = None,
+    tx: RingConfig | None = None,
+    rcvbuf: int | None = None,
+    sndbuf: int | None = None,
+    ext_ack: bool = True,
+    strict_check: bool = True,
+    accept_foreign: bool = False,
+    passcred: bool = False,
+    no_enobufs: bool = False,
+    backlog_limit: int = 16 * 1024 * 1024,
+) -> Ring:
+    """Open a netlink socket with RX/TX frame rings.
+
+    ``async with aionlmmap.open(NETLINK_ROUTE, groups=[RTNLGRP_LINK]) as ring:``
+
+    Args:
+        protocol: NETLINK_ROUTE, NETLINK_NETFILTER, NETLINK_GENERIC, ...
+        groups: multicast group numbers to join (e.g. RTNLGRP_LINK).
+        netns: a network namespace name (``ip netns``), path or open fd; the
+            socket is created inside it without moving this process.
+        backend: ``"auto"`` (kernel ring if the kernel has one, else
+            emulated), ``"kernel"`` or ``"emulated"``.
+        rx, tx: ring geometry (:class:`RingConfig`); defaults suit dumps.
+        rcvbuf, sndbuf: SO_RCVBUF/SO_SNDBUF (FORCE variants when allowed).
+        ext_ack, strict_check: NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK,
+            on by default where the kernel has them.
+        accept_foreign: also accept messages from non-kernel senders.
+        passcred: SO_PASSCRED, fills uid/gid of received messages.
+        no_enobufs: NETLINK_NO_ENOBUFS (overruns are then silent: not advised).
+        backlog_limit: bytes of notifications copied out of the ring while a
+            request waits behind them, before they are dropped as an overrun.
+    """
+    rx_config = rx or DEFAULT_RX
+    tx_config = tx or DEFAULT_TX
+    rx_config.validate()
+    tx_config.validate()
+    sock = _sys.open_socket(protocol, netns)
+    try:
+        options = _sys.configure_socket(
+            sock,
+            groups=groups,
+            ext_ack=ext_ack,
+            strict_check=strict_check,
+            no_enobufs=no_enobufs,
+            pktinfo=True,
+            passcred=passcred,
+            rcvbuf=rcvbuf,
+            sndbuf=sndbuf,
+        )
+        chosen = _select_backend(backend, sock, rx_config, tx_config)
+        return Ring(chosen, sock, protocol=protocol, accept_foreign=accept_foreign, backlog_limit=backlog_limit, options=options)
+    except BaseException:
+        sock.close()
+        raise

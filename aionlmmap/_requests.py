@@ -1,0 +1,253 @@
+"""Requests and dumps: seq/portid matching on top of the TX and RX paths.
+
+Mixed into :class:`aionlmmap.ring.Ring`. Kernel facts relied on:
+``netlink_rcv_skb`` answers every nlmsg of a datagram in order (an ACK when
+NLM_F_ACK asks, an error otherwise), so many requests share one datagram;
+``__netlink_dump_start`` runs one dump per socket and answers EBUSY while
+one runs, so dumps on a ring queue up; a started dump is never ACKed and ends
+with NLMSG_DONE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from .constants import NLM_F_DUMP_INTR, NLMSG_HDRLEN
+from .errors import ClosedResourceError, DecodeError, DumpInterruptedError
+from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
+from .protocol import NetlinkProtocol, PendingRequest
+
+_unpack_header = NLMSGHDR.unpack_from
+
+
+class Requester:
+    """The request/dump half of a Ring (state is set up in ``Ring.__init__``)."""
+
+    _proto: NetlinkProtocol
+    _closed: bool
+    _paused: bool
+    _active_dump: PendingRequest | None
+    _dump_slot_waiters: list[asyncio.Future[None]]
+    _stale_seqs: set[int]
+
+    if TYPE_CHECKING:
+        stats: Any
+
+        def _attach(self) -> asyncio.AbstractEventLoop: ...
+
+        def _queue_tx(self, messages: list[Message], atomic: bool, owners: list[PendingRequest]) -> None: ...
+
+        def _drain(self) -> None: ...
+
+        def _batch_done(self, frame: ReceivedFrame) -> None: ...
+
+        def _wake_dump_slot(self) -> None: ...
+
+    async def request(self, msg: Message, *, ack: bool = True) -> list[Message]:
+        """Send one request and return its replies (copies that own their
+        bytes). Raises :class:`NetlinkError` (an OSError of the errno's
+        subclass, with the extack message) if the kernel refuses it.
+
+        ``seq`` and ``pid`` are set by the ring; NLM_F_REQUEST is added, and
+        NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
+        loop = self._attach()
+        request, pending = self._proto.start(msg, dump=False, ack=ack)
+        return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
+
+    async def request_many(self, messages: Sequence[Message], *, atomic: bool = False) -> list[list[Message]]:
+        """Send several requests in one datagram and wait for all of them.
+
+        With ``atomic=True`` they share one TX frame (an nfnetlink batch:
+        BATCH_BEGIN ... BATCH_END); an error on the first message fails the
+        whole batch. Raises the first error in order."""
+        loop = self._attach()
+        requests: list[Message] = []
+        pendings: list[PendingRequest] = []
+        for msg in messages:
+            request, pending = self._proto.start(msg, dump=False)
+            requests.append(request)
+            pendings.append(pending)
+        if atomic:
+            for pending in pendings:
+                pending.batch = pendings
+        results = self._await_requests(loop, requests, pendings, atomic=atomic)
+        out = []
+        first_error: BaseException | None = None
+        for result in await asyncio.gather(*results, return_exceptions=True):
+            if isinstance(result, BaseException):
+                if first_error is None:
+                    first_error = result
+                out.append([])
+            else:
+                out.append(result)
+        if first_error is not None:
+            raise first_error
+        return out
+
+    def _await_requests(self, loop: asyncio.AbstractEventLoop, requests: list[Message], pendings: list[PendingRequest], atomic: bool) -> list[Any]:
+        try:
+            self._queue_tx(requests, atomic, pendings)
+        except BaseException:
+            for pending in pendings:
+                self._proto.cancel(pending)
+            raise
+        return [self._wait_pending(loop, pending) for pending in pendings]
+
+    async def _wait_pending(self, loop: asyncio.AbstractEventLoop, pending: PendingRequest) -> list[Message]:
+        try:
+            while not pending.finished:
+                waiter = pending.waiter = loop.create_future()
+                if self._paused:
+                    self._drain()
+                    if pending.finished:
+                        break
+                await waiter
+        except asyncio.CancelledError:
+            if not pending.finished:
+                self._proto.cancel(pending)
+                self._stale_seqs.add(pending.seq)
+            raise
+        if pending.error is not None:
+            raise pending.error
+        return pending.messages
+
+    def dump(self, msg: Message, *, on_interrupt: Literal["raise", "ignore"] = "raise") -> AsyncIterator[Message]:
+        """Stream a dump: ``async for m in ring.dump(msg)``.
+
+        Messages are borrowed from the frames (see :meth:`Message.hold`);
+        nothing is buffered beyond the ring. The kernel runs one dump per
+        socket at a time (``__netlink_dump_start`` answers EBUSY), so dumps on
+        one ring queue up; plain requests interleave freely.
+
+        If the kernel flags the dump NLM_F_DUMP_INTR (its table changed under
+        it), ``on_interrupt="raise"`` raises :class:`DumpInterruptedError`
+        after the last message; ``"ignore"`` does not. :meth:`dump_all`
+        retries for a consistent snapshot."""
+        return self._dump(msg, on_interrupt)
+
+    async def _dump(self, msg: Message, on_interrupt: str) -> AsyncIterator[Message]:
+        loop = self._attach()
+        while self._active_dump is not None:
+            waiter = loop.create_future()
+            self._dump_slot_waiters.append(waiter)
+            await waiter
+            if self._closed:
+                raise ClosedResourceError("the ring is closed")
+        request, pending = self._proto.start(msg, dump=True)
+        self._active_dump = pending
+        # (frame, parsed messages) from the slow path, or (frame, length)
+        # for a whole dump chunk handed over unparsed by _walk.
+        batches: deque[Any] = deque()
+        pending.messages = batches  # type: ignore[assignment]
+        unpack = _unpack_header
+        new = tuple.__new__
+        stats = self.stats
+        try:
+            self._queue_tx([request], False, [pending])
+            while True:
+                while batches:
+                    frame, body = batches.popleft()
+                    offset = 0
+                    try:
+                        if body.__class__ is list:
+                            for m in body:
+                                yield m
+                            continue
+                        buffer = frame.buffer
+                        count = 0
+                        while offset < body:
+                            if body - offset < NLMSG_HDRLEN:
+                                stats.decode_errors += 1
+                                break
+                            length, msg_type, flags, seq, pid = unpack(buffer, offset)
+                            end = offset + length
+                            if length < NLMSG_HDRLEN or end > body:
+                                stats.decode_errors += 1
+                                break
+                            m = new(Message, (msg_type, flags, seq, pid, offset + NLMSG_HDRLEN, end, frame))
+                            offset = (end + 3) & ~3
+                            count += 1
+                            if msg_type < 16:
+                                self._dump_control(pending, m)
+                                continue
+                            if flags & NLM_F_DUMP_INTR:
+                                pending.interrupted = True
+                            yield m
+                        stats.messages += count
+                    finally:
+                        if not pending.finished and body.__class__ is int and offset < body:
+                            # Left mid-frame (break, cancel): NLMSG_DONE may
+                            # still be in the rest of this chunk.
+                            self._scan_for_end(pending, frame, offset, body)
+                        self._batch_done(frame)
+                if pending.finished:
+                    break
+                waiter = pending.waiter = loop.create_future()
+                if self._paused:
+                    self._drain()
+                    if batches or pending.finished:
+                        continue
+                await waiter
+        finally:
+            if not pending.finished:
+                # Abandoned (break, cancel): the kernel keeps dumping; drop
+                # the rest as it arrives and free the slot at NLMSG_DONE.
+                pending.abandoned = True
+                for frame, body in batches:
+                    if body.__class__ is int:
+                        self._scan_for_end(pending, frame, 0, body)
+                    else:
+                        for m in body:
+                            if m[0] < 16:
+                                self._dump_control(pending, m)
+                    self._batch_done(frame)
+                batches.clear()
+                if pending.finished and self._active_dump is pending:
+                    self._active_dump = None
+                    self._wake_dump_slot()
+            elif self._active_dump is pending:
+                self._active_dump = None
+                self._wake_dump_slot()
+        if pending.error is not None:
+            raise pending.error
+        if pending.interrupted and on_interrupt == "raise":
+            raise DumpInterruptedError(
+                "the dump was interrupted (NLM_F_DUMP_INTR): the kernel's table changed while "
+                "dumping, so the data may be inconsistent; dump again, or use dump_all() which retries"
+            )
+
+    def _scan_for_end(self, pending: PendingRequest, frame: ReceivedFrame, start: int, end: int) -> None:
+        """Feed the control messages (NLMSG_DONE/ERROR) in part of an unread
+        chunk to the protocol, so an abandoned dump still ends."""
+        messages, _error = parse_frame(frame, end)
+        for msg in messages:
+            if msg[4] >= start and msg[0] < 16:
+                self._dump_control(pending, msg)
+
+    def _dump_control(self, pending: PendingRequest, msg: Message) -> None:
+        """NLMSG_DONE / NLMSG_ERROR met by a dump's iterator."""
+        try:
+            self._proto.feed(msg)
+        except DecodeError as exc:
+            # A malformed end of dump must still end it, never hang it.
+            self.stats.decode_errors += 1
+            pending.finished = True
+            pending.error = exc  # type: ignore[assignment]
+            self._proto.cancel(pending)
+
+    async def dump_all(self, msg: Message, *, retries: int = 3) -> list[Message]:
+        """A whole dump as a list of copies, retried while NLM_F_DUMP_INTR
+        says it is inconsistent (raises :class:`DumpInterruptedError` after
+        ``retries`` retries)."""
+        for _attempt in range(retries + 1):
+            out: list[Message] = []
+            try:
+                async for m in self.dump(msg):
+                    out.append(m.copy())
+            except DumpInterruptedError:
+                continue
+            return out
+        raise DumpInterruptedError(f"the dump was interrupted (NLM_F_DUMP_INTR) {retries + 1} times in a row")

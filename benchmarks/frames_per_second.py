@@ -37,10 +37,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aionlmmap  # noqa: E402
-from aionlmmap import Message  # noqa: E402
-from aionlmmap.constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_NOOP, RTM_GETLINK  # noqa: E402
-from aionlmmap.testing import SimulatedKernel  # noqa: E402
+import aionlmmap
+from aionlmmap import Message
+from aionlmmap.constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_NOOP, RTM_GETLINK
+from aionlmmap.testing import SimulatedKernel
 
 BATCH = 64
 
@@ -139,7 +139,7 @@ def main() -> None:
                 )
             )
     finally:
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
 
 
 if __name__ == "__main__":

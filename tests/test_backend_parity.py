@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import run
 
 import aionlmmap
 from aionlmmap import AttributeBuilder, Attributes, ClosedResourceError, Message, OverrunError, RingConfig
@@ -30,8 +31,6 @@ from aionlmmap.constants import (
     RTNLGRP_LINK,
 )
 from aionlmmap.testing import SimulatedKernel
-
-from conftest import run
 
 IFLA_IFNAME = 3
 IFLA_LINKINFO = 18

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from aionlmmap import AttributeBuilder, Message
+from aionlmmap import Message
 from aionlmmap.constants import (
     NETLINK_ROUTE,
     NETLINK_RX_RING,
@@ -379,7 +379,7 @@ def test_tx_consumes_consecutive_valid_frames_and_returns_their_bytes() -> None:
 
 def test_tx_stops_at_a_gap() -> None:
     kernel = SimulatedKernel()
-    sock, _view, rx, tx = with_rings(kernel)
+    sock, _view, _rx, tx = with_rings(kernel)
     data = noop_ack(1)
     tx.buffer[tx.data_offset(1) : tx.data_offset(1) + 16] = data
     tx.commit(1, 16)  # frame 1 VALID, frame 0 (the head) UNUSED

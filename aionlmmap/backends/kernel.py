@@ -49,7 +49,7 @@ from ..errors import BackendUnavailableError, RingConfigError
 from ..frames import UNUSED, VALID, FrameRing, RingConfig
 from . import TxFailure
 
-__all__ = ["KernelBackend", "RingSyscalls", "LinuxSyscalls", "nlmsg_goodsize"]
+__all__ = ["KernelBackend", "LinuxSyscalls", "RingSyscalls", "nlmsg_goodsize"]
 
 log = logging.getLogger("aionlmmap")
 

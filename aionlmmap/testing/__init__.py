@@ -25,13 +25,13 @@ from ._rtnl import Link, RtnlModel
 from ._socket import Queued, SimulatedSocket, SimulatedSyscalls
 
 __all__ = [
+    "KernelError",
+    "Link",
+    "Queued",
+    "Request",
+    "ReservedFrame",
+    "RtnlModel",
     "SimulatedKernel",
     "SimulatedSocket",
     "SimulatedSyscalls",
-    "KernelError",
-    "Request",
-    "ReservedFrame",
-    "Queued",
-    "RtnlModel",
-    "Link",
 ]

@@ -33,11 +33,11 @@ from ..constants import (
     NLMSGERR_ATTR_MSG,
     NLMSGERR_ATTR_OFFS,
 )
-from ..frames import SKIP, UNUSED, VALID, COPY, RESERVED, NL_MMAP_HDR
+from ..frames import COPY, NL_MMAP_HDR, RESERVED, SKIP, UNUSED, VALID
 from ..message import NLMSGHDR, Message, encode_message, nlmsg_align
 from ._socket import Queued, SimulatedSocket
 
-__all__ = ["SimulatedKernel", "KernelError", "Request", "ReservedFrame"]
+__all__ = ["KernelError", "Request", "ReservedFrame", "SimulatedKernel"]
 
 _INT = struct.Struct("=i")
 _U32 = struct.Struct("=I")
@@ -501,7 +501,7 @@ class SimulatedKernel:
         """netlink_dump(): max(min_dump_alloc, NLMSG_GOODSIZE), or the last
         large recvmsg buffer (max_recvmsg_len) when that is bigger."""
         minimum = max(sock.dump.min_alloc if sock.dump else 0, self.goodsize)
-        return sock.max_recvmsg_len if sock.max_recvmsg_len > minimum else minimum
+        return max(minimum, sock.max_recvmsg_len)
 
     def _dump_space(self, sock: SimulatedSocket) -> bool:
         """netlink_dump_space(): the head frame and the frame
@@ -542,14 +542,14 @@ class SimulatedKernel:
         if self.trimmed_dump_offset and frames is not None and alloc_size <= frames.config.data_size:
             # 4.4.1: skb_reserve(skb, skb_tailroom(skb) - alloc_size) on ring skbs too.
             offset = frames.config.frame_size - alloc_size
-        if not self._deliver_allocated(sock, bytes(chunk), alloc_size, data_offset=offset):
-            if frames is not None and alloc_size <= frames.config.data_size:
-                # No frame: the chunk is not built; the dump retries later.
-                if done:
-                    return -errno.ENOBUFS
+        ring_path = frames is not None and alloc_size <= frames.config.data_size
+        delivered = self._deliver_allocated(sock, bytes(chunk), alloc_size, data_offset=offset)
+        if not delivered and ring_path:
+            # No frame: the chunk is not built; the dump retries later. (A
+            # COPY-path drop loses the data, as on the real kernel.)
+            if not done:
                 dump.pending.extendleft(_split_back(bytes(chunk)))
-                return -errno.ENOBUFS
-            # COPY path drop: the data is lost, as on the real kernel.
+            return -errno.ENOBUFS
         if done:
             sock.dump = None
         return 0

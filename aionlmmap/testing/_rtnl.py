@@ -31,7 +31,7 @@ from ..message import encode_message
 if TYPE_CHECKING:
     from ._kernel import Request, SimulatedKernel
 
-__all__ = ["RtnlModel", "Link"]
+__all__ = ["Link", "RtnlModel"]
 
 #: struct ifinfomsg {u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change}
 IFINFOMSG = struct.Struct("=BxHiII")

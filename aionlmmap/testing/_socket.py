@@ -38,7 +38,7 @@ from ..frames import COPY, NL_MMAP_HDR, NL_MMAP_REQ, SKIP, UNUSED, VALID, FrameR
 if TYPE_CHECKING:
     from ._kernel import SimulatedKernel
 
-__all__ = ["SimulatedSocket", "SimulatedSyscalls", "Queued"]
+__all__ = ["Queued", "SimulatedSocket", "SimulatedSyscalls"]
 
 _U32 = struct.Struct("=I")
 _INT = struct.Struct("=i")

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .constants import NLM_F_DUMP_INTR, NLMSG_HDRLEN
+from .constants import NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_HDRLEN, NLMSG_NOOP
 from .errors import ClosedResourceError, DecodeError, DumpInterruptedError
 from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
 from .protocol import NetlinkProtocol, PendingRequest
@@ -60,9 +60,18 @@ class Requester:
     async def request_many(self, messages: Sequence[Message], *, atomic: bool = False) -> list[list[Message]]:
         """Send several requests in one datagram and wait for all of them.
 
-        With ``atomic=True`` they share one TX frame (an nfnetlink batch:
-        BATCH_BEGIN ... BATCH_END); an error on the first message fails the
-        whole batch. Raises the first error in order."""
+        Each message gets its own seq and NLM_F_ACK. Returns the replies of
+        each, in order; raises the first error in order.
+
+        ``atomic=True`` is for nfnetlink batches (BATCH_BEGIN ... BATCH_END):
+        the messages get a TX frame, hence a datagram, of their own. The
+        kernel does not answer every member of a failed batch (BATCH_END of
+        an aborted batch is never ACKed), so a barrier follows in the next
+        datagram (NLMSG_NOOP with NLM_F_ACK, which ``netlink_rcv_skb``
+        always ACKs): one socket's requests are answered in order, so once
+        the barrier is ACKed every answer to the batch is in. Members left
+        unanswered share the batch's first error, or succeed with no reply
+        if there was none."""
         loop = self._attach()
         requests: list[Message] = []
         pendings: list[PendingRequest] = []
@@ -70,13 +79,34 @@ class Requester:
             request, pending = self._proto.start(msg, dump=False)
             requests.append(request)
             pendings.append(pending)
-        if atomic:
+        if not atomic:
+            results = await asyncio.gather(*self._await_requests(loop, requests, pendings, atomic=False), return_exceptions=True)
+        else:
             for pending in pendings:
                 pending.batch = pendings
-        results = self._await_requests(loop, requests, pendings, atomic=atomic)
-        out = []
+            barrier_request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
+            try:
+                self._queue_tx(requests, True, pendings)
+                self._queue_tx([barrier_request], False, [barrier])
+                await self._wait_pending(loop, barrier)
+            except BaseException:
+                for pending in pendings:
+                    if not pending.finished:
+                        self._proto.cancel(pending)
+                        self._stale_seqs.add(pending.seq)
+                raise
+            batch_error = next((p.error for p in pendings if p.error is not None), None)
+            results = []
+            for pending in pendings:
+                if not pending.finished:
+                    # No answer will ever come for it (the barrier proves it).
+                    self._proto.cancel(pending)
+                    pending.finished = True
+                    pending.error = batch_error
+                results.append(pending.error if pending.error is not None else pending.messages)
+        out: list[list[Message]] = []
         first_error: BaseException | None = None
-        for result in await asyncio.gather(*results, return_exceptions=True):
+        for result in results:
             if isinstance(result, BaseException):
                 if first_error is None:
                     first_error = result

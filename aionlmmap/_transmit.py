@@ -108,10 +108,12 @@ class Transmitter:
         need_new = index is None
         probe = tx.head
         reserved: list[int] = []
-        total = sum(sizes)
         for size in sizes:
             room = data_size - fill
-            if need_new or size > room or (atomic and not plan and total > room):
+            # An atomic batch starts a frame of its own: nfnetlink_rcv()
+            # treats a datagram as a batch only when its first message is
+            # NFNL_MSG_BATCH_BEGIN, and ignores what follows BATCH_END.
+            if need_new or size > room or (atomic and not plan):
                 if index is not None and not need_new:
                     probe = tx.next_index(index)
                 if tx.status(probe) != UNUSED or probe in reserved:
@@ -139,6 +141,14 @@ class Transmitter:
         self._tx_fill = fill
         if owners:
             self._tx_owners.setdefault(plan[-1][0], []).extend(owners)
+        if atomic and open_index is not None:
+            # ... and ends it: commit now so nothing joins the frame, and
+            # tell the backend to send it as a datagram of its own.
+            tx.commit(open_index, fill)
+            self.stats.tx_frames += 1
+            self._backend.solo_frames.add(open_index)
+            self._tx_open = None
+            self._tx_fill = 0
         return True
 
     def _schedule_flush(self) -> None:

@@ -61,8 +61,7 @@ DEFAULT_TX = RingConfig(block_size=65536, block_nr=16, frame_size=65536, frame_n
 
 _OVERRUN = object()
 _unpack_header = NLMSGHDR.unpack_from
-_flags_of = operator.itemgetter(1)
-_or = operator.or_
+_seq_of = operator.itemgetter(2)
 
 
 @attrs.define
@@ -430,7 +429,9 @@ class Ring(Requester, Transmitter):
             self.stats.foreign += len(messages)
             self._release(frame)
             return
-        if frame.group:
+        if frame.group or not any(map(_seq_of, messages)):
+            # Multicast, or unicast with seq 0 (nfqueue packets, nflog
+            # entries): never a reply, since requests never get seq 0.
             self._deliver_unsolicited(frame, messages, touched)
             return
         self._route_slow(frame, messages, touched)

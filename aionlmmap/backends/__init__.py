@@ -38,6 +38,9 @@ class Backend(Protocol):
     #: SKIP may be used to hold frames: every message on this socket takes
     #: the ring path (or the producer is ours), see DESIGN.md section 1.
     skip_is_safe: bool
+    #: TX frames that must leave as a datagram of their own (atomic
+    #: batches); the kernel ring sends every frame as its own skb anyway.
+    solo_frames: set[int]
     #: counters the Ring folds into its stats
     overruns: int
     truncated: int

@@ -42,6 +42,7 @@ _IOV_MAX = 1024
 _SCM_CREDENTIALS = 2
 _ANCILLARY_SIZE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(UCRED.size)
 _unpack_pktinfo = PKTINFO.unpack_from
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: the enum's __and__ is slow per datagram
 
 
 class EmulatedBackend:
@@ -66,6 +67,7 @@ class EmulatedBackend:
         self._spill_view = memoryview(self._spill)
         self._copied: deque[tuple[int, bytes]] = deque()
         self._tx_tail = 0
+        self.solo_frames: set[int] = set()
         self.overruns = 0
         self._overrun_pending = False
         self.truncated = 0
@@ -105,7 +107,7 @@ class EmulatedBackend:
                 if exc.errno == errno.EINTR:
                     continue
                 raise
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 # Larger than frame + spill: counted and dropped, never
                 # delivered cut short.
                 self.truncated += 1
@@ -157,13 +159,17 @@ class EmulatedBackend:
                 if header[0] != VALID:
                     break
                 length = header[1]
-                if frames and total + length > limit:
+                solo = index in self.solo_frames
+                if frames and (solo or total + length > limit):
                     break
                 frames.append(index)
                 if length:
                     buffers.append(self._tx_data[index][:length])
                 total += length
                 index = tx.next_index(index)
+                if solo:
+                    self.solo_frames.discard(frames[-1])
+                    break
             if not frames:
                 break
             self._tx_tail = index

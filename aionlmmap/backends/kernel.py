@@ -222,6 +222,9 @@ class KernelBackend:
         self.rx_config = rx_config
         self.tx_config = tx_config
         self.skip_is_safe = skip_is_safe
+        #: the kernel ring makes one skb of every TX frame, so an atomic
+        #: frame is always a datagram of its own; nothing to track.
+        self.solo_frames: set[int] = set()
         self.overruns = 0
         self.truncated = 0
         self.tx_syscalls = 0
@@ -394,6 +397,7 @@ class KernelBackend:
         return self._tx_data[index]
 
     def flush(self) -> list[TxFailure]:
+        self.solo_frames.clear()
         tx = self.tx
         failures: list[TxFailure] = []
         for _ in range(tx.frame_nr + 1):  # bounded: each round sends or neutralises a frame

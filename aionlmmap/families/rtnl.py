@@ -435,7 +435,6 @@ class RtnlClient:
 
     def _decode_event(self, msg: Message, kind: Kind, link_state: dict[int, Link]) -> Any:
         buffer, start, end = msg[6].buffer, msg[4], msg[5]
-        names = {ifindex: link.ifname for ifindex, link in link_state.items()}
         if kind == "link":
             if buffer[start] != AF_UNSPEC:
                 return None  # AF_BRIDGE port notifications share RTNLGRP_LINK
@@ -445,6 +444,7 @@ class RtnlClient:
             else:
                 link_state[link.ifindex] = link
             return resolve_link(link, link_state)
+        names = _LinkNames(link_state)
         if kind == "address":
             return decode_address(buffer, start, end, names)
         if kind == "route":
@@ -455,6 +455,24 @@ class RtnlClient:
         if buffer[start] not in _RULE_FAMILIES:
             return None
         return decode_rule(buffer, start, end)
+
+
+class _LinkNames(dict):  # type: ignore[type-arg]
+    """ifindex -> name looked up in the monitor's link state on demand
+    (decoders only call ``.get``), so no map is rebuilt per event."""
+
+    __slots__ = ("_links",)
+
+    def __init__(self, links: dict[int, Link]) -> None:
+        super().__init__()
+        self._links = links
+
+    def get(self, ifindex: Any, default: Any = None) -> Any:  # type: ignore[override]
+        link = self._links.get(ifindex)
+        return default if link is None else link.ifname
+
+    def __bool__(self) -> bool:
+        return True
 
 
 def _netns_fd(netns: Any) -> tuple[int, bool]:

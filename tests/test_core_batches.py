@@ -1,0 +1,79 @@
+"""Atomic nfnetlink batches through the core Ring (request_many(atomic=True))."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import struct
+
+import pytest
+
+import aionlmmap
+from aionlmmap import AttributeBuilder, Message, NetlinkError
+from aionlmmap.constants import NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+
+from conftest import run
+
+pytestmark = pytest.mark.integration
+
+NFT_MSG_NEWTABLE = 0
+NFTA_TABLE_NAME = 1
+
+
+def nfgen(family: int, res_id: int = 0) -> bytes:
+    return struct.pack("=BBH", family, 0, socket.htons(res_id))
+
+
+def begin() -> Message:
+    return Message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, payload=nfgen(socket.AF_UNSPEC, NFNL_SUBSYS_NFTABLES))
+
+
+def end() -> Message:
+    return Message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, payload=nfgen(socket.AF_UNSPEC, NFNL_SUBSYS_NFTABLES))
+
+
+def new_table(name: str | None, family: int = socket.AF_INET) -> Message:
+    attrs = AttributeBuilder()
+    if name is not None:
+        attrs.add_str(NFTA_TABLE_NAME, name)
+    return Message((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, payload=nfgen(family) + attrs.build())
+
+
+def tables(netns: str) -> str:
+    return run("ip", "netns", "exec", netns, "nft", "list", "tables").stdout
+
+
+async def test_a_good_batch_is_applied_in_one_datagram(netns: str) -> None:
+    async with aionlmmap.open(aionlmmap.NETLINK_NETFILTER, netns=netns) as ring:
+        before = ring.stats.tx_syscalls
+        await asyncio.wait_for(ring.request_many([begin(), new_table("t1"), new_table("t2"), end()], atomic=True), 10)
+        assert ring.stats.tx_syscalls - before == 2  # the batch, then the barrier
+    listed = tables(netns)
+    assert "table ip t1" in listed and "table ip t2" in listed
+
+
+async def test_a_failing_batch_raises_changes_nothing_and_never_hangs(netns: str) -> None:
+    async with aionlmmap.open(aionlmmap.NETLINK_NETFILTER, netns=netns) as ring:
+        await ring.request_many([begin(), new_table("kept"), end()], atomic=True)
+        with pytest.raises(NetlinkError) as caught:
+            await asyncio.wait_for(ring.request_many([begin(), new_table("fresh"), new_table("kept"), end()], atomic=True), 10)
+        assert caught.value.errno == errno.EEXIST
+        # the ring still works afterwards
+        await asyncio.wait_for(ring.request_many([begin(), new_table("later"), end()], atomic=True), 10)
+    listed = tables(netns)
+    assert "fresh" not in listed
+    assert "kept" in listed and "later" in listed
+
+
+async def test_an_atomic_batch_never_shares_a_datagram_with_earlier_messages(netns: str) -> None:
+    async with aionlmmap.open(aionlmmap.NETLINK_NETFILTER, netns=netns) as ring:
+        # A plain request queued in the same loop iteration must not end up in
+        # front of BATCH_BEGIN (the kernel would not see a batch then).
+        plain = ring.request_many([new_table("plain")])
+        batch = ring.request_many([begin(), new_table("batched"), end()], atomic=True)
+        results = await asyncio.wait_for(asyncio.gather(plain, batch, return_exceptions=True), 10)
+        # outside a batch nf_tables refuses table creation with EOPNOTSUPP or similar;
+        # what matters is that the batch itself went through
+        assert not isinstance(results[1], BaseException)
+    assert "batched" in tables(netns)

@@ -743,4 +743,3 @@ class Ring(Requester, Transmitter):
 
 # `aionlmmap.ring.open` stays importable; it lives in _open.py (which imports
 # Ring from here, hence the import at the end).
-from ._open import open  # noqa: E402

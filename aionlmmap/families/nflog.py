@@ -23,7 +23,7 @@ import attrs
 
 from .. import open as _open_ring  # aionlmmap.open
 from .._sys import NetnsSpec
-from ..attributes import AttributeBuilder, Attributes, parse_attributes
+from ..attributes import AttributeBuilder, parse_attributes
 from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_ULOG, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from ..errors import DecodeError, NetlinkError, OverrunError
 from ..frames import RingConfig

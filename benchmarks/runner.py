@@ -91,7 +91,7 @@ class Child:
         self._result: ProcessResult | None = None
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            self.argv,
+            argv,
             stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -260,6 +260,15 @@ def make_route(dst: str, metric: int = 0) -> Route:
     return Route(family=2, table=254, dst=dst, dst_len=32, priority=metric, oif=2, dev="d0")
 
 
+def test_routes_that_differ_only_by_device_are_distinct() -> None:
+    # IPv6 keeps one fe80::/64 per interface at the same metric.
+    first = Route(family=10, table=254, dst="fe80::", dst_len=64, priority=256, oif=2, dev="x0")
+    second = Route(family=10, table=254, dst="fe80::", dst_len=64, priority=256, oif=3, dev="x1")
+    tracker = StateTracker(["route"])
+    assert len(tracker.replace("route", [first, second])) == 2
+    assert tracker.apply("del", "route", second) == Event("del", "route", second)
+
+
 def test_tracker_drops_notifications_that_change_nothing() -> None:
     tracker = StateTracker(["route"])
     assert tracker.replace("route", [make_route("10.0.0.1")]) == [Event("new", "route", make_route("10.0.0.1"))]
@@ -271,6 +280,6 @@ def test_tracker_drops_notifications_that_change_nothing() -> None:
 def test_tracker_replace_yields_exactly_the_differences() -> None:
     tracker = StateTracker(["route"])
     tracker.replace("route", [make_route("10.0.0.1"), make_route("10.0.0.2"), make_route("10.0.0.3")])
-    changed = Route(family=2, table=254, dst="10.0.0.3", dst_len=32, priority=0, oif=2, dev="d0", gateway="10.9.9.9")
+    changed = Route(family=2, table=254, dst="10.0.0.3", dst_len=32, priority=0, oif=2, dev="d0", protocol=4)
     events = tracker.replace("route", [make_route("10.0.0.1"), changed, make_route("10.0.0.4")])
     assert events == [Event("del", "route", make_route("10.0.0.2")), Event("new", "route", changed), Event("new", "route", make_route("10.0.0.4"))]

@@ -23,7 +23,7 @@ import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from .. import ring as _ring_module
+from .. import open as _open_ring
 from ..constants import (
     NETLINK_ROUTE,
     NLM_F_ACK,
@@ -93,7 +93,7 @@ def open(netns: Any = None, **ring_options: Any) -> RtnlClient:
     ``netns`` is a namespace name (``ip netns``), path or fd; the socket is
     opened inside it. ``ring_options`` go to :func:`aionlmmap.open`
     (``backend``, ``rx``, ``tx``, ``rcvbuf`` ...)."""
-    ring = _ring_module.open(NETLINK_ROUTE, netns=netns, **ring_options)
+    ring = _open_ring(NETLINK_ROUTE, netns=netns, **ring_options)
     return RtnlClient(ring, netns=netns)
 
 
@@ -383,7 +383,7 @@ class RtnlClient:
         kinds: list[Kind] = [kind for kind in KINDS if wanted[kind]]
         groups = sorted({group for kind in kinds for group in KIND_GROUPS[kind]})
         if ring is None:
-            ring = _ring_module.open(NETLINK_ROUTE, groups=groups, netns=self.netns, **ring_options)
+            ring = _open_ring(NETLINK_ROUTE, groups=groups, netns=self.netns, **ring_options)
         else:
             ring.join(*groups)
         async with ring:

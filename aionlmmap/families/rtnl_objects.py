@@ -257,8 +257,12 @@ class Route:
     nexthops: tuple[Nexthop, ...] = ()
 
     @property
-    def key(self) -> tuple[int, int, str | None, int, int, int | None]:
-        return (self.family, self.table, self.dst, self.dst_len, self.tos, self.priority)
+    def key(self) -> tuple[Any, ...]:
+        # The prefix alone does not identify a route: IPv6 keeps one
+        # fe80::/64 per interface at the same metric, and IPv4 keeps
+        # appended routes (NLM_F_APPEND) that differ only by device or
+        # gateway. Include both, or a view keyed by this merges them.
+        return (self.family, self.table, self.dst, self.dst_len, self.tos, self.priority, self.oif, self.gateway)
 
     @property
     def metric(self) -> int | None:

@@ -77,7 +77,7 @@ class Child:
     It gets its own session (process group) so a timeout kills it and any
     helper it started, and nothing else."""
 
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, stdin_data: str | None = None) -> None:
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, stdin_data: str | None = None, keep_stdin: bool = False) -> None:
         self.argv = list(argv)
         self._rss_file: str | None = None
         wrapper = _peak_rss_wrapper()
@@ -92,7 +92,7 @@ class Child:
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             argv,
-            stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin_data is not None or keep_stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -100,9 +100,8 @@ class Child:
             cwd=REPO,
             start_new_session=True,
         )
-        if stdin_data is not None and self.proc.stdin is not None:
-            self.proc.stdin.write(stdin_data)
-            self.proc.stdin.close()
+        if stdin_data is not None:
+            self.write_stdin(stdin_data)
         self._threads = [
             threading.Thread(target=self._pump, args=(self.proc.stdout, self._stdout, True), daemon=True),
             threading.Thread(target=self._pump, args=(self.proc.stderr, self._stderr, False), daemon=True),
@@ -117,6 +116,15 @@ class Child:
                 self._lines.put(line)
         if announce:
             self._lines.put(None)
+
+    def write_stdin(self, text: str) -> None:
+        """Write ``text`` to the child's stdin and close it (a "go" signal)."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.write(text)
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
 
     def wait_for_line(self, text: str, timeout: float) -> bool:
         """Wait until the child prints a line equal to ``text`` (False on

@@ -24,7 +24,7 @@ def run(options: Options, reporter: Reporter) -> None:
         return
     argv = [sys.executable, str(SCRIPT)]
     if options.n is not None:
-        argv += ["--n", str(options.n)]
+        argv += ["--acks", str(options.n)]  # the script's size knob
     result = run_child(argv, timeout=600, env=child_env())
     records = 0
     for line in result.stdout.splitlines():
@@ -41,4 +41,11 @@ def run(options: Options, reporter: Reporter) -> None:
     if result.returncode != 0 or not records:
         reporter.line({"scenario": "frames", "status": "failed", "reason": f"exit {result.returncode}: {result.stderr.strip()[-400:]}"})
     elif not reporter.json_only:
-        reporter.tables.append(f"== {TITLE} ==\n" + "\n".join(line for line in result.stdout.splitlines() if not line.strip().startswith("{")).strip())
+        rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip().startswith("{")]
+        lines = [f"== {TITLE} =="]
+        for row in rows:
+            lines.append(
+                f"{row.get('workload', '?'):6} {row.get('contestant', '?'):26} {row.get('frames_per_second', 0):>10} frames/s "
+                f"{row.get('messages_per_second', 0):>10} msgs/s  {row.get('us_per_frame', 0)} us/frame"
+            )
+        reporter.tables.append("\n".join(lines))

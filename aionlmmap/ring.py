@@ -135,6 +135,7 @@ class Ring(Requester, Transmitter):
         rx = backend.rx
         self._rx = rx
         self._rx_next = 0
+        self._walked = 0  #: VALID/COPY frames walked (matches backend.frames_produced)
         self._slots: list[ReceivedFrame | None] = [None] * rx.frame_nr
         self._lap_scan_budget = 0
         self._backlog_limit = backlog_limit
@@ -369,10 +370,21 @@ class Ring(Requester, Transmitter):
             else:
                 if self._lap_scan_budget > 0 and self._scan_past_released(index):
                     continue
+                marks = backend.overrun_marks
+                if marks and self._walked >= marks[0]:
+                    # Lost after the last frame we have: report it now.
+                    marks.popleft()
+                    self._on_overrun(touched)
                 break  # UNUSED: nothing yet; RESERVED: the kernel is still writing it
             self._advance()
             progressed = True
             stats.frames += 1
+            marks = backend.overrun_marks
+            if marks and self._walked >= marks[0]:
+                # Messages were lost right before this frame.
+                marks.popleft()
+                self._on_overrun(touched)
+            self._walked += 1
             frame.on_hold_change = self._on_hold_change
             if length >= NLMSG_HDRLEN and not frame.group and not frame.sender_pid:
                 # Fast path: a chunk of the running dump (its first message
@@ -615,15 +627,21 @@ class Ring(Requester, Transmitter):
         return any(entry[0] is frame for entry in self._unsolicited)
 
     def _drop_unsolicited_frame(self, frame: ReceivedFrame) -> None:
+        # The overrun is reported where the dropped messages were, so that
+        # what comes before it is older than the loss and what comes after
+        # it is newer (a resyncing monitor relies on that order).
         kept: deque[Any] = deque()
         dropped = 0
         for entry in self._unsolicited:
             if entry[0] is frame:
+                if not dropped:
+                    kept.append((None, _OVERRUN))
                 dropped += len(entry[1])
             else:
                 kept.append(entry)
+        if not dropped:
+            kept.append((None, _OVERRUN))
         self._unsolicited = kept
-        self._unsolicited.append((None, _OVERRUN))
         self.stats.dropped_unsolicited += dropped
         self.stats.overruns += 1
         frame.pending = 0

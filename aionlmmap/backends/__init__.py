@@ -12,6 +12,7 @@ cursors laid out exactly as the kernel lays out ``nl_mmap_req`` rings), so
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
 from ..frames import FrameRing, RingConfig
@@ -54,8 +55,16 @@ class Backend(Protocol):
         until a frame is released)."""
         ...
 
+    #: RX frames produced since the start, and the counts after which
+    #: messages were lost (emulated backend: the ring reports each overrun
+    #: at that point of the stream). A backend that cannot place its
+    #: overruns leaves this empty and reports through take_overrun().
+    frames_produced: int
+    overrun_marks: deque[int]
+
     def take_overrun(self) -> bool:
-        """True once per overrun (ENOBUFS) seen since the last call."""
+        """True once per overrun (ENOBUFS) seen since the last call, for
+        backends that cannot place it in the stream (overrun_marks)."""
         ...
 
     def frame_data(self, index: int, length: int) -> memoryview:

@@ -69,7 +69,11 @@ class EmulatedBackend:
         self._tx_tail = 0
         self.solo_frames: set[int] = set()
         self.overruns = 0
-        self._overrun_pending = False
+        #: RX frames produced so far, and the counts at which messages were
+        #: lost (see fill): the ring reports each overrun exactly there.
+        self.frames_produced = 0
+        self.overrun_marks: deque[int] = deque()
+        self._overrun_armed = False
         self.truncated = 0
         self.tx_syscalls = 0
         self.rx_syscalls = 0
@@ -96,13 +100,19 @@ class EmulatedBackend:
                 self.rx_syscalls += 1
                 nbytes, ancdata, flags, address = recvmsg_into([rx_data[index], spill], _ANCILLARY_SIZE)
             except BlockingIOError:
+                if self._overrun_armed:
+                    self._mark_overrun()
                 return False
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
-                    # The socket dropped messages; the kernel reports it once
-                    # (sk_err) and then delivers what it still queued.
+                    # The socket dropped messages. The kernel reports it once
+                    # (sk_err) and sets NETLINK_S_CONGESTED, which drops every
+                    # new message until the receive queue has been read empty
+                    # (netlink_rcv_wake clears it). So what is queued now came
+                    # before the loss, and what we read after the queue ran
+                    # empty came after it: the loss sits exactly there.
                     self.overruns += 1
-                    self._overrun_pending = True
+                    self._overrun_armed = True
                     continue
                 if exc.errno == errno.EINTR:
                     continue
@@ -124,12 +134,16 @@ class EmulatedBackend:
                 rx.produce(COPY, nbytes, group, sender, uid, gid)
             else:
                 rx.produce(VALID, nbytes, group, sender, uid, gid)
+            self.frames_produced += 1
         return rx.status(rx.head) != UNUSED
 
+    def _mark_overrun(self) -> None:
+        self._overrun_armed = False
+        self.overrun_marks.append(self.frames_produced)
+
     def take_overrun(self) -> bool:
-        pending = self._overrun_pending
-        self._overrun_pending = False
-        return pending
+        # Overruns are reported in place through overrun_marks instead.
+        return False
 
     def frame_data(self, index: int, length: int) -> memoryview:
         return self._rx_data[index][:length]

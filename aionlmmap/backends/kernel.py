@@ -33,6 +33,8 @@ own.
 
 from __future__ import annotations
 
+from collections import deque
+
 import ctypes
 import errno
 import logging
@@ -225,6 +227,10 @@ class KernelBackend:
         #: the kernel ring makes one skb of every TX frame, so an atomic
         #: frame is always a datagram of its own; nothing to track.
         self.solo_frames: set[int] = set()
+        #: The kernel ring's overruns are reported when seen (take_overrun):
+        #: frames are not counted here.
+        self.frames_produced = 0
+        self.overrun_marks: deque[int] = deque()
         self.overruns = 0
         self.truncated = 0
         self.tx_syscalls = 0

@@ -19,6 +19,7 @@ sending anything; kernel refusals are :class:`aionlmmap.NetlinkError`
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
@@ -48,7 +49,7 @@ from ..constants import (
     RTM_NEWROUTE,
     RTM_NEWRULE,
 )
-from ..errors import OverrunError
+from ..errors import DumpInterruptedError, OverrunError
 from ..message import Message
 from ..ring import Ring
 from .rtnl_codec import (
@@ -84,6 +85,7 @@ __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbo
 _RULE_FAMILIES = (AF_INET, AF_INET6)
 _NEW = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 _DUMP = NLM_F_REQUEST | NLM_F_DUMP
+_RESYNC_ATTEMPTS = 20
 Device = int | str
 
 
@@ -425,7 +427,18 @@ class RtnlClient:
                         yield event
 
     async def _resync(self, ring: Ring, tracker: StateTracker, kinds: list[Kind], link_state: dict[int, Link]) -> list[Event]:
-        snapshot = await self.snapshot(kinds, ring)
+        # A dump taken while the table changes may come back flagged
+        # NLM_F_DUMP_INTR (inconsistent): the view must never be built from
+        # one, so dump again (bounded; a table that never holds still for a
+        # dump raises DumpInterruptedError).
+        for attempt in range(_RESYNC_ATTEMPTS):
+            try:
+                snapshot = await self.snapshot(kinds, ring)
+                break
+            except DumpInterruptedError:
+                if attempt == _RESYNC_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
         link_state.clear()
         link_state.update(self._links or {})
         events: list[Event] = []

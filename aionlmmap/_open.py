@@ -15,6 +15,9 @@ from .ring import DEFAULT_RX, DEFAULT_TX, Ring
 
 log = logging.getLogger("aionlmmap")
 
+#: SO_RCVBUF for rings that join multicast groups, unless told otherwise
+DEFAULT_GROUP_RCVBUF = 1024 * 1024
+
 
 def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig) -> Backend:
     if name not in ("auto", "kernel", "emulated"):
@@ -71,6 +74,10 @@ def open(
             emulated), ``"kernel"`` or ``"emulated"``.
         rx, tx: ring geometry (:class:`RingConfig`); defaults suit dumps.
         rcvbuf, sndbuf: SO_RCVBUF/SO_SNDBUF (FORCE variants when allowed).
+            A ring that joins groups defaults to a 1 MiB receive buffer, as
+            iproute2's libnetlink does for ``ip monitor``: the kernel's
+            default (net.core.rmem_default, about 200 KiB) holds only a few
+            hundred notifications, and a burst longer than that overruns.
         ext_ack, strict_check: NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK,
             on by default where the kernel has them.
         accept_foreign: also accept messages from non-kernel senders.
@@ -79,6 +86,9 @@ def open(
         backlog_limit: bytes of notifications copied out of the ring while a
             request waits behind them, before they are dropped as an overrun.
     """
+    groups = list(groups)
+    if rcvbuf is None and groups:
+        rcvbuf = DEFAULT_GROUP_RCVBUF
     rx_config = rx or DEFAULT_RX
     tx_config = tx or DEFAULT_TX
     rx_config.validate()

@@ -353,6 +353,7 @@ class Ring(Requester, Transmitter):
                     # dropped it): release unread, as the kernel expects.
                     rx.release(index)
                     stats.empty_frames += 1
+                    self._walked += 1
                     self._advance()
                     continue
                 frame = ReceivedFrame(backend.frame_data(index, length), header[2], header[3], header[4], header[5], index)

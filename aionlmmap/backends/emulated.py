@@ -32,12 +32,15 @@ from collections import deque
 from .._sys import PKTINFO, UCRED
 from ..constants import NETLINK_PKTINFO, SOL_NETLINK
 from ..frames import COPY, SKIP, UNUSED, VALID, FrameRing, RingConfig
-from . import TxFailure
+from . import TxFailure, _recvmmsg
+from ._recvmmsg import BatchReceiver
 
 __all__ = ["EmulatedBackend"]
 
 #: room behind a frame for a datagram larger than the frame (becomes COPY)
 SPILL_SIZE = 256 * 1024
+#: datagrams per recvmmsg(2) call at most
+RECVMMSG_BATCH = 64
 _IOV_MAX = 1024
 _SCM_CREDENTIALS = 2
 _ANCILLARY_SIZE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(UCRED.size)
@@ -49,7 +52,7 @@ class EmulatedBackend:
     name = "emulated"
     skip_is_safe = True
 
-    def __init__(self, sock: socket.socket, rx_config: RingConfig, tx_config: RingConfig) -> None:
+    def __init__(self, sock: socket.socket, rx_config: RingConfig, tx_config: RingConfig, *, batched: bool = True) -> None:
         rx_config.validate()
         tx_config.validate()
         self._sock = sock
@@ -67,6 +70,12 @@ class EmulatedBackend:
         self._spill_view = memoryview(self._spill)
         self._copied: deque[tuple[int, bytes]] = deque()
         self._tx_tail = 0
+        self._batch: BatchReceiver | None = None
+        if batched and _recvmmsg.available():
+            self._batch = BatchReceiver(
+                sock.fileno(), self._memory, [self.rx.data_offset(i) for i in range(rx_config.frame_nr)],
+                rx_data, SPILL_SIZE, min(rx_config.frame_nr, RECVMMSG_BATCH),
+            )
         self.solo_frames: set[int] = set()
         self.overruns = 0
         #: RX frames produced so far, and the counts at which messages were
@@ -84,6 +93,75 @@ class EmulatedBackend:
 
     # -- RX ------------------------------------------------------------------
     def fill(self) -> bool:
+        if self._batch is not None:
+            return self._fill_batched(self._batch)
+        return self._fill_one_by_one()
+
+    def _free_frames(self, limit: int) -> list[int]:
+        """UNUSED frames from the producer head on, stepping past SKIP
+        (netlink_forward_ring), up to the first busy frame."""
+        rx = self.rx
+        frames: list[int] = []
+        index = rx.head
+        for _ in range(rx.frame_nr):
+            status = rx.status(index)
+            if status == UNUSED:
+                frames.append(index)
+                if len(frames) == limit:
+                    break
+            elif status != SKIP:
+                break
+            index = rx.next_index(index)
+        return frames
+
+    def _fill_batched(self, receiver: BatchReceiver) -> bool:
+        rx = self.rx
+        data_size = self.rx_config.data_size
+        rx_data = self._rx_data
+        for _ in range(rx.frame_nr + 8):  # bounded: each round fills frames or returns
+            targets = self._free_frames(receiver.batch)
+            if not targets:
+                return True
+            try:
+                self.rx_syscalls += 1
+                results = receiver.receive(targets)
+            except BlockingIOError:
+                if self._overrun_armed:
+                    self._mark_overrun()
+                return False
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self.overruns += 1  # see _fill_one_by_one for where the loss sits
+                    self._overrun_armed = True
+                    continue
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            for slot, (index, nbytes, flags, sender, group, credentials) in enumerate(results):
+                rx.forward_past_skip()
+                uid, gid = credentials >> 32, credentials & 0xFFFFFFFF
+                if flags & _MSG_TRUNC:
+                    # Larger than frame + spill: counted, and the frame goes
+                    # out as a VALID frame of length 0, which the reader
+                    # releases unread (what the kernel does with a ring skb
+                    # it could not deliver).
+                    self.truncated += 1
+                    rx.produce(VALID, 0, group, sender, uid, gid)
+                elif nbytes > data_size:
+                    self._copied.append((index, bytes(rx_data[index]) + receiver.spill_bytes(slot, nbytes - data_size)))
+                    rx.produce(COPY, nbytes, group, sender, uid, gid)
+                else:
+                    rx.produce(VALID, nbytes, group, sender, uid, gid)
+                self.frames_produced += 1
+            if len(results) < len(targets):
+                # recvmmsg stopped early: the receive queue ran empty.
+                if self._overrun_armed:
+                    self._mark_overrun()
+                return False
+        rx.forward_past_skip()
+        return rx.status(rx.head) != UNUSED
+
+    def _fill_one_by_one(self) -> bool:
         rx = self.rx
         recvmsg_into = self._sock.recvmsg_into
         spill = self._spill_view
@@ -204,6 +282,9 @@ class EmulatedBackend:
         if self._closed:
             return
         self._closed = True
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
         for view in self._rx_data:
             view.release()
         for view in self._tx_data:

@@ -60,6 +60,7 @@ DEFAULT_RX = RingConfig(block_size=36864, block_nr=64, frame_size=36864, frame_n
 DEFAULT_TX = RingConfig(block_size=65536, block_nr=16, frame_size=65536, frame_nr=16)
 
 _OVERRUN = object()
+_MAX_DRAIN_FAILURES = 3
 _unpack_header = NLMSGHDR.unpack_from
 _seq_of = operator.itemgetter(2)
 
@@ -132,6 +133,8 @@ class Ring(Requester, Transmitter):
         self._reading = False
         self._paused = False
         self._closed = False
+        self._failure: BaseException | None = None
+        self._drain_failures = 0
         rx = backend.rx
         self._rx = rx
         self._rx_next = 0
@@ -217,12 +220,14 @@ class Ring(Requester, Transmitter):
             return
         self._closed = True
         self._stop_reading()
-        error = ClosedResourceError("the ring was closed")
+        failure = self._failure
+        error = ClosedResourceError("the ring was closed" + (f" after its reader failed: {failure!r}" if failure else ""))
+        error.__cause__ = failure
         for pending in self._proto.fail_all(error):
             self._wake(pending)
         self._wake_dump_slot()
         if self._iter_waiter is not None and not self._iter_waiter.done():
-            self._iter_waiter.set_exception(ClosedResourceError("the ring was closed while waiting for messages"))
+            self._iter_waiter.set_exception(error)
         self._iter_waiter = None
         for waiter in self._drain_waiters:
             if not waiter.done():
@@ -247,8 +252,17 @@ class Ring(Requester, Transmitter):
     def _on_readable(self) -> None:
         try:
             self._drain()
-        except Exception:  # never let one bad wake kill the reader
-            log.exception("aionlmmap: unexpected error while draining the ring; continuing")
+            self._drain_failures = 0
+        except Exception as exc:
+            # One bad wake must not kill the reader; but an error that comes
+            # back on every wake would spin the loop (the fd stays readable),
+            # so after a few in a row the ring closes and every waiter learns
+            # why (ClosedResourceError from the cause).
+            self._drain_failures += 1
+            log.exception("aionlmmap: unexpected error while draining the ring")
+            if self._drain_failures >= _MAX_DRAIN_FAILURES:
+                self._failure = exc
+                self.close()
 
     def _drain(self) -> None:
         """Bring frames in and route every new message. Runs on each wake."""

@@ -35,14 +35,17 @@ _MMSGHDR_SIZE = 64
 _IOVEC = struct.Struct("=QQ")
 # msg_name, msg_namelen(+pad), msg_iov, msg_iovlen, msg_control, msg_controllen, msg_flags(+pad)
 _MSGHDR = struct.Struct("=QI4xQQQQi4x")
-_RESULT = struct.Struct("=48xi4xI4x")  # msg_flags at 48, msg_len at 56 of one mmsghdr
-_CONTROLLEN = struct.Struct("=Q")  # at offset 40
+# one mmsghdr: msg_controllen at 40, msg_flags at 48, msg_len at 56
+_RESULT_ITER = struct.Struct("=40xQi4xI4x").iter_unpack
 _CMSGHDR = struct.Struct("=Qii")
-_SOCKADDR_NL_PID = struct.Struct("=4xI4x")
+_NAME_ITER = struct.Struct("=4xI4x").iter_unpack  # sockaddr_nl: nl_pid
 _U32 = struct.Struct("=I")
 _UCRED = struct.Struct("=iII")
 _NAME_SIZE = 12
 _CONTROL_SIZE = 64  # CMSG_SPACE(4) + CMSG_SPACE(12) = 16 + 4(+4) + 16 + 12(+4)
+_PKTINFO_SPACE = 24  # CMSG_SPACE(sizeof(struct nl_pktinfo))
+# the first control message of a slot: cmsg_len, level, type, and a u32 of data
+_CONTROL_ITER = struct.Struct("=QiiI" + f"{_CONTROL_SIZE - 20}x").iter_unpack
 _SOL_SOCKET = 1
 _SCM_CREDENTIALS = 2
 _MSG_DONTWAIT = 0x40
@@ -123,7 +126,6 @@ class BatchReceiver:
         per datagram, where ``uid_gid`` is ``(uid << 32) | gid``.
         Raises BlockingIOError when nothing is queued, OSError otherwise."""
         count = len(frames)
-        headers = self._headers
         # Restore namelen/controllen the kernel overwrote last time.
         ctypes.memmove(self._headers_address, self._header_template, count * _MMSGHDR_SIZE)
         pack_iovec = _IOVEC.pack_into
@@ -138,31 +140,40 @@ class BatchReceiver:
             if err in (errno.EAGAIN, errno.EWOULDBLOCK):
                 raise BlockingIOError(err, os.strerror(err))
             raise OSError(err, os.strerror(err))
+        # One C-level pass per array: (flags, length), sender, first cmsg.
+        headers_view = self._headers_view[: received * _MMSGHDR_SIZE]
+        names_view = self._names_view[: received * _NAME_SIZE]
+        controls_view = self._controls_view[: received * _CONTROL_SIZE]
         out = []
-        headers_view = self._headers_view
-        names_view = self._names_view
-        controls_view = self._controls_view
-        for slot in range(received):
-            flags, nbytes = _RESULT.unpack_from(headers_view, slot * _MMSGHDR_SIZE)
-            sender = _SOCKADDR_NL_PID.unpack_from(names_view, slot * _NAME_SIZE)[0]
-            group = 0
+        append = out.append
+        for slot, ((control_length, flags, nbytes), (sender,), (_first_length, level, kind, group)) in enumerate(
+            zip(_RESULT_ITER(headers_view), _NAME_ITER(names_view), _CONTROL_ITER(controls_view))
+        ):
             credentials = 0
-            control_length = _CONTROLLEN.unpack_from(headers_view, slot * _MMSGHDR_SIZE + 40)[0]
-            offset = slot * _CONTROL_SIZE
-            end = offset + min(control_length, _CONTROL_SIZE)
-            while end - offset >= _CMSGHDR.size:
-                length, level, kind = _CMSGHDR.unpack_from(controls_view, offset)
-                if length < _CMSGHDR.size:
-                    break
-                if level == SOL_NETLINK and kind == NETLINK_PKTINFO:
-                    group = _U32.unpack_from(controls_view, offset + _CMSGHDR.size)[0]
-                elif level == _SOL_SOCKET and kind == _SCM_CREDENTIALS:
-                    _pid, uid, gid = _UCRED.unpack_from(controls_view, offset + _CMSGHDR.size)
-                    credentials = (uid << 32) | gid
-                offset += (length + 7) & ~7
-            out.append((frames[slot], nbytes, flags, sender, group, credentials))
-        del headers
+            if level != SOL_NETLINK or kind != NETLINK_PKTINFO:
+                group = 0
+                credentials = self._slow_cmsgs(slot, control_length)
+            elif control_length > _PKTINFO_SPACE:
+                credentials = self._slow_cmsgs(slot, control_length)
+            append((frames[slot], nbytes, flags, sender, group, credentials))
         return out
+
+    def _slow_cmsgs(self, slot: int, control_length: int) -> int:
+        """Walk one slot's control messages for group and credentials
+        (``(uid << 32) | gid``; the group comes first in the fast path)."""
+        controls_view = self._controls_view
+        offset = slot * _CONTROL_SIZE
+        end = offset + min(control_length, _CONTROL_SIZE)
+        credentials = 0
+        while end - offset >= _CMSGHDR.size:
+            length, level, kind = _CMSGHDR.unpack_from(controls_view, offset)
+            if length < _CMSGHDR.size:
+                break
+            if level == _SOL_SOCKET and kind == _SCM_CREDENTIALS:
+                _pid, uid, gid = _UCRED.unpack_from(controls_view, offset + _CMSGHDR.size)
+                credentials = (uid << 32) | gid
+            offset += (length + 7) & ~7
+        return credentials
 
     def spill_bytes(self, slot_frame_position: int, length: int) -> bytes:
         start = slot_frame_position * self._spill_size

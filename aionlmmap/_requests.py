@@ -32,6 +32,9 @@ class Requester:
     _active_dump: PendingRequest | None
     _dump_slot_waiters: list[asyncio.Future[None]]
     _stale_seqs: set[int]
+    _in_flight: asyncio.Semaphore | None
+    #: requests awaiting their answer at once, at most (see _request_slots)
+    max_in_flight: int
 
     if TYPE_CHECKING:
         stats: Any
@@ -54,8 +57,23 @@ class Requester:
         ``seq`` and ``pid`` are set by the ring; NLM_F_REQUEST is added, and
         NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
         loop = self._attach()
-        request, pending = self._proto.start(msg, dump=False, ack=ack)
-        return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
+        slots = self._request_slots()
+        await slots.acquire()
+        try:
+            request, pending = self._proto.start(msg, dump=False, ack=ack)
+            return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
+        finally:
+            slots.release()
+
+    def _request_slots(self) -> asyncio.Semaphore:
+        # The kernel answers a whole datagram of requests before we read a
+        # byte (netlink_rcv_skb runs in the sender's context), so the
+        # answers to everything in flight must fit the receive buffer at
+        # once, or they overrun it. Cap requests in flight by its size.
+        slots = self._in_flight
+        if slots is None:
+            slots = self._in_flight = asyncio.Semaphore(self.max_in_flight)
+        return slots
 
     async def request_many(self, messages: Sequence[Message], *, atomic: bool = False) -> list[list[Message]]:
         """Send several requests in one datagram and wait for all of them.
@@ -80,7 +98,11 @@ class Requester:
             requests.append(request)
             pendings.append(pending)
         if not atomic:
-            results = await asyncio.gather(*self._await_requests(loop, requests, pendings, atomic=False), return_exceptions=True)
+            results = []
+            step = self.max_in_flight
+            for first in range(0, len(requests), step):
+                chunk = self._await_requests(loop, requests[first : first + step], pendings[first : first + step], atomic=False)
+                results += await asyncio.gather(*chunk, return_exceptions=True)
         else:
             for pending in pendings:
                 pending.batch = pendings

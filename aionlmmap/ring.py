@@ -21,6 +21,7 @@ import asyncio
 import logging
 import operator
 import select
+import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -150,6 +151,13 @@ class Ring(Requester, Transmitter):
         self._active_dump: PendingRequest | None = None
         self._dump_slot_waiters: list[asyncio.Future[None]] = []
         self._stale_seqs: set[int] = set()
+        self._in_flight: asyncio.Semaphore | None = None
+        # An answer costs its skb's truesize in receive buffer: about 1 KiB
+        # for an ACK, 2-4 KiB for a reply and its ACK (an RTM_GETLINK reply
+        # is allocated at if_nlmsg_size()). Budget 4 KiB per request;
+        # getsockopt(SO_RCVBUF) reports the doubled value the kernel charges
+        # against.
+        self.max_in_flight = max(8, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 4096)
         self._barrier: PendingRequest | None = None
         # TX
         self._tx = backend.tx

@@ -409,7 +409,7 @@ class Ring(Requester, Transmitter):
                 self._on_overrun(touched)
             self._walked += 1
             frame.on_hold_change = self._on_hold_change
-            if length >= NLMSG_HDRLEN and not frame.group and not frame.sender_pid:
+            if self._active_dump is not None and length >= NLMSG_HDRLEN and not frame.group and not frame.sender_pid:
                 # Fast path: a chunk of the running dump (its first message
                 # carries the dump's seq and our portid; netlink_dump() fills
                 # an skb with that dump's messages only, NLMSG_DONE possibly

@@ -130,13 +130,8 @@ class EmulatedBackend:
                     self._mark_overrun()
                 return False
             except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self.overruns += 1  # see _fill_one_by_one for where the loss sits
-                    self._overrun_armed = True
-                    continue
-                if exc.errno == errno.EINTR:
-                    continue
-                raise
+                self._receive_failed(exc)
+                continue
             for slot, (index, nbytes, flags, sender, group, credentials) in enumerate(results):
                 rx.forward_past_skip()
                 uid, gid = credentials >> 32, credentials & 0xFFFFFFFF
@@ -182,19 +177,8 @@ class EmulatedBackend:
                     self._mark_overrun()
                 return False
             except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    # The socket dropped messages. The kernel reports it once
-                    # (sk_err) and sets NETLINK_S_CONGESTED, which drops every
-                    # new message until the receive queue has been read empty
-                    # (netlink_rcv_wake clears it). So what is queued now came
-                    # before the loss, and what we read after the queue ran
-                    # empty came after it: the loss sits exactly there.
-                    self.overruns += 1
-                    self._overrun_armed = True
-                    continue
-                if exc.errno == errno.EINTR:
-                    continue
-                raise
+                self._receive_failed(exc)
+                continue
             if flags & _MSG_TRUNC:
                 # Larger than frame + spill: counted and dropped, never
                 # delivered cut short.
@@ -214,6 +198,20 @@ class EmulatedBackend:
                 rx.produce(VALID, nbytes, group, sender, uid, gid)
             self.frames_produced += 1
         return rx.status(rx.head) != UNUSED
+
+    def _receive_failed(self, exc: OSError) -> None:
+        """ENOBUFS and EINTR are part of the protocol; anything else is raised."""
+        if exc.errno == errno.ENOBUFS:
+            # The socket dropped messages. The kernel reports it once
+            # (sk_err) and sets NETLINK_S_CONGESTED, which drops every new
+            # message until the receive queue has been read empty
+            # (netlink_rcv_wake clears it). So what is queued now came
+            # before the loss, and what we read after the queue ran empty
+            # came after it: the loss sits exactly there (_mark_overrun).
+            self.overruns += 1
+            self._overrun_armed = True
+        elif exc.errno != errno.EINTR:
+            raise exc
 
     def _mark_overrun(self) -> None:
         self._overrun_armed = False

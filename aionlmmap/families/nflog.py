@@ -28,7 +28,8 @@ from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_ULOG, NLM_F_REQUEST, NLMS
 from ..errors import DecodeError, NetlinkError, OverrunError
 from ..frames import RingConfig
 from ..message import Message
-from .nfnetlink import CT_INFO_NAMES, HOOK_NAMES, encode_nfgenmsg
+from .nfnetlink import encode_nfgenmsg
+from .nfpacket import PacketAttributeNumbers, PacketFields
 
 __all__ = ["open", "Log", "LogEntry", "LogStats", "decode_entry", "encode_config", "NFULNL_CFG_F_SEQ", "NFULNL_CFG_F_SEQ_GLOBAL",
            "NFULNL_CFG_F_CONNTRACK"]
@@ -52,8 +53,6 @@ _TYPE_PACKET = NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET
 _TYPE_CONFIG = NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG
 _PACKET_HDR = struct.Struct("!HB")  # struct nfulnl_msg_packet_hdr {__be16 hw_protocol; u8 hook; u8 pad}
 _BE32 = struct.Struct("!I")
-_TIMESTAMP = struct.Struct("!QQ")
-_HWADDR = struct.Struct("!H2x8s")
 
 
 def encode_config(group: int, *, command: int | None = None, copy_mode: int | None = None, copy_range: int = 0xFFFF,
@@ -77,8 +76,14 @@ def encode_config(group: int, *, command: int | None = None, copy_mode: int | No
     return Message(_TYPE_CONFIG, NLM_F_REQUEST, payload=encode_nfgenmsg(0, group) + builder.build())
 
 
-class LogEntry:
+class LogEntry(PacketFields):
     """One logged packet. Fields decode from the message on access."""
+
+    _NUMBERS = PacketAttributeNumbers(
+        payload=NFULA_PAYLOAD, mark=NFULA_MARK, indev=NFULA_IFINDEX_INDEV, outdev=NFULA_IFINDEX_OUTDEV,
+        physindev=NFULA_IFINDEX_PHYSINDEV, physoutdev=NFULA_IFINDEX_PHYSOUTDEV, uid=NFULA_UID, gid=NFULA_GID,
+        timestamp=NFULA_TIMESTAMP, hwaddr=NFULA_HWADDR, ct_info=NFULA_CT_INFO,
+    )
 
     __slots__ = ("_message", "_table", "group", "hw_protocol", "hook_number")
 
@@ -89,15 +94,10 @@ class LogEntry:
         self.hw_protocol = hw_protocol  #: ethertype (0x0800 IPv4, 0x86dd IPv6)
         self.hook_number = hook
 
-    def _be32(self, attr_type: int) -> int | None:
-        span = self._table.get(attr_type)
-        if span is None or span[1] - span[0] < 4:
-            return None
-        return _BE32.unpack_from(self._message.payload, span[0])[0]  # type: ignore[no-any-return]
+    def _attributes(self) -> dict[int, tuple[int, int]]:
+        return self._table
 
-    @property
-    def hook(self) -> str:
-        return HOOK_NAMES.get(self.hook_number, str(self.hook_number))
+
 
     @property
     def prefix(self) -> str:
@@ -107,40 +107,13 @@ class LogEntry:
             return ""
         return bytes(self._message.payload[span[0] : span[1]]).split(b"\0", 1)[0].decode("utf-8", "replace")
 
-    @property
-    def payload(self) -> memoryview:
-        """The packet from its network header on, up to the copy range (zero copy)."""
-        span = self._table.get(NFULA_PAYLOAD)
-        return memoryview(b"") if span is None else self._message.payload[span[0] : span[1]]
 
-    @property
-    def mark(self) -> int:
-        return self._be32(NFULA_MARK) or 0
 
-    @property
-    def indev(self) -> int | None:
-        return self._be32(NFULA_IFINDEX_INDEV)
 
-    @property
-    def outdev(self) -> int | None:
-        return self._be32(NFULA_IFINDEX_OUTDEV)
 
-    @property
-    def physindev(self) -> int | None:
-        return self._be32(NFULA_IFINDEX_PHYSINDEV)
 
-    @property
-    def physoutdev(self) -> int | None:
-        return self._be32(NFULA_IFINDEX_PHYSOUTDEV)
 
-    @property
-    def uid(self) -> int | None:
-        """Owning socket's uid (locally generated packets)."""
-        return self._be32(NFULA_UID)
 
-    @property
-    def gid(self) -> int | None:
-        return self._be32(NFULA_GID)
 
     @property
     def seq(self) -> int | None:
@@ -151,26 +124,8 @@ class LogEntry:
     def seq_global(self) -> int | None:
         return self._be32(NFULA_SEQ_GLOBAL)
 
-    @property
-    def conntrack_state(self) -> str | None:
-        value = self._be32(NFULA_CT_INFO)
-        return None if value is None else CT_INFO_NAMES.get(value, str(value))
 
-    @property
-    def timestamp(self) -> float | None:
-        span = self._table.get(NFULA_TIMESTAMP)
-        if span is None or span[1] - span[0] < 16:
-            return None
-        seconds, microseconds = _TIMESTAMP.unpack_from(self._message.payload, span[0])
-        return seconds + microseconds / 1e6
 
-    @property
-    def hwaddr(self) -> bytes | None:
-        span = self._table.get(NFULA_HWADDR)
-        if span is None or span[1] - span[0] < 12:
-            return None
-        length, address = _HWADDR.unpack_from(self._message.payload, span[0])
-        return bytes(address[: min(length, 8)])
 
     def copy(self) -> LogEntry:
         """A copy that outlives the RX frame."""

@@ -57,9 +57,8 @@ from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE, NLM_F_REQUEST, NLM
 from ..errors import DecodeError, NetlinkError, OverrunError
 from ..frames import RingConfig
 from ..message import Message
+from .nfpacket import PacketAttributeNumbers, PacketFields
 from .nfnetlink import (
-    CT_INFO_NAMES,
-    HOOK_NAMES,
     NF_ACCEPT,
     NF_DROP,
     NF_QUEUE,
@@ -149,8 +148,6 @@ _FAST_HEADER = struct.Struct("!2xHHHIHB")  # res_id, nla_len, nla_type, id, hw_p
 _EXPECTED_NLA = struct.unpack("!HH", struct.pack("=HH", 11, NFQA_PACKET_HDR))
 _PACKET_HDR = struct.Struct("!IHB")
 _BE32 = struct.Struct("!I")
-_TIMESTAMP = struct.Struct("!QQ")
-_HWADDR = struct.Struct("!H2x8s")
 _VERDICT_HDR = struct.Struct("=HH") .pack(12, NFQA_VERDICT_HDR)
 _MARK_NLA = struct.Struct("=HH").pack(8, NFQA_MARK)
 _NLA = struct.Struct("=HH")
@@ -213,7 +210,7 @@ def _config_flags(config: Message) -> int:
 _UNDECIDED, _DECIDED, _SENT = 0, 1, 2
 
 
-class Packet:
+class Packet(PacketFields):
     """One queued packet. Fields decode on first access; ``payload`` is a
     zero-copy view of the network-layer packet (valid until the iterator
     moves on, unless :meth:`hold` was called).
@@ -221,6 +218,12 @@ class Packet:
     Give exactly one verdict: :meth:`accept`, :meth:`drop`, :meth:`repeat`,
     :meth:`queue` or :meth:`stop`.
     """
+
+    _NUMBERS = PacketAttributeNumbers(
+        payload=NFQA_PAYLOAD, mark=NFQA_MARK, indev=NFQA_IFINDEX_INDEV, outdev=NFQA_IFINDEX_OUTDEV,
+        physindev=NFQA_IFINDEX_PHYSINDEV, physoutdev=NFQA_IFINDEX_PHYSOUTDEV, uid=NFQA_UID, gid=NFQA_GID,
+        timestamp=NFQA_TIMESTAMP, hwaddr=NFQA_HWADDR, ct_info=NFQA_CT_INFO,
+    )
 
     __slots__ = ("_queue", "_message", "id", "hw_protocol", "hook_number", "_table", "_state", "_code", "_mark", "_new_payload", "_held")
 
@@ -252,56 +255,15 @@ class Packet:
             self._table = table
         return table
 
-    def _be32(self, attr_type: int) -> int | None:
-        span = self._attributes().get(attr_type)
-        if span is None or span[1] - span[0] < 4:
-            return None
-        return _BE32.unpack_from(self._message.payload, span[0])[0]  # type: ignore[no-any-return]
 
-    @property
-    def hook(self) -> str:
-        """Hook name: "prerouting", "input", "forward", "output", "postrouting"."""
-        return HOOK_NAMES.get(self.hook_number, str(self.hook_number))
 
-    @property
-    def payload(self) -> memoryview:
-        """The packet from its network header on (zero copy); up to the copy range."""
-        span = self._attributes().get(NFQA_PAYLOAD)
-        if span is None:
-            return memoryview(b"")
-        return self._message.payload[span[0] : span[1]]
 
-    @property
-    def mark(self) -> int:
-        """skb->mark (0 when unset)."""
-        return self._be32(NFQA_MARK) or 0
 
-    @property
-    def indev(self) -> int | None:
-        """Input interface index (absent on output hooks)."""
-        return self._be32(NFQA_IFINDEX_INDEV)
 
-    @property
-    def outdev(self) -> int | None:
-        return self._be32(NFQA_IFINDEX_OUTDEV)
 
-    @property
-    def physindev(self) -> int | None:
-        """Bridge port the packet came in on (bridged traffic only)."""
-        return self._be32(NFQA_IFINDEX_PHYSINDEV)
 
-    @property
-    def physoutdev(self) -> int | None:
-        return self._be32(NFQA_IFINDEX_PHYSOUTDEV)
 
-    @property
-    def uid(self) -> int | None:
-        """Owning socket's uid (queue opened with ``uid_gid=True``, local sockets only)."""
-        return self._be32(NFQA_UID)
 
-    @property
-    def gid(self) -> int | None:
-        return self._be32(NFQA_GID)
 
     @property
     def priority(self) -> int | None:
@@ -318,29 +280,8 @@ class Packet:
         """NFQA_SKB_* flags (GSO, checksum not ready / not verified)."""
         return self._be32(NFQA_SKB_INFO) or 0
 
-    @property
-    def timestamp(self) -> float | None:
-        """Receive time (seconds since the epoch), when the skb has one."""
-        span = self._attributes().get(NFQA_TIMESTAMP)
-        if span is None or span[1] - span[0] < 16:
-            return None
-        seconds, microseconds = _TIMESTAMP.unpack_from(self._message.payload, span[0])
-        return seconds + microseconds / 1e6
 
-    @property
-    def hwaddr(self) -> bytes | None:
-        """Source link-layer address (input hooks)."""
-        span = self._attributes().get(NFQA_HWADDR)
-        if span is None or span[1] - span[0] < 12:
-            return None
-        length, address = _HWADDR.unpack_from(self._message.payload, span[0])
-        return bytes(address[: min(length, 8)])
 
-    @property
-    def conntrack_state(self) -> str | None:
-        """"new", "established", "related", ... (queue opened with ``conntrack=True``)."""
-        value = self._be32(NFQA_CT_INFO)
-        return None if value is None else CT_INFO_NAMES.get(value, str(value))
 
     @property
     def conntrack(self) -> Attributes | None:

@@ -20,7 +20,7 @@ import gc
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 __all__ = ["main", "build_parser"]
@@ -118,6 +118,11 @@ def _open(netns: str | None) -> Any:
 async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     kind = _KIND_ALIASES.get(args.kind, args.kind)
     async with _open(args.netns) as nl:
+        if kind == "routes" and args.json:
+            # Streamed: a 100,000-route table never sits in memory whole.
+            await _write_routes_json(nl, args.family, args.table, out)
+            out.flush()
+            return 0
         if kind == "routes":
             objects, rows = await _route_rows(nl, args.family, args.table)
         elif args.table is not None:
@@ -144,17 +149,44 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-async def _route_rows(nl: Any, family: int | None, table: str | None) -> tuple[list[dict[str, Any]], list[list[str]]]:
+def _route_query(family: int | None, table: str | None) -> tuple[int | None, Any]:
     # `ip route show`: IPv4 of the main table; `table all` shows both
     # families, and a specific table is not repeated in each entry.
     table_value: Any = None if table is None else (table if table == "all" or not table.isdigit() else int(table))
     if family is None and table_value != "all":
         family = 4
-    to_json = [route.to_json() async for route in nl.routes(family, table_value)]
-    if table_value not in (None, "all"):
-        for item in to_json:
+    return family, table_value
+
+
+async def _route_json(nl: Any, family: int | None, table: str | None) -> AsyncIterator[dict[str, Any]]:
+    family, table_value = _route_query(family, table)
+    drop_table = table_value not in (None, "all")
+    async for route in nl.routes(family, table_value):
+        item = route.to_json()
+        if drop_table:
             item.pop("table", None)
+        yield item
+
+
+async def _route_rows(nl: Any, family: int | None, table: str | None) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    to_json = [item async for item in _route_json(nl, family, table)]
     return to_json, [_route_row(item) for item in to_json]
+
+
+async def _write_routes_json(nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096) -> None:
+    """The same text as ``_compact(list)``, written in chunks."""
+    out.write("[")
+    chunk: list[dict[str, Any]] = []
+    first = True
+    async for item in _route_json(nl, family, table):
+        chunk.append(item)
+        if len(chunk) == chunk_size:
+            out.write(("" if first else ",") + _compact(chunk)[1:-1])
+            first = False
+            chunk = []
+    if chunk:
+        out.write(("" if first else ",") + _compact(chunk)[1:-1])
+    out.write("]\n")
 
 
 async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:

@@ -135,6 +135,7 @@ class Ring(Requester, Transmitter):
         self._paused = False
         self._closed = False
         self._failure: BaseException | None = None
+        self._hold_callback = self._on_hold_change  # one bound method, not one per frame
         self._drain_failures = 0
         rx = backend.rx
         self._rx = rx
@@ -408,7 +409,7 @@ class Ring(Requester, Transmitter):
                 marks.popleft()
                 self._on_overrun(touched)
             self._walked += 1
-            frame.on_hold_change = self._on_hold_change
+            frame.on_hold_change = self._hold_callback
             if self._active_dump is not None and length >= NLMSG_HDRLEN and not frame.group and not frame.sender_pid:
                 # Fast path: a chunk of the running dump (its first message
                 # carries the dump's seq and our portid; netlink_dump() fills
@@ -537,7 +538,13 @@ class Ring(Requester, Transmitter):
             frame.pending = 1
         self.stats.unsolicited += len(messages)
         self._unsolicited.append((frame, messages))
-        touched.append(self._wake_iterator)
+        waiter = self._iter_waiter
+        if waiter is not None:
+            # Wake the iterator now (set_result only schedules it): one
+            # wakeup per drain instead of one entry in `touched` per frame.
+            self._iter_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _deliver_dump(self, pending: PendingRequest, frame: ReceivedFrame, messages: list[Message], touched: list[Any], counted: bool = False) -> None:
         if not counted:

@@ -144,9 +144,13 @@ def test_nfqueue_scenario_floods_and_gives_verdicts() -> None:
     records, stdout = run_scenario("nfqueue")
     by_name = contestants_of(records)
     assert set(by_name) == {"c-libnetfilter_queue", "netfilterqueue", "fnfqueue", "aionlmmap", "aionlmmap-uvloop"}
-    for record in by_name.values():
+    for name, record in by_name.items():
         if record["status"] == "ok":
-            assert record["sent"] == N and 0 < record["verdicts"] <= N
+            assert record["sent"] == N and 0 <= record["verdicts"] <= N
+            if name in ("c-libnetfilter_queue", "aionlmmap", "aionlmmap-uvloop"):
+                # fnfqueue may overflow at once and give none: that is its
+                # figure to report, not a broken runner.
+                assert record["verdicts"] > 0, name
         else:
             assert record["status"] == "skipped" and record["reason"]
     for name in ("aionlmmap", "aionlmmap-uvloop"):

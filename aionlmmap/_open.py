@@ -19,7 +19,7 @@ log = logging.getLogger("aionlmmap")
 DEFAULT_GROUP_RCVBUF = 1024 * 1024
 
 
-def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig) -> Backend:
+def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig, skip_is_safe: bool = False) -> Backend:
     if name not in ("auto", "kernel", "emulated"):
         raise ValueError(f"backend must be 'auto', 'kernel' or 'emulated', not {name!r}")
     if name in ("auto", "kernel"):
@@ -29,7 +29,7 @@ def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig) -> Bac
             kernel_backend = None  # type: ignore[assignment]
         if kernel_backend is not None:
             try:
-                return kernel_backend.KernelBackend(sock, rx, tx)  # type: ignore[no-any-return]
+                return kernel_backend.KernelBackend(sock, rx, tx, skip_is_safe=skip_is_safe)  # type: ignore[no-any-return]
             except BackendUnavailableError:
                 if name == "kernel":
                     raise
@@ -60,6 +60,7 @@ def open(
     passcred: bool = False,
     no_enobufs: bool = False,
     backlog_limit: int = 16 * 1024 * 1024,
+    skip_is_safe: bool = False,
 ) -> Ring:
     """Open a netlink socket with RX/TX frame rings.
 
@@ -85,6 +86,12 @@ def open(
         no_enobufs: NETLINK_NO_ENOBUFS (overruns are then silent: not advised).
         backlog_limit: bytes of notifications copied out of the ring while a
             request waits behind them, before they are dropped as an overrun.
+        skip_is_safe: every message this socket receives takes the kernel's
+            ring path (nfqueue packets, nflog entries, dumps, ACKs), so held
+            frames may be marked SKIP on the kernel backend. Never on
+            sockets that get multicast notifications or non-dump replies:
+            the kernel's COPY path drops them at a SKIP frame. The emulated
+            backend always steps past SKIP and ignores this.
     """
     groups = list(groups)
     if rcvbuf is None and groups:
@@ -106,7 +113,7 @@ def open(
             rcvbuf=rcvbuf,
             sndbuf=sndbuf,
         )
-        chosen = _select_backend(backend, sock, rx_config, tx_config)
+        chosen = _select_backend(backend, sock, rx_config, tx_config, skip_is_safe)
         return Ring(chosen, sock, protocol=protocol, accept_foreign=accept_foreign, backlog_limit=backlog_limit, options=options)
     except BaseException:
         sock.close()

@@ -356,3 +356,22 @@ def test_the_info_command_prints_it() -> None:
     assert result.returncode == 0, result.stderr
     assert f"Linux {platform.release()}" in result.stdout
     assert "rx ring: 64 frames of 36864 bytes" in result.stdout
+
+
+def test_open_passes_skip_is_safe_to_the_kernel_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aionlmmap import _open
+    from aionlmmap.backends import kernel
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, sock, rx, tx, *, skip_is_safe=False):  # type: ignore[no-untyped-def]
+            seen["skip_is_safe"] = skip_is_safe
+            raise aionlmmap.BackendUnavailableError(95, "recorded")
+
+    monkeypatch.setattr(kernel, "KernelBackend", Recorder)
+    ring = _open.open(aionlmmap.NETLINK_NETFILTER, backend="auto", skip_is_safe=True)
+    try:
+        assert seen == {"skip_is_safe": True} and ring.backend == "emulated"
+    finally:
+        ring.close()

@@ -593,6 +593,7 @@ def open(
         rcvbuf=rcvbuf,
         backend=backend,  # type: ignore[arg-type]
         accept_foreign=accept_foreign,
+        skip_is_safe=True,  # queued packets and config ACKs all take the ring path
     )
     return Queue(ring, queue_num, config)
 

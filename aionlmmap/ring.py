@@ -664,12 +664,12 @@ class Ring(Requester, Transmitter):
         dropped = 0
         for entry in self._unsolicited:
             if entry[0] is frame:
-                if not dropped:
-                    kept.append((None, _OVERRUN))
+                if not dropped and not (kept and kept[-1][0] is None):
+                    kept.append((None, _OVERRUN))  # one report per run of losses
                 dropped += len(entry[1])
             else:
                 kept.append(entry)
-        if not dropped:
+        if not dropped and not (kept and kept[-1][0] is None):
             kept.append((None, _OVERRUN))
         self._unsolicited = kept
         self.stats.dropped_unsolicited += dropped

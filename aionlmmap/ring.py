@@ -147,7 +147,9 @@ class Ring(Requester, Transmitter):
         # iterator
         self._unsolicited: deque[Any] = deque()
         self._iter_waiter: asyncio.Future[None] | None = None
-        self._iterating = False
+        self._iter_owner: asyncio.Task[Any] | None = None
+        self._iter_token: object = None
+        self._iter_current: tuple[ReceivedFrame, Any] | None = None
         # requests and dumps
         self._active_dump: PendingRequest | None = None
         self._dump_slot_waiters: list[asyncio.Future[None]] = []
@@ -744,10 +746,17 @@ class Ring(Requester, Transmitter):
 
     async def _iterate(self) -> AsyncIterator[Message]:
         loop = self._attach()
-        if self._iterating:
+        task = asyncio.current_task()
+        owner = self._iter_owner
+        if owner is not None and owner is not task and not owner.done():
             raise BusyResourceError("another task is already iterating this ring; one consumer per ring")
-        self._iterating = True
-        queue = self._unsolicited
+        # A loop left with `break` leaves its generator suspended until the
+        # garbage collector closes it; take back what it had not yielded, so
+        # the next loop goes on exactly where the last one stopped.
+        self._reclaim_abandoned()
+        token = object()
+        self._iter_owner = task
+        self._iter_token = token
         try:
             while True:
                 queue = self._unsolicited
@@ -758,11 +767,14 @@ class Ring(Requester, Transmitter):
                             "netlink socket overrun (ENOBUFS): notifications were dropped; iterate "
                             "again to go on, and re-read state you keep (or use a monitor with resync=True)"
                         )
+                    rest = iter(messages)
+                    current = self._iter_current = (frame, rest)
                     try:
-                        for msg in messages:
+                        for msg in rest:
                             yield msg
                     finally:
-                        self._batch_done(frame)
+                        if self._iter_current is current:
+                            self._reclaim_abandoned()
                     queue = self._unsolicited
                 if self._closed:
                     raise ClosedResourceError("the ring is closed")
@@ -771,7 +783,22 @@ class Ring(Requester, Transmitter):
                     self._drain()
                 await waiter
         finally:
-            self._iterating = False
+            if self._iter_token is token:
+                self._iter_owner = None
+
+    def _reclaim_abandoned(self) -> None:
+        """Finish the batch the iterator is in: release its frame if every
+        message was yielded, else put the unread ones back in front."""
+        current = self._iter_current
+        if current is None:
+            return
+        self._iter_current = None
+        frame, rest = current
+        unread = list(rest)
+        if unread:
+            self._unsolicited.appendleft((frame, unread))
+        else:
+            self._batch_done(frame)
 
     async def receive(self) -> Message:
         """The next unsolicited message (a copy that outlives its frame)."""

@@ -322,3 +322,45 @@ async def test_thousands_of_concurrent_requests_never_overrun_the_socket(netns: 
         assert ring.stats.overruns == 0
         # they were still batched: far fewer syscalls than requests
         assert ring.stats.tx_syscalls <= 3000 // ring.max_in_flight + 5
+
+
+async def test_a_loop_left_with_break_resumes_where_it_stopped(netns: str) -> None:
+    # One datagram holding several messages (sent by a user socket), so the
+    # break happens in the middle of a frame.
+    async with aionlmmap.open(NETLINK_USERSOCK, netns=netns, accept_foreign=True) as ring:
+        sender = open_socket(NETLINK_USERSOCK, netns)
+        try:
+            sender.bind((0, 0))
+            datagram = b"".join(Message(0x20, 0, seq, 0, b"m").encode() for seq in range(1, 7))
+            sender.sendto(datagram, (ring.portid, 0))
+            seen = []
+            async with asyncio.timeout(5):
+                async for msg in ring:
+                    seen.append(msg.seq)
+                    if len(seen) == 2:
+                        break
+                # no await in between: the first generator is still suspended
+                async for msg in ring:
+                    seen.append(msg.seq)
+                    if len(seen) == 4:
+                        break
+                first = await ring.receive()
+                second = await ring.receive()
+            assert seen + [first.seq, second.seq] == [1, 2, 3, 4, 5, 6]
+        finally:
+            sender.close()
+
+
+async def test_a_second_task_iterating_the_same_ring_is_refused(netns: str) -> None:
+    async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, groups=[RTNLGRP_LINK], netns=netns) as ring:
+        async def iterate() -> None:
+            async for _ in ring:
+                pass
+
+        first = asyncio.create_task(iterate())
+        await asyncio.sleep(0.05)
+        with pytest.raises(aionlmmap.BusyResourceError, match="one consumer"):
+            await iterate()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first

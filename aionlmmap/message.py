@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import Any
 
-from .constants import NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_OVERRUN
+from .constants import NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN
 from .errors import DecodeError, ReleasedMessageError
 
 __all__ = [
@@ -334,6 +334,3 @@ def iter_messages(data: bytes | bytearray | memoryview) -> Iterator[Message]:
     if error is not None:
         raise error
 
-
-# Re-exported for callers that check control messages.
-CONTROL_TYPES = frozenset({NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN})

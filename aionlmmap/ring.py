@@ -281,7 +281,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
         relieved = False
         for _round in range(4):  # bounded: refill after freeing space, a few times
             full = backend.fill()
-            self.stats.rx_syscalls = getattr(backend, "rx_syscalls", 0)
+            self.stats.rx_syscalls = backend.rx_syscalls
             if backend.take_overrun():
                 self._on_overrun(touched)
             progressed = self._walk(touched)

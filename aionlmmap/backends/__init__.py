@@ -46,6 +46,7 @@ class Backend(Protocol):
     overruns: int
     truncated: int
     tx_syscalls: int
+    rx_syscalls: int
 
     def fileno(self) -> int: ...
 

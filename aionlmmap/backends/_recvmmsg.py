@@ -49,7 +49,6 @@ _CONTROL_ITER = struct.Struct("=QiiI" + f"{_CONTROL_SIZE - 20}x").iter_unpack
 _SOL_SOCKET = 1
 _SCM_CREDENTIALS = 2
 _MSG_DONTWAIT = 0x40
-_MSG_TRUNC = 0x20
 
 _libc: Any = None
 
@@ -188,5 +187,3 @@ class BatchReceiver:
         except BufferError:
             pass
 
-
-MSG_TRUNC = _MSG_TRUNC

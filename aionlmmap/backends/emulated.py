@@ -304,6 +304,3 @@ class EmulatedBackend:
             # mapping goes away when that view is garbage-collected.
             pass
 
-
-# Kept for readers of this module: the statuses the producer writes.
-PRODUCED_STATUSES = (VALID, COPY, SKIP)

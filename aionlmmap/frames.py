@@ -200,7 +200,7 @@ class FrameRing:
     and the status word last. CPython performs these stores in program order.
     """
 
-    __slots__ = ("buffer", "config", "base", "frame_nr", "head", "_offsets", "_data_offsets")
+    __slots__ = ("buffer", "config", "base", "frame_nr", "head", "offsets", "_data_offsets")
 
     def __init__(self, buffer: Any, config: RingConfig, base: int = 0, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         config.validate(page_size)
@@ -211,13 +211,13 @@ class FrameRing:
         self.base = base
         self.frame_nr = config.frame_nr
         self.head = 0
-        self._offsets = [base + config.frame_offset(i) for i in range(config.frame_nr)]
-        self._data_offsets = [offset + NL_MMAP_HDRLEN for offset in self._offsets]
+        self.offsets = [base + config.frame_offset(i) for i in range(config.frame_nr)]
+        self._data_offsets = [offset + NL_MMAP_HDRLEN for offset in self.offsets]
 
     # -- addressing ---------------------------------------------------------
     def offset(self, index: int) -> int:
         """Byte offset of frame ``index``'s header in the buffer."""
-        return self._offsets[index]
+        return self.offsets[index]
 
     def data_offset(self, index: int) -> int:
         return self._data_offsets[index]
@@ -228,20 +228,20 @@ class FrameRing:
 
     # -- header access -----------------------------------------------------
     def status(self, index: int) -> int:
-        return _STATUS.unpack_from(self.buffer, self._offsets[index])[0]  # type: ignore[no-any-return]
+        return _STATUS.unpack_from(self.buffer, self.offsets[index])[0]  # type: ignore[no-any-return]
 
     def set_status(self, index: int, status: int) -> None:
-        _STATUS.pack_into(self.buffer, self._offsets[index], status)
+        _STATUS.pack_into(self.buffer, self.offsets[index], status)
 
     def header(self, index: int) -> FrameHeader:
-        return FrameHeader.unpack_from(self.buffer, self._offsets[index])
+        return FrameHeader.unpack_from(self.buffer, self.offsets[index])
 
     def raw_header(self, index: int) -> tuple[int, int, int, int, int, int]:
-        return NL_MMAP_HDR.unpack_from(self.buffer, self._offsets[index])  # type: ignore[return-value]
+        return NL_MMAP_HDR.unpack_from(self.buffer, self.offsets[index])  # type: ignore[return-value]
 
     def write_header(self, index: int, header: FrameHeader) -> None:
         """Write a whole header, status word last."""
-        offset = self._offsets[index]
+        offset = self.offsets[index]
         NL_MMAP_HDR.pack_into(self.buffer, offset, UNUSED if header.status != UNUSED else 0, header.len, header.group, header.pid, header.uid, header.gid)
         _STATUS.pack_into(self.buffer, offset, header.status)
 
@@ -253,18 +253,18 @@ class FrameRing:
     # -- user side, RX -------------------------------------------------------
     def release(self, index: int) -> None:
         """Give an RX frame back to the kernel (nm_status = UNUSED)."""
-        _STATUS.pack_into(self.buffer, self._offsets[index], UNUSED)
+        _STATUS.pack_into(self.buffer, self.offsets[index], UNUSED)
 
     def hold(self, index: int) -> None:
         """Keep an RX frame for later (nm_status = SKIP): the ring path steps past it."""
-        _STATUS.pack_into(self.buffer, self._offsets[index], SKIP)
+        _STATUS.pack_into(self.buffer, self.offsets[index], SKIP)
 
     # -- user side, TX -------------------------------------------------------
     def reserve(self) -> int | None:
         """The TX head frame if user space owns it (UNUSED), else None.
         Does not advance; :meth:`commit` does."""
         index = self.head
-        if _STATUS.unpack_from(self.buffer, self._offsets[index])[0] != UNUSED:
+        if _STATUS.unpack_from(self.buffer, self.offsets[index])[0] != UNUSED:
             return None
         return index
 
@@ -272,7 +272,7 @@ class FrameRing:
         """Hand a written TX frame to the kernel: nm_len first, VALID last."""
         if length > self.config.frame_size - NL_MMAP_HDRLEN:
             raise ValueError(f"{length} bytes do not fit a frame's {self.config.frame_size - NL_MMAP_HDRLEN}-byte data area")
-        offset = self._offsets[index]
+        offset = self.offsets[index]
         _STATUS.pack_into(self.buffer, offset + 4, length)
         _STATUS.pack_into(self.buffer, offset, VALID)
         self.head = self.next_index(index)
@@ -282,7 +282,7 @@ class FrameRing:
         """Step the producer head past SKIP frames, as netlink_forward_ring()
         does before the ring path writes a frame. Stops after one lap."""
         for _ in range(self.frame_nr):
-            if _STATUS.unpack_from(self.buffer, self._offsets[self.head])[0] != SKIP:
+            if _STATUS.unpack_from(self.buffer, self.offsets[self.head])[0] != SKIP:
                 return
             self.head = self.next_index(self.head)
 
@@ -290,7 +290,7 @@ class FrameRing:
         """Fill the header of the head frame (data already written) and
         advance; returns the frame index. The caller checked it was UNUSED."""
         index = self.head
-        offset = self._offsets[index]
+        offset = self.offsets[index]
         NL_MMAP_HDR.pack_into(self.buffer, offset, UNUSED, length, group, pid, uid, gid)
         _STATUS.pack_into(self.buffer, offset, status)
         self.head = self.next_index(index)

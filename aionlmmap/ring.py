@@ -23,7 +23,7 @@ import operator
 import select
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import attrs
@@ -40,7 +40,7 @@ from .errors import (
     ClosedResourceError,
     OverrunError,
 )
-from .frames import COPY, SKIP, UNUSED, VALID, RingConfig
+from .frames import COPY, NL_MMAP_HDR, SKIP, UNUSED, VALID, RingConfig
 from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
 from ._frame_keeping import FrameKeeper
 from ._requests import Requester
@@ -61,6 +61,8 @@ DEFAULT_TX = RingConfig(block_size=65536, block_nr=16, frame_size=65536, frame_n
 _MAX_DRAIN_FAILURES = 3
 _unpack_header = NLMSGHDR.unpack_from
 _seq_of = operator.itemgetter(2)
+_new_message = tuple.__new__
+_unpack_frame_header = NL_MMAP_HDR.unpack_from
 
 
 @attrs.define
@@ -359,9 +361,13 @@ class Ring(FrameKeeper, Requester, Transmitter):
         frame_nr = rx.frame_nr
         stats = self.stats
         progressed = False
+        ring_memory = rx.buffer
+        offsets = rx.offsets
+        unsolicited = self._unsolicited
+        views = backend.rx_views
         for _ in range(frame_nr):
             index = self._rx_next
-            header = rx.raw_header(index)
+            header = _unpack_frame_header(ring_memory, offsets[index])
             status = header[0]
             if slots[index] is not None:
                 if status == SKIP:
@@ -378,7 +384,9 @@ class Ring(FrameKeeper, Requester, Transmitter):
                     self._walked += 1
                     self._advance()
                     continue
-                frame = ReceivedFrame(backend.frame_data(index, length), header[2], header[3], header[4], header[5], index)
+                frame = ReceivedFrame(
+                    backend.frame_data(index, length) if views is None else views[index][:length], header[2], header[3], header[4], header[5], index
+                )
                 slots[index] = frame
             elif status == COPY:
                 length = header[1]
@@ -399,7 +407,10 @@ class Ring(FrameKeeper, Requester, Transmitter):
                     marks.popleft()
                     self._on_overrun(touched)
                 break  # UNUSED: nothing yet; RESERVED: the kernel is still writing it
-            self._advance()
+            # self._advance(), inlined: this runs once per frame
+            self._rx_next = 0 if index + 1 == frame_nr else index + 1
+            if self._lap_scan_budget:
+                self._lap_scan_budget -= 1
             progressed = True
             stats.frames += 1
             marks = backend.overrun_marks
@@ -409,18 +420,36 @@ class Ring(FrameKeeper, Requester, Transmitter):
                 self._on_overrun(touched)
             self._walked += 1
             frame.on_hold_change = self._hold_callback
-            if self._active_dump is not None and length >= NLMSG_HDRLEN and not frame.group and not frame.sender_pid:
-                # Fast path: a chunk of the running dump (its first message
-                # carries the dump's seq and our portid; netlink_dump() fills
-                # an skb with that dump's messages only, NLMSG_DONE possibly
-                # last). Hand the frame over unparsed: the dump's iterator
-                # parses as it yields, one pass instead of two.
+            if length >= NLMSG_HDRLEN and not frame.sender_pid:
                 first = _unpack_header(frame.buffer, 0)
-                pending = self._proto.pending.get(first[3])
-                if pending is not None and pending.is_dump and first[4] == self.portid and not pending.abandoned:
+                if self._active_dump is not None and not frame.group:
+                    # Fast path: a chunk of the running dump (its first message
+                    # carries the dump's seq and our portid; netlink_dump() fills
+                    # an skb with that dump's messages only, NLMSG_DONE possibly
+                    # last). Hand the frame over unparsed: the dump's iterator
+                    # parses as it yields, one pass instead of two.
+                    pending = self._proto.pending.get(first[3])
+                    if pending is not None and pending.is_dump and first[4] == self.portid and not pending.abandoned:
+                        frame.pending = 1
+                        pending.messages.append((frame, length))
+                        touched.append(pending)
+                        continue
+                message_length = first[0]
+                if (frame.group or not first[3]) and NLMSG_HDRLEN <= message_length <= length <= (message_length + 3) & ~3:
+                    # Fast path: one message fills the datagram and it is no
+                    # reply (multicast, or seq 0, which requests never use):
+                    # nfqueue packets, nflog entries, most notifications
+                    # (rtnetlink and nfnetlink send one event per skb).
+                    # (self._deliver_unsolicited, inlined)
+                    stats.messages += 1
+                    stats.unsolicited += 1
                     frame.pending = 1
-                    pending.messages.append((frame, length))
-                    touched.append(pending)
+                    unsolicited.append((frame, [_new_message(Message, (first[1], first[2], first[3], first[4], NLMSG_HDRLEN, message_length, frame))]))
+                    waiter = self._iter_waiter
+                    if waiter is not None:
+                        self._iter_waiter = None
+                        if not waiter.done():
+                            waiter.set_result(None)
                     continue
             messages, error = parse_frame(frame, length)
             if error is not None:
@@ -581,9 +610,27 @@ class Ring(FrameKeeper, Requester, Transmitter):
 
     # -- the iterator -----------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Message]:
-        return self._iterate()
+        return self._iterate(None, None)
 
-    async def _iterate(self) -> AsyncIterator[Message]:
+    def iterate(
+        self,
+        convert: Callable[[Message], Any] | None = None,
+        *,
+        on_overrun: Callable[[], None] | None = None,
+    ) -> AsyncIterator[Any]:
+        """Unsolicited messages, like ``async for msg in ring``, with two hooks
+        for decoders that sit on top (nfqueue, nflog use them):
+
+        - ``convert(msg)`` runs on each message while its frame is still
+          pinned; what it returns is yielded instead, and ``None`` skips the
+          message. It must not raise.
+        - ``on_overrun()`` is called where an overrun happened, instead of
+          raising :class:`OverrunError` (use it when a loss needs no resync,
+          e.g. packets the kernel never queued).
+        """
+        return self._iterate(convert, on_overrun)
+
+    async def _iterate(self, convert: Callable[[Message], Any] | None, on_overrun: Callable[[], None] | None) -> AsyncIterator[Any]:
         loop = self._attach()
         task = asyncio.current_task()
         owner = self._iter_owner
@@ -602,15 +649,43 @@ class Ring(FrameKeeper, Requester, Transmitter):
                 while queue:
                     frame, messages = queue.popleft()
                     if frame is None:
+                        if on_overrun is not None:
+                            on_overrun()
+                            continue
                         raise OverrunError(
                             "netlink socket overrun (ENOBUFS): notifications were dropped; iterate "
                             "again to go on, and re-read state you keep (or use a monitor with resync=True)"
                         )
+                    if len(messages) == 1:
+                        # The common case (one message per datagram): no
+                        # position to remember, the frame goes back on resume.
+                        current: tuple[ReceivedFrame, Any] = (frame, ())
+                        self._iter_current = current
+                        try:
+                            if convert is None:
+                                yield messages[0]
+                            else:
+                                item = convert(messages[0])
+                                if item is not None:
+                                    yield item
+                        finally:
+                            if self._iter_current is current:
+                                self._iter_current = None
+                                frame.pending -= 1  # self._batch_done(frame), inlined
+                                if frame.pending <= 0 and not frame.holds:
+                                    self._release(frame)
+                        queue = self._unsolicited  # relief may have replaced it
+                        continue
                     rest = iter(messages)
                     current = self._iter_current = (frame, rest)
                     try:
                         for msg in rest:
-                            yield msg
+                            if convert is None:
+                                yield msg
+                            else:
+                                item = convert(msg)
+                                if item is not None:
+                                    yield item
                     finally:
                         if self._iter_current is current:
                             self._reclaim_abandoned()

@@ -27,11 +27,14 @@ class FakeRing:
     def send_nowait(self, *messages: Message, atomic: bool = False) -> None:
         self.sent.extend(messages)
 
-    def __aiter__(self):  # type: ignore[no-untyped-def]
-        async def messages():  # type: ignore[no-untyped-def]
+    def iterate(self, convert, *, on_overrun=None):  # type: ignore[no-untyped-def]
+        """Ring.iterate's contract: convert each message, skip None."""
+        async def items():  # type: ignore[no-untyped-def]
             for msg in self.incoming:
-                yield msg
-        return messages()
+                item = convert(msg)
+                if item is not None:
+                    yield item
+        return items()
 
 
 def sent(ring: FakeRing) -> list[tuple[str, int, int, int | None, bytes | None]]:

@@ -68,6 +68,11 @@ class Backend(Protocol):
         backends that cannot place it in the stream (overrun_marks)."""
         ...
 
+    #: Each RX frame's whole data area, where a frame's data always starts
+    #: right after its header (the ring slices ``rx_views[index][:length]``
+    #: instead of calling frame_data); None where frame_data must look.
+    rx_views: list[memoryview] | None
+
     def frame_data(self, index: int, length: int) -> memoryview:
         """The data of VALID RX frame ``index`` (at the right data offset)."""
         ...

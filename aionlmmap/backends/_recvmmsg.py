@@ -119,11 +119,11 @@ class BatchReceiver:
         self._controls_view = memoryview(self._controls).cast("B")
         self._headers_view = memoryview(self._headers).cast("B")
 
-    def receive(self, frames: list[int]) -> list[tuple[int, int, int, int, int, int]]:
-        """Receive into ``frames`` (at most ``batch``). Returns one
-        ``(frame_index, nbytes, msg_flags, sender_pid, group, uid_gid)``
-        per datagram, where ``uid_gid`` is ``(uid << 32) | gid``.
-        Raises BlockingIOError when nothing is queued, OSError otherwise."""
+    def receive(self, frames: list[int]) -> int:
+        """Receive into ``frames`` (at most ``batch``); returns how many
+        datagrams arrived (the first that many of ``frames``, in order).
+        Read them with :meth:`results`. Raises BlockingIOError when nothing
+        is queued, OSError otherwise."""
         count = len(frames)
         # Restore namelen/controllen the kernel overwrote last time.
         ctypes.memmove(self._headers_address, self._header_template, count * _MMSGHDR_SIZE)
@@ -139,31 +139,27 @@ class BatchReceiver:
             if err in (errno.EAGAIN, errno.EWOULDBLOCK):
                 raise BlockingIOError(err, os.strerror(err))
             raise OSError(err, os.strerror(err))
-        # One C-level pass per array: (flags, length), sender, first cmsg.
-        headers_view = self._headers_view[: received * _MMSGHDR_SIZE]
-        names_view = self._names_view[: received * _NAME_SIZE]
-        controls_view = self._controls_view[: received * _CONTROL_SIZE]
-        out = []
-        append = out.append
-        for slot, ((control_length, flags, nbytes), (sender,), (_first_length, level, kind, group)) in enumerate(
-            zip(_RESULT_ITER(headers_view), _NAME_ITER(names_view), _CONTROL_ITER(controls_view))
-        ):
-            credentials = 0
-            if level != SOL_NETLINK or kind != NETLINK_PKTINFO:
-                group = 0
-                credentials = self._slow_cmsgs(slot, control_length)
-            elif control_length > _PKTINFO_SPACE:
-                credentials = self._slow_cmsgs(slot, control_length)
-            append((frames[slot], nbytes, flags, sender, group, credentials))
-        return out
+        return received  # type: ignore[no-any-return]
 
-    def _slow_cmsgs(self, slot: int, control_length: int) -> int:
-        """Walk one slot's control messages for group and credentials
-        (``(uid << 32) | gid``; the group comes first in the fast path)."""
+    def results(self, received: int) -> Any:
+        """One ``((msg_controllen, msg_flags, msg_len), (sender_pid,),
+        (cmsg_len, cmsg_level, cmsg_type, group))`` per datagram received:
+        one C-level pass per array. The last tuple is the first control
+        message; when it is not a lone NETLINK_PKTINFO (``cmsg_len`` up to
+        ``_PKTINFO_SPACE``), ask :meth:`slot_metadata`."""
+        return zip(
+            _RESULT_ITER(self._headers_view[: received * _MMSGHDR_SIZE]),
+            _NAME_ITER(self._names_view[: received * _NAME_SIZE]),
+            _CONTROL_ITER(self._controls_view[: received * _CONTROL_SIZE]),
+        )
+
+    def slot_metadata(self, slot: int, control_length: int) -> tuple[int, int]:
+        """``(group, (uid << 32) | gid)`` of a slot whose control data is
+        not plain: walk every control message."""
         controls_view = self._controls_view
         offset = slot * _CONTROL_SIZE
         end = offset + min(control_length, _CONTROL_SIZE)
-        credentials = 0
+        group = credentials = 0
         while end - offset >= _CMSGHDR.size:
             length, level, kind = _CMSGHDR.unpack_from(controls_view, offset)
             if length < _CMSGHDR.size:
@@ -171,8 +167,10 @@ class BatchReceiver:
             if level == _SOL_SOCKET and kind == _SCM_CREDENTIALS:
                 _pid, uid, gid = _UCRED.unpack_from(controls_view, offset + _CMSGHDR.size)
                 credentials = (uid << 32) | gid
+            elif level == SOL_NETLINK and kind == NETLINK_PKTINFO:
+                group = _U32.unpack_from(controls_view, offset + _CMSGHDR.size)[0]
             offset += (length + 7) & ~7
-        return credentials
+        return group, credentials
 
     def spill_bytes(self, slot_frame_position: int, length: int) -> bytes:
         start = slot_frame_position * self._spill_size

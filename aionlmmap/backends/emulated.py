@@ -27,13 +27,14 @@ from __future__ import annotations
 import errno
 import mmap
 import socket
+import struct
 from collections import deque
 
 from .._sys import PKTINFO, UCRED
 from ..constants import NETLINK_PKTINFO, SOL_NETLINK
 from ..frames import COPY, NL_MMAP_HDR, SKIP, UNUSED, VALID, FrameRing, RingConfig
 from . import TxFailure, _recvmmsg
-from ._recvmmsg import BatchReceiver
+from ._recvmmsg import _PKTINFO_SPACE, BatchReceiver
 
 __all__ = ["EmulatedBackend"]
 
@@ -46,6 +47,7 @@ _SCM_CREDENTIALS = 2
 _ANCILLARY_SIZE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(UCRED.size)
 _unpack_pktinfo = PKTINFO.unpack_from
 _pack_header_into = NL_MMAP_HDR.pack_into
+_unpack_status = struct.Struct("=I").unpack_from
 _MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: the enum's __and__ is slow per datagram
 
 
@@ -67,6 +69,7 @@ class EmulatedBackend:
         rx_data = rx_config.data_size
         self._rx_data = [view[self.rx.data_offset(i) : self.rx.data_offset(i) + rx_data] for i in range(rx_config.frame_nr)]
         self._rx_offsets = [self.rx.offset(i) for i in range(rx_config.frame_nr)]
+        self.rx_views: list[memoryview] | None = self._rx_data
         self._tx_data = [view[self.tx.data_offset(i) : self.tx.data_offset(i) + tx_config.data_size] for i in range(tx_config.frame_nr)]
         self._spill = bytearray(SPILL_SIZE)
         self._spill_view = memoryview(self._spill)
@@ -103,30 +106,38 @@ class EmulatedBackend:
         """UNUSED frames from the producer head on, stepping past SKIP
         (netlink_forward_ring), up to the first busy frame."""
         rx = self.rx
+        memory = self._memory
+        offsets = self._rx_offsets
+        frame_nr = rx.frame_nr
         frames: list[int] = []
         index = rx.head
-        for _ in range(rx.frame_nr):
-            status = rx.status(index)
+        for _ in range(frame_nr):
+            status = _unpack_status(memory, offsets[index])[0]
             if status == UNUSED:
                 frames.append(index)
                 if len(frames) == limit:
                     break
             elif status != SKIP:
                 break
-            index = rx.next_index(index)
+            index += 1
+            if index == frame_nr:
+                index = 0
         return frames
 
     def _fill_batched(self, receiver: BatchReceiver) -> bool:
         rx = self.rx
         data_size = self.rx_config.data_size
         rx_data = self._rx_data
+        write_header = _pack_header_into
+        memory = self._memory
+        offsets = self._rx_offsets
         for _ in range(rx.frame_nr + 8):  # bounded: each round fills frames or returns
             targets = self._free_frames(receiver.batch)
             if not targets:
                 return True
             try:
                 self.rx_syscalls += 1
-                results = receiver.receive(targets)
+                received = receiver.receive(targets)
             except BlockingIOError:
                 if self._overrun_armed:
                     self._mark_overrun()
@@ -137,12 +148,12 @@ class EmulatedBackend:
             # The targets are the frames the ring path would pick, in order
             # (SKIP frames stepped over), so each header is written in place
             # in one store; this thread is also the only reader.
-            write_header = _pack_header_into
-            memory = self._memory
-            offsets = self._rx_offsets
-            index = -1
-            for slot, (index, nbytes, flags, sender, group, credentials) in enumerate(results):
+            slot = 0
+            for index, ((control_length, flags, nbytes), (sender,), (_first_length, level, kind, group)) in zip(targets, receiver.results(received)):
                 status = VALID
+                credentials = 0
+                if level != SOL_NETLINK or kind != NETLINK_PKTINFO or control_length > _PKTINFO_SPACE:
+                    group, credentials = receiver.slot_metadata(slot, control_length)
                 if flags & _MSG_TRUNC:
                     # Larger than frame + spill: counted, and the frame goes
                     # out as a VALID frame of length 0, which the reader
@@ -154,10 +165,11 @@ class EmulatedBackend:
                     self._copied.append((index, bytes(rx_data[index]) + receiver.spill_bytes(slot, nbytes - data_size)))
                     status = COPY
                 write_header(memory, offsets[index], status, nbytes, group, sender, credentials >> 32, credentials & 0xFFFFFFFF)
-            if index >= 0:
-                rx.head = rx.next_index(index)
-                self.frames_produced += len(results)
-            if len(results) < len(targets):
+                slot += 1
+            if received:
+                rx.head = rx.next_index(targets[received - 1])
+                self.frames_produced += received
+            if received < len(targets):
                 # recvmmsg stopped early: the receive queue ran empty.
                 if self._overrun_armed:
                     self._mark_overrun()

@@ -173,7 +173,7 @@ class _KernelRxRing(FrameRing):
     __slots__ = ()
 
     def release(self, index: int) -> None:
-        offset = self._offsets[index]
+        offset = self.offsets[index]
         _U32.pack_into(self.buffer, offset + NL_MMAP_HDRLEN, 0)
         _U32.pack_into(self.buffer, offset, UNUSED)
 
@@ -201,6 +201,8 @@ class KernelBackend:
     """
 
     name = "kernel"
+    #: frame_data detects the 4.4.1 dump data offset, so the ring must ask it
+    rx_views = None
 
     def __init__(
         self,

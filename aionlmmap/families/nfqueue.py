@@ -151,6 +151,7 @@ _BE32 = struct.Struct("!I")
 _VERDICT_HDR = struct.Struct("=HH") .pack(12, NFQA_VERDICT_HDR)
 _MARK_NLA = struct.Struct("=HH").pack(8, NFQA_MARK)
 _NLA = struct.Struct("=HH")
+_unpack_fast_header = _FAST_HEADER.unpack_from
 _VERDICT_BODY = struct.Struct("!II")
 
 
@@ -207,7 +208,12 @@ def _config_flags(config: Message) -> int:
 
 
 # --- packets --------------------------------------------------------------------
-_UNDECIDED, _DECIDED, _SENT = 0, 1, 2
+# Packet._state: no verdict yet (optionally held), verdict given, verdict sent.
+_UNDECIDED, _UNDECIDED_HELD, _DECIDED, _SENT = 0, 1, 2, 3
+# Verdict keys (code, mark) of the plain verdicts; the flush compares keys by
+# identity, so a run of plain accepts is recognised without building tuples.
+_PLAIN_ACCEPT = (NF_ACCEPT, None)
+_PLAIN_DROP = (NF_DROP, None)
 
 
 class Packet(PacketFields):
@@ -225,7 +231,9 @@ class Packet(PacketFields):
         timestamp=NFQA_TIMESTAMP, hwaddr=NFQA_HWADDR, ct_info=NFQA_CT_INFO,
     )
 
-    __slots__ = ("_queue", "_message", "id", "hw_protocol", "hook_number", "_table", "_state", "_code", "_mark", "_new_payload", "_held")
+    # _table, _verdict and _new_payload are set when first needed: the
+    # constructor runs once per packet, so it does the least it can.
+    __slots__ = ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state", "_table", "_verdict", "_new_payload")
 
     def __init__(self, queue: Queue, message: Message, packet_id: int, hw_protocol: int, hook: int) -> None:
         self._queue = queue
@@ -233,37 +241,24 @@ class Packet(PacketFields):
         self.id = packet_id  #: the kernel's packet id in this queue
         self.hw_protocol = hw_protocol  #: ethertype (0x0800 IPv4, 0x86dd IPv6)
         self.hook_number = hook  #: NF_INET_* hook number
-        self._table: dict[int, tuple[int, int]] | None = None
         self._state = _UNDECIDED
-        self._code = 0
-        self._mark: int | None = None
-        self._new_payload: bytes | None = None
-        self._held = False
 
     # -- decoded fields -------------------------------------------------------------
     def _attributes(self) -> dict[int, tuple[int, int]]:
-        table = self._table
-        if table is None:
-            try:
-                table = parse_attributes(self._message.payload, 4)
-            except DecodeError:
-                # The id was readable (we got this far); a broken tail is
-                # counted and the remaining fields read as absent.
-                self._queue.stats.malformed += 1
-                table = {}
-            self._queue.stats.unknown_attributes += sum(1 for attr_type in table if attr_type > NFQA_MAX_KNOWN)
-            self._table = table
+        try:
+            return self._table
+        except AttributeError:
+            pass
+        try:
+            table = parse_attributes(self._message.payload, 4)
+        except DecodeError:
+            # The id was readable (we got this far); a broken tail is
+            # counted and the remaining fields read as absent.
+            self._queue.stats.malformed += 1
+            table = {}
+        self._queue.stats.unknown_attributes += sum(1 for attr_type in table if attr_type > NFQA_MAX_KNOWN)
+        self._table = table
         return table
-
-
-
-
-
-
-
-
-
-
 
     @property
     def priority(self) -> int | None:
@@ -280,9 +275,6 @@ class Packet(PacketFields):
         """NFQA_SKB_* flags (GSO, checksum not ready / not verified)."""
         return self._be32(NFQA_SKB_INFO) or 0
 
-
-
-
     @property
     def conntrack(self) -> Attributes | None:
         """The raw ctnetlink attributes of the connection (``conntrack=True``)."""
@@ -291,15 +283,15 @@ class Packet(PacketFields):
 
     @property
     def verdict_given(self) -> bool:
-        return self._state != _UNDECIDED
+        return self._state >= _DECIDED
 
     # -- keeping the frame ---------------------------------------------------------------
     def hold(self) -> Packet:
         """Keep the payload readable across awaits (the RX frame is marked
         SKIP, so later packets keep flowing). Released by the verdict."""
-        if not self._held and self._state == _UNDECIDED:
+        if self._state == _UNDECIDED:
             self._message.hold()
-            self._held = True
+            self._state = _UNDECIDED_HELD
         return self
 
     # -- verdicts -------------------------------------------------------------------
@@ -307,9 +299,26 @@ class Packet(PacketFields):
         """Let the packet continue; optionally set skb->mark and/or replace
         the packet with ``payload`` (the kernel fixes up nothing: send a valid
         packet with correct checksums)."""
+        if mark is None and payload is None and self._state == _UNDECIDED:
+            # The pass-through consumer's path: nothing to copy or release,
+            # and Queue._decided inlined (this runs once per packet).
+            self._verdict = _PLAIN_ACCEPT
+            self._state = _DECIDED
+            queue = self._queue
+            queue._decided_now.append(self)
+            if queue._run_key is not _PLAIN_ACCEPT:
+                queue._note_run_key(_PLAIN_ACCEPT)
+            if not queue._flush_scheduled:
+                queue._schedule_flush()
+            return
         self._decide(NF_ACCEPT, mark, payload)
 
     def drop(self) -> None:
+        if self._state == _UNDECIDED:
+            self._verdict = _PLAIN_DROP
+            self._state = _DECIDED
+            self._queue._decided(self)
+            return
         self._decide(NF_DROP, None, None)
 
     def repeat(self, *, mark: int | None = None, payload: bytes | bytearray | memoryview | None = None) -> None:
@@ -328,16 +337,17 @@ class Packet(PacketFields):
         self._decide(NF_STOP, None, None)
 
     def _decide(self, code: int, mark: int | None, payload: bytes | bytearray | memoryview | None) -> None:
-        if self._state != _UNDECIDED:
+        state = self._state
+        if state >= _DECIDED:
             raise RuntimeError(f"packet {self.id} already has a verdict; give exactly one")
-        self._code = code
-        self._mark = mark
-        # Copy now: the caller may mutate its buffer, and a view into the RX
-        # frame dies with the frame.
-        self._new_payload = None if payload is None else bytes(payload)
+        self._verdict = (code, mark)
+        if payload is not None:
+            # Copy now: the caller may mutate its buffer, and a view into
+            # the RX frame dies with the frame.
+            self._new_payload = bytes(payload)
+            self._queue._mixed = True
         self._state = _DECIDED
-        if self._held:
-            self._held = False
+        if state == _UNDECIDED_HELD:
             self._message.release()
         self._queue._decided(self)
 
@@ -371,9 +381,11 @@ class Queue:
         self._wants_conntrack = bool(config.payload and _config_flags(config) & NFQA_CFG_F_CONNTRACK)
         self._outstanding: deque[Packet] = deque()
         self._decided_now: list[Packet] = []
+        #: the verdict key of this iteration's decisions, and whether they differ
+        self._run_key: tuple[int, int | None] | None = None
+        self._mixed = False
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._messages: AsyncIterator[Message] | None = None
 
     async def __aenter__(self) -> Queue:
         await self.ring.__aenter__()
@@ -421,72 +433,103 @@ class Queue:
             await self.ring.aclose()
 
     def __aiter__(self) -> AsyncIterator[Packet]:
-        return self._packets()
+        # The ring's own iterator, converting each message in place: one
+        # generator layer per packet, and leaving an `async for` loop and
+        # entering another goes on where the first stopped.
+        return self.ring.iterate(self._packet_of, on_overrun=self._on_overrun)  # type: ignore[no-any-return]
 
-    async def _packets(self) -> AsyncIterator[Packet]:
+    def _on_overrun(self) -> None:
+        # The kernel could not deliver some packets (socket buffer full):
+        # they were never queued (fail-open accepted them, or they were
+        # dropped), so no verdict is owed. Count and go on.
+        self.stats.overruns += 1
+
+    def _packet_of(self, message: Message) -> Packet | None:
+        """The Packet in ``message``, or None (counted) if it holds none."""
         stats = self.stats
-        outstanding = self._outstanding
-        queue_num = self.queue_num
-        unpack_fast = _FAST_HEADER.unpack_from
-        expected_len, expected_type = _EXPECTED_NLA
-        while True:
-            # One ring iterator for the queue's life, so that leaving an
-            # `async for packet in queue` loop and entering another is fine.
-            messages = self._messages
-            if messages is None:
-                messages = self._messages = self.ring.__aiter__()
-            try:
-                message = await messages.__anext__()
-            except OverrunError:
-                # The kernel could not deliver some packets (socket buffer
-                # full): they were never queued (fail-open accepted them, or
-                # they were dropped), so no verdict is owed. Go on.
-                stats.overruns += 1
-                self._messages = None
-                continue
-            except StopAsyncIteration:
-                self._messages = None
-                return
-            except BaseException:
-                self._messages = None
-                raise
-            if message[0] != _TYPE_PACKET:
-                if message[0] not in (NLMSG_ERROR, NLMSG_DONE):
-                    stats.other_messages += 1
-                continue
-            payload = message.payload
-            try:
-                res_id, nla_len, nla_type, packet_id, hw_protocol, hook = unpack_fast(payload, 0)
-                if nla_len != expected_len or nla_type != expected_type:
-                    res_id = int.from_bytes(payload[2:4], "big")
-                    packet_id, hw_protocol, hook = decode_packet_header(payload)
-            except (DecodeError, struct.error):
-                stats.malformed += 1
-                continue
-            if res_id != queue_num:
+        if message[0] != _TYPE_PACKET:
+            if message[0] not in (NLMSG_ERROR, NLMSG_DONE):
                 stats.other_messages += 1
-                continue
-            stats.packets += 1
-            packet = Packet(self, message, packet_id, hw_protocol, hook)
-            outstanding.append(packet)
-            yield packet
+            return None
+        start = message[4]
+        try:
+            if message[5] - start >= _FAST_HEADER.size:
+                # Straight from frame memory: no payload view to create.
+                res_id, nla_len, nla_type, packet_id, hw_protocol, hook = _unpack_fast_header(message[6].buffer, start)
+                if nla_len != _EXPECTED_NLA[0] or nla_type != _EXPECTED_NLA[1]:
+                    packet_id, hw_protocol, hook = decode_packet_header(message.payload)
+            else:
+                packet_id, hw_protocol, hook = decode_packet_header(message.payload)
+                res_id = int.from_bytes(message.payload[2:4], "big")
+        except (DecodeError, struct.error):
+            stats.malformed += 1
+            return None
+        if res_id != self.queue_num:
+            stats.other_messages += 1
+            return None
+        stats.packets += 1
+        packet = Packet(self, message, packet_id, hw_protocol, hook)
+        self._outstanding.append(packet)
+        return packet
 
     # -- verdict batching -------------------------------------------------------------
     def _decided(self, packet: Packet) -> None:
         self._decided_now.append(packet)
+        key = packet._verdict
+        if key is not self._run_key:
+            self._note_run_key(key)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop = self._loop or asyncio.get_running_loop()
-            loop.call_soon(self._flush_verdicts)
+            self._schedule_flush()
+
+    def _note_run_key(self, key: tuple[int, int | None]) -> None:
+        # The first verdict of this iteration sets the key; any other makes
+        # the flush take the general path.
+        if self._run_key is None:
+            self._run_key = key
+        else:
+            self._mixed = True
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        loop = self._loop or asyncio.get_running_loop()
+        loop.call_soon(self._flush_verdicts)
 
     def _flush_verdicts(self) -> None:
         """Turn this iteration's verdicts into messages (see module doc)."""
         self._flush_scheduled = False
         decided = self._decided_now
+        run_key = self._run_key
+        mixed = self._mixed
+        self._run_key = None
+        self._mixed = False
         if not decided or self.ring.closed:
             decided.clear()
             return
         self._decided_now = []
+        stats = self.stats
+        stats.verdicts += len(decided)
+        stats.flushes += 1
+        outstanding = self._outstanding
+        if not mixed and len(decided) == len(outstanding):
+            # Every packet the kernel still queues for us got the same plain
+            # verdict in this iteration (each decided packet is outstanding
+            # until flushed, so equal counts mean the same packets): one
+            # message for all of them, with the newest id.
+            code, mark = run_key  # type: ignore[misc]
+            batch = len(decided) > 1
+            message = encode_verdict(self.queue_num, outstanding[-1].id, code, mark=mark, batch=batch)
+            outstanding.clear()
+            if batch:
+                stats.batch_messages += 1
+            else:
+                stats.verdict_messages += 1
+            self.ring.send_nowait(message)
+            return
+        self.ring.send_nowait(*self._verdict_messages(decided))
+
+    def _verdict_messages(self, decided: list[Packet]) -> list[Message]:
+        """The general case: runs of equal verdicts at the head of the
+        queue become VERDICT_BATCH messages; the rest go out alone."""
         queue_num = self.queue_num
         stats = self.stats
         out: list[Message] = []
@@ -509,17 +552,19 @@ class Queue:
             if state == _SENT:
                 outstanding.popleft()
                 continue
-            if state == _UNDECIDED:
+            if state != _DECIDED:
                 break  # every verdict behind this one goes out alone
             outstanding.popleft()
             packet._state = _SENT
-            if packet._new_payload is not None:
+            new_payload = getattr(packet, "_new_payload", None)
+            if new_payload is not None:
                 end_run()
                 run_key = None
-                out.append(encode_verdict(queue_num, packet.id, packet._code, mark=packet._mark, payload=packet._new_payload))
+                code, mark = packet._verdict
+                out.append(encode_verdict(queue_num, packet.id, code, mark=mark, payload=new_payload))
                 stats.verdict_messages += 1
                 continue
-            key = (packet._code, packet._mark)
+            key = packet._verdict
             if key == run_key:
                 run_last = packet.id
                 run_length += 1
@@ -530,11 +575,10 @@ class Queue:
         for packet in decided:
             if packet._state == _DECIDED:
                 packet._state = _SENT
-                out.append(encode_verdict(queue_num, packet.id, packet._code, mark=packet._mark, payload=packet._new_payload))
+                code, mark = packet._verdict
+                out.append(encode_verdict(queue_num, packet.id, code, mark=mark, payload=getattr(packet, "_new_payload", None)))
                 stats.verdict_messages += 1
-        stats.verdicts += len(decided)
-        stats.flushes += 1
-        self.ring.send_nowait(*out)
+        return out
 
     @property
     def pending(self) -> int:

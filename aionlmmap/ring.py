@@ -22,6 +22,7 @@ import logging
 import operator
 import select
 import socket
+import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -63,6 +64,7 @@ _unpack_header = NLMSGHDR.unpack_from
 _seq_of = operator.itemgetter(2)
 _new_message = tuple.__new__
 _unpack_frame_header = NL_MMAP_HDR.unpack_from
+_unpack_frame_and_message = struct.Struct("=IIIIII" + "IHHII").unpack_from
 
 
 @attrs.define
@@ -355,6 +357,64 @@ class Ring(FrameKeeper, Requester, Transmitter):
         return True
 
     def _walk(self, touched: list[Any]) -> bool:
+        progressed = False
+        if self._backend.rx_views is not None and self._active_dump is None and not self._lap_scan_budget:
+            progressed = self._walk_unsolicited()
+        return self._walk_general(touched) or progressed
+
+    def _walk_unsolicited(self) -> bool:
+        """The common run of frames, in one tight loop: VALID frames from
+        the kernel holding one message that is no reply (nfqueue packets,
+        nflog entries, notifications; see the fast path in
+        _walk_general), on a backend whose frame data starts right after
+        the header. Stops at the first other frame, or where an overrun is
+        to be reported, and leaves it to _walk_general."""
+        rx = self._rx
+        frame_nr = rx.frame_nr
+        marks = self._backend.overrun_marks
+        budget = min(frame_nr, marks[0] - self._walked) if marks else frame_nr
+        if budget <= 0:
+            return False
+        memory = rx.buffer
+        offsets = rx.offsets
+        views = self._backend.rx_views
+        slots = self._slots
+        append = self._unsolicited.append
+        hold_callback = self._hold_callback
+        index = self._rx_next
+        taken = 0
+        while taken < budget:
+            # nl_mmap_hdr and the first nlmsghdr in one unpack
+            status, length, group, sender, uid, gid, message_length, kind, flags, seq, pid = _unpack_frame_and_message(memory, offsets[index])
+            if (
+                status != VALID
+                or sender
+                or (seq and not group)
+                or slots[index] is not None
+                or not NLMSG_HDRLEN <= message_length <= length <= (message_length + 3) & ~3
+            ):
+                break
+            frame = ReceivedFrame(views[index][:length], group, 0, uid, gid, index)  # type: ignore[index]
+            frame.on_hold_change = hold_callback
+            frame.pending = 1
+            slots[index] = frame
+            append((frame, [_new_message(Message, (kind, flags, seq, pid, NLMSG_HDRLEN, message_length, frame))]))
+            taken += 1
+            index += 1
+            if index == frame_nr:
+                index = 0
+        if not taken:
+            return False
+        self._rx_next = index
+        self._walked += taken
+        stats = self.stats
+        stats.frames += taken
+        stats.messages += taken
+        stats.unsolicited += taken
+        self._wake_iterator()
+        return True
+
+    def _walk_general(self, touched: list[Any]) -> bool:
         rx = self._rx
         backend = self._backend
         slots = self._slots

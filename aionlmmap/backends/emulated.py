@@ -70,6 +70,12 @@ class EmulatedBackend:
         self._rx_data = [view[self.rx.data_offset(i) : self.rx.data_offset(i) + rx_data] for i in range(rx_config.frame_nr)]
         self._rx_offsets = [self.rx.offset(i) for i in range(rx_config.frame_nr)]
         self.rx_views: list[memoryview] | None = self._rx_data
+        # The status words of RX frames as u32 items, when frames are evenly
+        # spaced (block size a multiple of the frame size), for _free_frames.
+        self._status_words: memoryview | None = None
+        self._status_stride = rx_config.frame_size // 4
+        if rx_config.block_size % rx_config.frame_size == 0:
+            self._status_words = view[: rx_config.ring_size].cast("I")
         self._tx_data = [view[self.tx.data_offset(i) : self.tx.data_offset(i) + tx_config.data_size] for i in range(tx_config.frame_nr)]
         self._spill = bytearray(SPILL_SIZE)
         self._spill_view = memoryview(self._spill)
@@ -106,11 +112,19 @@ class EmulatedBackend:
         """UNUSED frames from the producer head on, stepping past SKIP
         (netlink_forward_ring), up to the first busy frame."""
         rx = self.rx
+        frame_nr = rx.frame_nr
+        index = rx.head
+        words = self._status_words
+        if words is not None:
+            # Frames evenly spaced: every status word from the head on in
+            # one strided read; the usual answer is "all UNUSED".
+            stride = self._status_stride
+            end = min(frame_nr, index + limit)
+            if not any(words[index * stride : end * stride : stride]):
+                return list(range(index, end))
         memory = self._memory
         offsets = self._rx_offsets
-        frame_nr = rx.frame_nr
         frames: list[int] = []
-        index = rx.head
         for _ in range(frame_nr):
             status = _unpack_status(memory, offsets[index])[0]
             if status == UNUSED:
@@ -127,7 +141,6 @@ class EmulatedBackend:
     def _fill_batched(self, receiver: BatchReceiver) -> bool:
         rx = self.rx
         data_size = self.rx_config.data_size
-        rx_data = self._rx_data
         write_header = _pack_header_into
         memory = self._memory
         offsets = self._rx_offsets
@@ -150,21 +163,10 @@ class EmulatedBackend:
             # in one store; this thread is also the only reader.
             slot = 0
             for index, ((control_length, flags, nbytes), (sender,), (_first_length, level, kind, group)) in zip(targets, receiver.results(received)):
-                status = VALID
-                credentials = 0
-                if level != SOL_NETLINK or kind != NETLINK_PKTINFO or control_length > _PKTINFO_SPACE:
-                    group, credentials = receiver.slot_metadata(slot, control_length)
-                if flags & _MSG_TRUNC:
-                    # Larger than frame + spill: counted, and the frame goes
-                    # out as a VALID frame of length 0, which the reader
-                    # releases unread (what the kernel does with a ring skb
-                    # it could not deliver).
-                    self.truncated += 1
-                    nbytes = 0
-                elif nbytes > data_size:
-                    self._copied.append((index, bytes(rx_data[index]) + receiver.spill_bytes(slot, nbytes - data_size)))
-                    status = COPY
-                write_header(memory, offsets[index], status, nbytes, group, sender, credentials >> 32, credentials & 0xFFFFFFFF)
+                if level == SOL_NETLINK and kind == NETLINK_PKTINFO and control_length <= _PKTINFO_SPACE and nbytes <= data_size and not flags & _MSG_TRUNC:
+                    write_header(memory, offsets[index], VALID, nbytes, group, sender, 0, 0)
+                else:
+                    self._produce_unusual(receiver, slot, index, control_length, flags, nbytes, sender)
                 slot += 1
             if received:
                 rx.head = rx.next_index(targets[received - 1])
@@ -176,6 +178,23 @@ class EmulatedBackend:
                 return False
         rx.forward_past_skip()
         return rx.status(rx.head) != UNUSED
+
+    def _produce_unusual(self, receiver: BatchReceiver, slot: int, index: int, control_length: int, flags: int, nbytes: int, sender: int) -> None:
+        """The header of a datagram that is not a plain frame's worth: more
+        control data than the group (credentials), larger than a frame
+        (COPY), or larger than frame and spill (truncated)."""
+        group, credentials = receiver.slot_metadata(slot, control_length)
+        status = VALID
+        if flags & _MSG_TRUNC:
+            # Larger than frame + spill: counted, and the frame goes out as
+            # a VALID frame of length 0, which the reader releases unread
+            # (what the kernel does with a ring skb it could not deliver).
+            self.truncated += 1
+            nbytes = 0
+        elif nbytes > self.rx_config.data_size:
+            self._copied.append((index, bytes(self._rx_data[index]) + receiver.spill_bytes(slot, nbytes - self.rx_config.data_size)))
+            status = COPY
+        _pack_header_into(self._memory, self._rx_offsets[index], status, nbytes, group, sender, credentials >> 32, credentials & 0xFFFFFFFF)
 
     def _fill_one_by_one(self) -> bool:
         rx = self.rx
@@ -308,6 +327,8 @@ class EmulatedBackend:
             view.release()
         for view in self._tx_data:
             view.release()
+        if self._status_words is not None:
+            self._status_words.release()
         self._view.release()
         try:
             self._memory.close()

@@ -152,6 +152,8 @@ _VERDICT_HDR = struct.Struct("=HH") .pack(12, NFQA_VERDICT_HDR)
 _MARK_NLA = struct.Struct("=HH").pack(8, NFQA_MARK)
 _NLA = struct.Struct("=HH")
 _unpack_fast_header = _FAST_HEADER.unpack_from
+_FAST_HEADER_SIZE = _FAST_HEADER.size
+_EXPECTED_NLA_LEN, _EXPECTED_NLA_TYPE = _EXPECTED_NLA
 _VERDICT_BODY = struct.Struct("!II")
 
 
@@ -446,21 +448,29 @@ class Queue:
 
     def _packet_of(self, message: Message) -> Packet | None:
         """The Packet in ``message``, or None (counted) if it holds none."""
+        start = message[4]
+        if message[0] == _TYPE_PACKET and message[5] - start >= _FAST_HEADER_SIZE:
+            # Straight from frame memory: no payload view to create.
+            res_id, nla_len, nla_type, packet_id, hw_protocol, hook = _unpack_fast_header(message[6].buffer, start)
+            if res_id == self.queue_num and nla_len == _EXPECTED_NLA_LEN and nla_type == _EXPECTED_NLA_TYPE:
+                self.stats.packets += 1
+                packet = Packet(self, message, packet_id, hw_protocol, hook)
+                self._outstanding.append(packet)
+                return packet
+        return self._unusual_packet_of(message)
+
+    def _unusual_packet_of(self, message: Message) -> Packet | None:
+        # Not a plain packet message of this queue: another type, another
+        # queue, a packet header not in first place, or malformed.
         stats = self.stats
         if message[0] != _TYPE_PACKET:
             if message[0] not in (NLMSG_ERROR, NLMSG_DONE):
                 stats.other_messages += 1
             return None
-        start = message[4]
+        payload = message.payload
         try:
-            if message[5] - start >= _FAST_HEADER.size:
-                # Straight from frame memory: no payload view to create.
-                res_id, nla_len, nla_type, packet_id, hw_protocol, hook = _unpack_fast_header(message[6].buffer, start)
-                if nla_len != _EXPECTED_NLA[0] or nla_type != _EXPECTED_NLA[1]:
-                    packet_id, hw_protocol, hook = decode_packet_header(message.payload)
-            else:
-                packet_id, hw_protocol, hook = decode_packet_header(message.payload)
-                res_id = int.from_bytes(message.payload[2:4], "big")
+            packet_id, hw_protocol, hook = decode_packet_header(payload)
+            res_id = int.from_bytes(payload[2:4], "big")
         except (DecodeError, struct.error):
             stats.malformed += 1
             return None

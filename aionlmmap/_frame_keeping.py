@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 OVERRUN = object()
 
 
+def entry_frame(entry: Any) -> ReceivedFrame | None:
+    """The frame of an entry of the iterator's queue. Entries are a lone
+    :class:`Message` (one message: the common case, no container to
+    build), ``(frame, messages)``, or ``(None, OVERRUN)``."""
+    return entry[6] if entry.__class__ is Message else entry[0]  # type: ignore[no-any-return]
+
+
 class FrameKeeper:
     """Frame release, holds, relief and overrun handling of a Ring."""
 
@@ -135,7 +142,12 @@ class FrameKeeper:
 
     def _detached_backlog(self) -> int:
         """Bytes of copied-out notifications still waiting for the iterator."""
-        return sum(len(entry[0].buffer) for entry in self._unsolicited if entry[0] is not None and entry[0].frame_index < 0)
+        total = 0
+        for entry in self._unsolicited:
+            frame = entry_frame(entry)
+            if frame is not None and frame.frame_index < 0:
+                total += len(frame.buffer)
+        return total
 
     def _starving(self, touched: list[Any]) -> bool:
         """Some task waits and this drain brought it nothing."""
@@ -150,7 +162,7 @@ class FrameKeeper:
         return self._starving([])
 
     def _queued_for_iterator(self, frame: ReceivedFrame) -> bool:
-        return any(entry[0] is frame for entry in self._unsolicited)
+        return any(entry_frame(entry) is frame for entry in self._unsolicited)
 
     def _drop_unsolicited_frame(self, frame: ReceivedFrame) -> None:
         # The overrun is reported where the dropped messages were, so that
@@ -159,10 +171,10 @@ class FrameKeeper:
         kept: deque[Any] = deque()
         dropped = 0
         for entry in self._unsolicited:
-            if entry[0] is frame:
+            if entry_frame(entry) is frame:
                 if not dropped and not (kept and kept[-1][0] is None):
                     kept.append((None, OVERRUN))  # one report per run of losses
-                dropped += len(entry[1])
+                dropped += 1 if entry.__class__ is Message else len(entry[1])
             else:
                 kept.append(entry)
         if not dropped and not (kept and kept[-1][0] is None):

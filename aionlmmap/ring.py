@@ -150,7 +150,8 @@ class Ring(FrameKeeper, Requester, Transmitter):
         self._iter_waiter: asyncio.Future[None] | None = None
         self._iter_owner: asyncio.Task[Any] | None = None
         self._iter_token: object = None
-        self._iter_current: tuple[ReceivedFrame, Any] | None = None
+        #: the entry the iterator is in: a Message, or (frame, iterator over the rest)
+        self._iter_current: Any = None
         # requests and dumps
         self._active_dump: PendingRequest | None = None
         self._dump_slot_waiters: list[asyncio.Future[None]] = []
@@ -398,7 +399,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
             frame.on_hold_change = hold_callback
             frame.pending = 1
             slots[index] = frame
-            append((frame, [_new_message(Message, (kind, flags, seq, pid, NLMSG_HDRLEN, message_length, frame))]))
+            append(_new_message(Message, (kind, flags, seq, pid, NLMSG_HDRLEN, message_length, frame)))
             taken += 1
             index += 1
             if index == frame_nr:
@@ -504,7 +505,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
                     stats.messages += 1
                     stats.unsolicited += 1
                     frame.pending = 1
-                    unsolicited.append((frame, [_new_message(Message, (first[1], first[2], first[3], first[4], NLMSG_HDRLEN, message_length, frame))]))
+                    unsolicited.append(_new_message(Message, (first[1], first[2], first[3], first[4], NLMSG_HDRLEN, message_length, frame)))
                     waiter = self._iter_waiter
                     if waiter is not None:
                         self._iter_waiter = None
@@ -707,7 +708,28 @@ class Ring(FrameKeeper, Requester, Transmitter):
             while True:
                 queue = self._unsolicited
                 while queue:
-                    frame, messages = queue.popleft()
+                    entry = queue.popleft()
+                    if entry.__class__ is Message:
+                        # One message in its frame (the common case): it is
+                        # its own position; the frame goes back on resume.
+                        self._iter_current = entry
+                        try:
+                            if convert is None:
+                                yield entry
+                            else:
+                                item = convert(entry)
+                                if item is not None:
+                                    yield item
+                        finally:
+                            if self._iter_current is entry:
+                                self._iter_current = None
+                                frame = entry[6]
+                                frame.pending -= 1  # self._batch_done(frame), inlined
+                                if frame.pending <= 0 and not frame.holds:
+                                    self._release(frame)
+                        queue = self._unsolicited  # relief may have replaced it
+                        continue
+                    frame, messages = entry
                     if frame is None:
                         if on_overrun is not None:
                             on_overrun()
@@ -716,26 +738,6 @@ class Ring(FrameKeeper, Requester, Transmitter):
                             "netlink socket overrun (ENOBUFS): notifications were dropped; iterate "
                             "again to go on, and re-read state you keep (or use a monitor with resync=True)"
                         )
-                    if len(messages) == 1:
-                        # The common case (one message per datagram): no
-                        # position to remember, the frame goes back on resume.
-                        current: tuple[ReceivedFrame, Any] = (frame, ())
-                        self._iter_current = current
-                        try:
-                            if convert is None:
-                                yield messages[0]
-                            else:
-                                item = convert(messages[0])
-                                if item is not None:
-                                    yield item
-                        finally:
-                            if self._iter_current is current:
-                                self._iter_current = None
-                                frame.pending -= 1  # self._batch_done(frame), inlined
-                                if frame.pending <= 0 and not frame.holds:
-                                    self._release(frame)
-                        queue = self._unsolicited  # relief may have replaced it
-                        continue
                     rest = iter(messages)
                     current = self._iter_current = (frame, rest)
                     try:
@@ -767,6 +769,9 @@ class Ring(FrameKeeper, Requester, Transmitter):
         if current is None:
             return
         self._iter_current = None
+        if current.__class__ is Message:
+            self._batch_done(current[6])  # its one message was yielded
+            return
         frame, rest = current
         unread = list(rest)
         if unread:

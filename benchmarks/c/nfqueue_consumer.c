@@ -4,14 +4,16 @@
  * (nfq_set_verdict: one sendto per packet), as most C consumers do.
  *
  *   gcc -O2 -o nfqueue_consumer nfqueue_consumer.c -lnetfilter_queue -lmnl
- *   ip netns exec NS ./nfqueue_consumer QUEUE COUNT
+ *   ip netns exec NS ./nfqueue_consumer QUEUE COUNT [prequeued]
  *
- * Protocol with the benchmark driver: binds the queue (copy whole packets,
- * queue length COUNT, 256 MiB receive buffer), prints "ready", waits for a
- * line on stdin (the driver has queued COUNT packets by then), then
- * consumes COUNT packets (or stops after 2 s without one: packets the
- * kernel dropped never come) and prints one JSON line with the rate, timed
- * from the first packet read to the last verdict sent.
+ * Protocol with the benchmark driver: binds the queue (copy whole packets;
+ * with "prequeued", a queue of COUNT + 1024 packets and a 256 MiB receive
+ * buffer, else the kernel's defaults), prints "ready", waits for a line on
+ * stdin (prequeued: the driver has queued COUNT packets by then; live: the
+ * flood starts right after it), then consumes COUNT packets (or stops after
+ * 2 s without one: packets the kernel dropped never come) and prints one
+ * JSON line with the rate, timed from the first packet read to the last
+ * verdict sent.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,12 +46,13 @@ static int on_packet(struct nfq_q_handle *queue, struct nfgenmsg *nfmsg, struct 
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s QUEUE COUNT\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s QUEUE COUNT [prequeued]\n", argv[0]);
 		return 2;
 	}
 	int queue_num = atoi(argv[1]);
 	long count = atol(argv[2]);
+	int prequeued = argc == 4 && strcmp(argv[3], "prequeued") == 0;
 	struct nfq_handle *handle = nfq_open();
 	if (!handle) {
 		perror("nfq_open");
@@ -60,13 +63,15 @@ int main(int argc, char **argv)
 		perror("nfq_create_queue (is the queue bound by someone else?)");
 		return 1;
 	}
-	if (nfq_set_mode(queue, NFQNL_COPY_PACKET, 0xffff) < 0 || nfq_set_queue_maxlen(queue, count + 1024) < 0) {
+	if (nfq_set_mode(queue, NFQNL_COPY_PACKET, 0xffff) < 0 || (prequeued && nfq_set_queue_maxlen(queue, count + 1024) < 0)) {
 		perror("nfq_set_mode / nfq_set_queue_maxlen");
 		return 1;
 	}
 	int fd = nfq_fd(handle);
-	int rcvbuf = 256 * 1024 * 1024;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+	if (prequeued) {
+		int rcvbuf = 256 * 1024 * 1024;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+	}
 	printf("ready\n");
 	fflush(stdout);
 	char line[16];

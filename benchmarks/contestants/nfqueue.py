@@ -2,10 +2,12 @@
 namespace: ``python -m benchmarks.contestants.nfqueue NAME --count N``.
 
 A consumer binds queue 0 (no fail-open, so a full queue drops instead of
-bypassing it), prints ``ready``, accepts every packet, and stops after
-``--count`` packets, 2 s without a packet once traffic began, or 60 s.
-It prints ``{"count", "elapsed"}``: verdicts given and the time from the
-first to the last packet.
+bypassing it), prints ``ready``, waits for a line on stdin, accepts every
+packet, and stops after ``--count`` packets, 2 s without a packet once
+traffic began, or 60 s. With ``--prequeued`` it first asks for a queue and
+a receive buffer that hold ``--count`` packets (the driver floods before
+sending the line). It prints ``{"count", "elapsed"}``: verdicts given and
+the time from the first to the last packet.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import select
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -22,6 +25,13 @@ from ._child import emit, run_on_loop, unavailable
 QUEUE = 0
 IDLE_SECONDS = 2.0
 DEADLINE_SECONDS = 60.0
+#: receive buffer for a prequeued backlog (about 4 KiB per queued packet)
+BACKLOG_RCVBUF = 256 * 1024 * 1024
+
+
+def wait_for_go() -> None:
+    """Block until the driver's line on stdin (the flood has started, or is queued)."""
+    sys.stdin.readline()
 
 
 class Clock:
@@ -51,8 +61,10 @@ def aionlmmap_queue(args: argparse.Namespace) -> tuple[int, float]:
     clock = Clock()
 
     async def main() -> tuple[int, float]:
-        async with nfqueue.open(QUEUE, fail_open=False, copy_range=0xFFFF) as queue:
+        backlog: dict[str, Any] = {"maxlen": args.count + 1024, "rcvbuf": BACKLOG_RCVBUF} if args.prequeued else {}
+        async with nfqueue.open(QUEUE, fail_open=False, copy_range=0xFFFF, **backlog) as queue:
             print("ready", flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, wait_for_go)
 
             async def consume() -> None:
                 count = 0
@@ -100,10 +112,16 @@ def netfilterqueue_queue(args: argparse.Namespace) -> tuple[int, float]:
             clock.first = clock.last
 
     nfq = NetfilterQueue()
-    nfq.bind(QUEUE, on_packet)
+    if args.prequeued:
+        nfq.bind(QUEUE, on_packet, max_len=args.count + 1024)
+    else:
+        nfq.bind(QUEUE, on_packet)
     sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
+    if args.prequeued:
+        sock.setsockopt(socket.SOL_SOCKET, 33, BACKLOG_RCVBUF)  # SO_RCVBUFFORCE
     try:
         print("ready", flush=True)
+        wait_for_go()
         while clock.count < args.count and not clock.expired():
             readable, _, _ = select.select([sock], [], [], 0.25)
             if readable:
@@ -135,6 +153,7 @@ def fnfqueue_queue(args: argparse.Namespace) -> tuple[int, float]:
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
     print("ready", flush=True)
+    wait_for_go()
     overruns = 0
     try:
         while clock.count < args.count and not clock.expired():
@@ -176,6 +195,7 @@ def main() -> None:
     parser.add_argument("name", choices=sorted(CONTESTANTS))
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
+    parser.add_argument("--prequeued", action="store_true", help="size the queue and receive buffer for a backlog of --count packets")
     args = parser.parse_args()
     args.overruns = 0
     count, elapsed = CONTESTANTS[args.name](args)

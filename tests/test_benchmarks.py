@@ -143,17 +143,24 @@ def test_storm_scenario_counts_events_and_checks_the_final_view() -> None:
 def test_nfqueue_scenario_floods_and_gives_verdicts() -> None:
     records, stdout = run_scenario("nfqueue")
     by_name = contestants_of(records)
-    assert set(by_name) == {"c-libnetfilter_queue", "netfilterqueue", "fnfqueue", "aionlmmap", "aionlmmap-uvloop"}
+    consumers = ("c-libnetfilter_queue", "netfilterqueue", "aionlmmap", "aionlmmap-uvloop")
+    assert set(by_name) == {"fnfqueue", *consumers, *(name + "-prequeued" for name in consumers)}
     for name, record in by_name.items():
         if record["status"] == "ok":
             assert record["sent"] == N and 0 <= record["verdicts"] <= N
-            if name in ("c-libnetfilter_queue", "aionlmmap", "aionlmmap-uvloop"):
+            assert record["prequeued"] == name.endswith("-prequeued")
+            if name.endswith("-prequeued"):
+                # The queue and buffer were sized for the whole flood: the
+                # kernel dropped nothing and every packet got its verdict.
+                assert record["queue_dropped"] == 0 and record["user_dropped"] == 0, name
+                assert record["verdicts"] == N, name
+            elif name != "fnfqueue":
                 # fnfqueue may overflow at once and give none: that is its
                 # figure to report, not a broken runner.
                 assert record["verdicts"] > 0, name
         else:
             assert record["status"] == "skipped" and record["reason"]
-    for name in ("aionlmmap", "aionlmmap-uvloop"):
+    for name in ("aionlmmap", "aionlmmap-uvloop", "aionlmmap-prequeued", "aionlmmap-uvloop-prequeued"):
         assert_ok(by_name[name])
     assert "== Scenario 3: nfqueue verdicts" in stdout
 

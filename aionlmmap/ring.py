@@ -704,6 +704,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
         token = object()
         self._iter_owner = task
         self._iter_token = token
+        release_frame = self._rx.release
         try:
             while True:
                 queue = self._unsolicited
@@ -724,9 +725,16 @@ class Ring(FrameKeeper, Requester, Transmitter):
                             if self._iter_current is entry:
                                 self._iter_current = None
                                 frame = entry[6]
-                                frame.pending -= 1  # self._batch_done(frame), inlined
-                                if frame.pending <= 0 and not frame.holds:
-                                    self._release(frame)
+                                frame.pending = 0  # its one message is consumed
+                                if not frame.holds:
+                                    # self._release(frame), inlined: this runs once per message
+                                    index = frame.frame_index
+                                    if index >= 0 and not self._closed and self._slots[index] is frame:
+                                        self._slots[index] = None
+                                        release_frame(index)
+                                        if self._paused:
+                                            self._resume()
+                                    frame.retire()
                         queue = self._unsolicited  # relief may have replaced it
                         continue
                     frame, messages = entry

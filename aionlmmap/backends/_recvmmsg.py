@@ -33,6 +33,9 @@ __all__ = ["BatchReceiver", "available"]
 _MSGHDR_SIZE = 56
 _MMSGHDR_SIZE = 64
 _IOVEC = struct.Struct("=QQ")
+_IOVEC_PAIR = struct.Struct("=QQQQ")
+#: cached iovec runs at most (a ring cycles through a few starting frames)
+_MAX_IOVEC_RUNS = 256
 # msg_name, msg_namelen(+pad), msg_iov, msg_iovlen, msg_control, msg_controllen, msg_flags(+pad)
 _MSGHDR = struct.Struct("=QI4xQQQQi4x")
 # one mmsghdr: msg_controllen at 40, msg_flags at 48, msg_len at 56
@@ -92,6 +95,9 @@ class BatchReceiver:
         self.spill = mmap.mmap(-1, spill_size * batch)
         self._spill_anchor = ctypes.c_char.from_buffer(self.spill)
         spill_base = ctypes.addressof(self._spill_anchor)
+        self._spill_address = spill_base
+        #: iovecs of runs of consecutive frames, by (first frame, count)
+        self._iovec_runs: dict[int, bytes] = {}
         # mmsghdr array, iovec pairs, names and control buffers in one block.
         self._headers = ctypes.create_string_buffer(_MMSGHDR_SIZE * batch)
         self._iovecs = ctypes.create_string_buffer(2 * _IOVEC.size * batch)
@@ -99,6 +105,7 @@ class BatchReceiver:
         self._controls = ctypes.create_string_buffer(_CONTROL_SIZE * batch)
         self._headers_address = ctypes.addressof(self._headers)
         iovecs = ctypes.addressof(self._iovecs)
+        self._iovecs_address = iovecs
         names = ctypes.addressof(self._names)
         controls = ctypes.addressof(self._controls)
         for slot in range(batch):
@@ -127,12 +134,21 @@ class BatchReceiver:
         count = len(frames)
         # Restore namelen/controllen the kernel overwrote last time.
         ctypes.memmove(self._headers_address, self._header_template, count * _MMSGHDR_SIZE)
-        pack_iovec = _IOVEC.pack_into
-        iovecs = self._iovecs
-        data_size = self._data_size
-        addresses = self._frame_addresses
-        for slot, index in enumerate(frames):
-            pack_iovec(iovecs, 2 * slot * _IOVEC.size, addresses[index], data_size)
+        first = frames[0]
+        if frames[-1] - first == count - 1:
+            # A run of consecutive frames (the usual case: the ring is
+            # released in order): the iovecs of this run were built before.
+            key = first << 16 | count
+            iovecs = self._iovec_runs.get(key)
+            if iovecs is None:
+                iovecs = self._iovecs_for(frames)
+                if len(self._iovec_runs) >= _MAX_IOVEC_RUNS:
+                    self._iovec_runs.clear()
+                self._iovec_runs[key] = iovecs
+            ctypes.memmove(self._iovecs_address, iovecs, len(iovecs))
+        else:
+            iovecs = self._iovecs_for(frames)
+            ctypes.memmove(self._iovecs_address, iovecs, len(iovecs))
         received = self._recvmmsg(self._fd, self._headers_address, count, _MSG_DONTWAIT, None)
         if received < 0:
             err = ctypes.get_errno()
@@ -140,6 +156,17 @@ class BatchReceiver:
                 raise BlockingIOError(err, os.strerror(err))
             raise OSError(err, os.strerror(err))
         return received  # type: ignore[no-any-return]
+
+    def _iovecs_for(self, frames: list[int]) -> bytes:
+        """The iovec pairs (frame data area, the slot's spill area) for
+        ``frames`` in slot order."""
+        addresses = self._frame_addresses
+        data_size = self._data_size
+        spill_base = self._spill_address
+        spill_size = self._spill_size
+        return b"".join(
+            _IOVEC_PAIR.pack(addresses[index], data_size, spill_base + slot * spill_size, spill_size) for slot, index in enumerate(frames)
+        )
 
     def results(self, received: int) -> Any:
         """One ``((msg_controllen, msg_flags, msg_len), (sender_pid,),

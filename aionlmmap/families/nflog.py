@@ -25,7 +25,7 @@ from .. import open as _open_ring  # aionlmmap.open
 from .._sys import NetnsSpec
 from ..attributes import AttributeBuilder, parse_attributes
 from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_ULOG, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
-from ..errors import DecodeError, NetlinkError, OverrunError
+from ..errors import DecodeError, NetlinkError
 from ..frames import RingConfig
 from ..message import Message
 from .nfnetlink import encode_nfgenmsg
@@ -171,7 +171,6 @@ class Log:
         self.group = group
         self.stats = LogStats()
         self._config = config
-        self._messages: AsyncIterator[Message] | None = None
 
     async def __aenter__(self) -> Log:
         await self.ring.__aenter__()
@@ -195,44 +194,33 @@ class Log:
         await self.ring.aclose()
 
     def __aiter__(self) -> AsyncIterator[LogEntry]:
-        return self._entries()
+        # The ring's own iterator, decoding each message while its frame is
+        # pinned: one generator layer per entry, and a new `async for` goes
+        # on where the last one stopped.
+        return self.ring.iterate(self._entry_of, on_overrun=self._on_overrun)  # type: ignore[no-any-return]
 
-    async def _next_message(self) -> Message:
-        while True:
-            if self._messages is None:
-                self._messages = self.ring.__aiter__()
-            try:
-                return await self._messages.__anext__()  # type: ignore[no-any-return]
-            except OverrunError:
-                # Entries were lost (socket buffer full); logging goes on.
-                self.stats.overruns += 1
-                self._messages = None
-            except BaseException:
-                self._messages = None
-                raise
+    def _on_overrun(self) -> None:
+        # Entries were lost (socket buffer full); logging goes on.
+        self.stats.overruns += 1
 
-    async def _entries(self) -> AsyncIterator[LogEntry]:
+    def _entry_of(self, message: Message) -> LogEntry | None:
+        """The LogEntry in ``message``, or None (counted) if it holds none."""
         stats = self.stats
-        while True:
-            try:
-                message = await self._next_message()
-            except StopAsyncIteration:
-                return
-            if message.type != _TYPE_PACKET:
-                if message.type not in (NLMSG_DONE, NLMSG_ERROR):
-                    stats.other_messages += 1
-                continue
-            try:
-                entry = decode_entry(message)
-            except (DecodeError, struct.error):
-                stats.malformed += 1
-                continue
-            if entry.group != self.group:
+        if message[0] != _TYPE_PACKET:
+            if message[0] not in (NLMSG_DONE, NLMSG_ERROR):
                 stats.other_messages += 1
-                continue
-            stats.entries += 1
-            stats.unknown_attributes += sum(1 for attr_type in entry._table if attr_type > NFULA_MAX_KNOWN)
-            yield entry
+            return None
+        try:
+            entry = decode_entry(message)
+        except (DecodeError, struct.error):
+            stats.malformed += 1
+            return None
+        if entry.group != self.group:
+            stats.other_messages += 1
+            return None
+        stats.entries += 1
+        stats.unknown_attributes += sum(1 for attr_type in entry._table if attr_type > NFULA_MAX_KNOWN)
+        return entry
 
 
 def open(

@@ -145,15 +145,17 @@ _TYPE_CONFIG = NFNL_SUBSYS_QUEUE << 8 | NFQNL_MSG_CONFIG
 # packet_id; __be16 hw_protocol; u8 hook} (packed). One big-endian unpack
 # reads it; the nlattr header is compared in the byte order it has on the wire.
 _FAST_HEADER = struct.Struct("!2xHHHIHB")  # res_id, nla_len, nla_type, id, hw_protocol, hook
+# The same bytes with res_id and the nlattr header as one 6-byte string, so
+# one comparison checks all three (Queue._packet_head).
+_FAST_PACKET = struct.Struct("!2x6sIHB")
 _EXPECTED_NLA = struct.unpack("!HH", struct.pack("=HH", 11, NFQA_PACKET_HDR))
 _PACKET_HDR = struct.Struct("!IHB")
 _BE32 = struct.Struct("!I")
 _VERDICT_HDR = struct.Struct("=HH") .pack(12, NFQA_VERDICT_HDR)
 _MARK_NLA = struct.Struct("=HH").pack(8, NFQA_MARK)
 _NLA = struct.Struct("=HH")
-_unpack_fast_header = _FAST_HEADER.unpack_from
+_unpack_fast_packet = _FAST_PACKET.unpack_from
 _FAST_HEADER_SIZE = _FAST_HEADER.size
-_EXPECTED_NLA_LEN, _EXPECTED_NLA_TYPE = _EXPECTED_NLA
 _VERDICT_BODY = struct.Struct("!II")
 
 
@@ -378,6 +380,9 @@ class Queue:
     def __init__(self, ring: Any, queue_num: int, config: Message) -> None:
         self.ring = ring
         self.queue_num = queue_num
+        #: res_id (our queue, big-endian) and NFQA_PACKET_HDR's nlattr header
+        #: (host order) as a packet message of this queue starts
+        self._packet_head = struct.pack("!H", queue_num) + struct.pack("=HH", 11, NFQA_PACKET_HDR)
         self.stats = QueueStats()
         self._config = config
         self._wants_conntrack = bool(config.payload and _config_flags(config) & NFQA_CFG_F_CONNTRACK)
@@ -451,8 +456,8 @@ class Queue:
         start = message[4]
         if message[0] == _TYPE_PACKET and message[5] - start >= _FAST_HEADER_SIZE:
             # Straight from frame memory: no payload view to create.
-            res_id, nla_len, nla_type, packet_id, hw_protocol, hook = _unpack_fast_header(message[6].buffer, start)
-            if res_id == self.queue_num and nla_len == _EXPECTED_NLA_LEN and nla_type == _EXPECTED_NLA_TYPE:
+            head, packet_id, hw_protocol, hook = _unpack_fast_packet(message[6].buffer, start)
+            if head == self._packet_head:
                 self.stats.packets += 1
                 packet = Packet(self, message, packet_id, hw_protocol, hook)
                 self._outstanding.append(packet)

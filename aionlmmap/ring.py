@@ -132,7 +132,8 @@ class Ring(FrameKeeper, Requester, Transmitter):
         self._proto = NetlinkProtocol(self.portid, accept_foreign)
         self.stats = RingStats()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reading = False
+        self._reading = False  #: the socket is in our epoll's interest set
+        self._watching = False  #: the loop watches our epoll fd
         self._paused = False
         self._closed = False
         self._failure: BaseException | None = None
@@ -218,12 +219,22 @@ class Ring(FrameKeeper, Requester, Transmitter):
 
     def _start_reading(self) -> None:
         if not self._reading and not self._closed and self._loop is not None:
-            self._loop.add_reader(self._watch_fd, self._on_readable)
+            if self._watching:
+                self._epoll.register(self._fd, select.EPOLLIN)
+            else:
+                self._loop.add_reader(self._watch_fd, self._on_watch_readable)
+                self._watching = True
             self._reading = True
 
     def _stop_reading(self) -> None:
+        # Pausing (a full RX ring) happens once per ring's worth of frames:
+        # rather than leave and rejoin the loop's selector, take the socket
+        # out of our own epoll (one epoll_ctl). Our epoll fd then stops
+        # being readable, and adding the socket back polls it and wakes the
+        # loop's watch. Out, not masked: epoll reports EPOLLERR whatever the
+        # mask, and an overrun leaves the socket in error until it is read.
         if self._reading and self._loop is not None:
-            self._loop.remove_reader(self._watch_fd)
+            self._epoll.unregister(self._fd)
             self._reading = False
 
     def close(self) -> None:
@@ -233,6 +244,9 @@ class Ring(FrameKeeper, Requester, Transmitter):
             return
         self._closed = True
         self._stop_reading()
+        if self._watching and self._loop is not None:
+            self._loop.remove_reader(self._watch_fd)
+            self._watching = False
         failure = self._failure
         error = ClosedResourceError("the ring was closed" + (f" after its reader failed: {failure!r}" if failure else ""))
         error.__cause__ = failure
@@ -262,6 +276,12 @@ class Ring(FrameKeeper, Requester, Transmitter):
         self.close()
 
     # -- the reader and the drainer ---------------------------------------------
+    def _on_watch_readable(self) -> None:
+        # The loop may run a wakeup it collected before we paused; leaving
+        # the selector would have cancelled it, so drop it here.
+        if self._reading:
+            self._on_readable()
+
     def _on_readable(self) -> None:
         try:
             self._drain()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import time
 
 import pytest
 
@@ -192,6 +193,29 @@ async def test_overrun_raises_once_then_the_ring_recovers(netns: str) -> None:
             async for msg in ring:
                 if msg.type == RTM_NEWLINK and link_name(msg) == "vafter":
                     break
+
+
+async def test_a_paused_reader_does_not_spin_on_an_overrun_socket(netns: str) -> None:
+    # The ring fills (nobody iterates), the reader pauses, then the socket
+    # overruns: it reports POLLERR until it is read. A paused reader must
+    # stay quiet (epoll reports EPOLLERR whatever the event mask).
+    async with aionlmmap.open(
+        aionlmmap.NETLINK_ROUTE, groups=[RTNLGRP_LINK], netns=netns, rcvbuf=4096, rx=RingConfig.for_frames(4096, 4)
+    ) as ring:
+        await collect_links(ring)  # the reader is running
+        batch = "".join(f"link add vs{i} type veth peer name vt{i}\n" for i in range(20))
+        await asyncio.to_thread(run, "ip", "-n", netns, "-batch", "-", input=batch)
+        await asyncio.sleep(0.05)
+        assert ring._paused
+        before = time.process_time()
+        await asyncio.sleep(0.5)
+        spent = time.process_time() - before
+        assert spent < 0.2, f"a paused reader burnt {spent:.2f} s of CPU in 0.5 s"
+        # and it still recovers: the overrun is reported, then events flow
+        with pytest.raises(OverrunError):
+            async with asyncio.timeout(10):
+                async for _msg in ring:
+                    pass
 
 
 async def test_close_wakes_every_waiter_with_closed_resource_error(netns: str) -> None:

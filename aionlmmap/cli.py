@@ -174,19 +174,31 @@ async def _route_rows(nl: Any, family: int | None, table: str | None) -> tuple[l
 
 
 async def _write_routes_json(nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096) -> None:
-    """The same text as ``_compact(list)``, written in chunks."""
+    """The same text as ``_compact([item async for item in _route_json(...)])``,
+    streamed in chunks: JSON arrays with compact separators are ``[`` + the
+    items joined by ``,`` + ``]``, and each item is ``_compact(route.to_json())``
+    (without "table" for one table), made by ``nl._route_texts`` straight
+    from the dump messages."""
+    family, table_value = _route_query(family, table)
+    render = _route_text if table_value in (None, "all") else _route_text_without_table
     out.write("[")
-    chunk: list[dict[str, Any]] = []
-    first = True
-    async for item in _route_json(nl, family, table):
-        chunk.append(item)
-        if len(chunk) == chunk_size:
-            out.write(("" if first else ",") + _compact(chunk)[1:-1])
-            first = False
-            chunk = []
-    if chunk:
-        out.write(("" if first else ",") + _compact(chunk)[1:-1])
+    separator = ""
+    async for texts in nl._route_texts(family, table_value, render, chunk_size):
+        out.write(separator)
+        out.write(",".join(texts))
+        separator = ","
     out.write("]\n")
+
+
+def _route_text(route: Any) -> str:
+    return _compact(route.to_json())  # type: ignore[no-any-return]
+
+
+def _route_text_without_table(route: Any) -> str:
+    # `ip route show table N` does not repeat the table in each entry.
+    item = route.to_json()
+    item.pop("table", None)
+    return _compact(item)  # type: ignore[no-any-return]
 
 
 async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import ip
-from rtnl_helpers import LINK_KEYS, NEIGH_KEYS, ROUTE_KEYS, RULE_KEYS, build_random_config, ip_json, only
+from rtnl_helpers import LINK_KEYS, NEIGH_KEYS, ROUTE_KEYS, RULE_KEYS, build_random_config, ip_json, only, quiet_ipv6
 
 ROOT = pathlib.Path(__file__).parent.parent
 COMMAND = [sys.executable, "-m", "aionlmmap"]
@@ -59,6 +59,34 @@ def test_dump_routes_json_is_byte_identical_to_ip(netns: str) -> None:
     subprocess.run(["ip", "-n", netns, "-batch", "-"], input=batch, text=True, check=True, timeout=60)
     ours = aionlmmap("dump", "routes", "--json", "--netns", netns).stdout
     assert ours == subprocess.run(["ip", "-n", netns, "-j", "route", "show"], capture_output=True, text=True, check=True).stdout
+
+
+def test_dump_routes_json_of_varied_routes_is_byte_identical_to_ip(netns: str) -> None:
+    # Routes that share a layout but differ in gateway, metric, protocol,
+    # scope, type, prefix length and table, plus IPv6: every template of
+    # the streaming path, and the "table" a one-table dump leaves out.
+    quiet_ipv6(netns)
+    ip(netns, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+    ip(netns, "link", "set", "d0", "up")
+    ip(netns, "link", "set", "d1", "up")
+    ip(netns, "addr", "add", "192.0.2.1/24", "dev", "d0")
+    ip(netns, "addr", "add", "2001:db8::1/64", "dev", "d0", "nodad")
+    lines = []
+    for index in range(600):
+        dst = f"10.6.{index // 8}.{(index % 8) * 16}/{28 + index % 5}"
+        table, metric = ("main", "100", "200")[index % 3], (0, 5, 100)[index % 4 % 3]
+        if index % 7 == 0:
+            lines.append(f"route add {('blackhole', 'unreachable')[index % 2]} {dst} table {table} metric {metric}")
+        else:
+            via = f"via 192.0.2.{2 + index % 9} " if index % 2 else ""
+            scope = "scope link" if not via and index % 3 == 0 else ""
+            lines.append(f"route add {dst} {via}dev d0 table {table} metric {metric} proto {('static', 'boot', '99', 'bird')[index % 4]} {scope}")
+    lines += [f"route add 2001:db8:{index:x}::/{(48, 64, 128)[index % 3]} dev d0 metric {(1024, 5)[index % 2]} table {('main', '100')[index % 2]}" for index in range(100)]
+    subprocess.run(["ip", "-n", netns, "-batch", "-"], input="\n".join(lines) + "\n", text=True, check=True, timeout=60)
+    for cli_args, ip_args in [([], []), (["--table", "100"], ["table", "100"]), (["--table", "all"], ["table", "all"]), (["-6"], ["-6"]), (["-6", "--table", "100"], ["-6", "table", "100"])]:
+        ip_command = ["ip", "-n", netns, "-j", *(["-6"] if "-6" in ip_args else []), "route", "show", *[arg for arg in ip_args if arg != "-6"]]
+        theirs = subprocess.run(ip_command, capture_output=True, text=True, check=True).stdout
+        assert aionlmmap("dump", "routes", *cli_args, "--json", "--netns", netns).stdout == theirs, cli_args
 
 
 def test_dump_plain_tables_name_every_object(netns: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from .. import open as _open_ring
@@ -78,6 +78,7 @@ from .rtnl_requests import (
     rule_payload,
     table_number,
 )
+from .rtnl_route_layout import RouteTexts, layout_for
 from .rtnl_state import KIND_GROUPS, KINDS, MESSAGE_KINDS, StateTracker
 
 __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event"]
@@ -177,21 +178,61 @@ class RtnlClient:
         """Routes of the main table (``table=None``), of one table (id or
         "local"/"main"/"default") or of every table (``table="all"``),
         filtered by the kernel. Decoded straight from frame memory."""
-        family_value = family_number(family)
-        table_id = None if table == "all" else table_number(table, RT_TABLE_MAIN)
-        names = await self.names()
-        request = Message(RTM_GETROUTE, _DUMP, payload=route_dump_request(family_value, table_id))
+        request, names, one_table = await self._route_request(family, table)
         try:
             async for msg in self.ring.dump(request):
                 # Decode from the frame (msg[6].buffer, payload at msg[4]:msg[5])
                 # while the iterator holds it; Route owns only Python values.
+                # The learned layout is called here directly (decode_route
+                # would try it too, one Python call deeper, per route).
                 if msg[0] == RTM_NEWROUTE:
-                    yield decode_route(msg[6].buffer, msg[4], msg[5], names)
+                    start = msg[4]
+                    end = msg[5]
+                    buffer = msg[6].buffer
+                    decoder = layout_for(end - start)
+                    route = decoder(buffer, start, names) if decoder is not None else None
+                    yield route if route is not None else decode_route(buffer, start, end, names)
         except FileNotFoundError:
             # ip_valid_fib_dump_req: an IPv4 dump of a table that does not
             # exist answers ENOENT; it simply has no routes.
-            if table_id is None:
+            if not one_table:
                 raise
+
+    async def _route_texts(self, family: int | None, table: int | str | None, render: Callable[[Route], str], batch: int = 4096) -> AsyncIterator[list[str]]:
+        """``render(route)`` for every route ``routes(family, table)`` would
+        yield, in lists of up to ``batch`` texts: the streaming path of
+        ``aionlmmap dump routes --json``. Made straight from the messages
+        by :class:`RouteTexts` (see there for what ``render`` may do), so a
+        big table costs no Route object or dict per route."""
+        request, names, one_table = await self._route_request(family, table)
+        texts = RouteTexts(render, names, decode_route)
+        functions = texts.functions
+        chunk: list[str] = []
+        try:
+            async for msg in self.ring.dump(request):
+                if msg[0] == RTM_NEWROUTE:
+                    start = msg[4]
+                    end = msg[5]
+                    buffer = msg[6].buffer
+                    function = functions.get(end - start)
+                    text = function(buffer, start) if function is not None else None
+                    chunk.append(text if text is not None else texts.slow(buffer, start, end))
+                    if len(chunk) >= batch:
+                        yield chunk
+                        chunk = []
+        except FileNotFoundError:
+            if not one_table:  # as in routes()
+                raise
+        if chunk:
+            yield chunk
+
+    async def _route_request(self, family: int | None, table: int | str | None) -> tuple[Message, dict[int, str], bool]:
+        """The dump request of routes(family, table), the interface names
+        and whether it asks for one table."""
+        family_value = family_number(family)
+        table_id = None if table == "all" else table_number(table, RT_TABLE_MAIN)
+        names = await self.names()
+        return Message(RTM_GETROUTE, _DUMP, payload=route_dump_request(family_value, table_id)), names, table_id is not None
 
     async def neighbours(self, family: int | None = None, *, dev: Device | None = None) -> AsyncIterator[Neighbour]:
         """ARP and NDP entries (``dev`` filters in the kernel)."""

@@ -74,7 +74,7 @@ from .rtnl_constants import (
     RTA_TABLE,
     RTEXT_FILTER_SKIP_STATS,
 )
-from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, Rule
+from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_route
 from .rtnl_route_layout import decode as _layout_decode
 from .rtnl_route_layout import is_known as _layout_known
 from .rtnl_route_layout import learn as _layout_learn
@@ -336,9 +336,9 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
         elif attr_type == RTA_MULTIPATH:
             multipath = (value, value_end)
         offset = (value_end + 3) & ~3
-    route = Route(
+    route = _build_route(
         family,
-        table,  # type: ignore[arg-type]
+        table,
         dst,
         dst_len,
         route_type,

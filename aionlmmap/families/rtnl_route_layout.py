@@ -7,12 +7,17 @@ The kernel builds every route of a dump with the same code
 attribute layout: same attributes, same order, same sizes, hence the same
 payload length. After the generic walk decoded one route, :func:`learn`
 compiles its layout into one ``struct.Struct`` that unpacks the rtmsg, every
-nlattr header and every wanted value in a single call, plus a builder with
-the value positions baked in. :func:`decode` tries the layout cached for the
-payload length and *checks every nlattr header* it unpacked against the
-learned ones before trusting the values; on any mismatch the caller falls
-back to the generic walk. A 100,000-route dump is then one unpack and one
-object per route.
+nlattr header and every wanted value in a single call, and one generated
+function that unpacks into locals, *checks every nlattr header* against the
+learned ones before trusting the values (on any mismatch it returns None and
+the caller falls back to the generic walk), and writes the Route's slots
+directly (see ``rtnl_objects._RouteUnderConstruction``). A 100,000-route
+dump is then one call, one unpack and one object per route.
+
+:class:`RouteTexts` goes one step further for ``aionlmmap dump routes
+--json``: per layout, the JSON text of a route is a template (learned from
+real routes) around its destination address, so the text is made from the
+message without a Route or a dict.
 """
 
 from __future__ import annotations
@@ -20,36 +25,57 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Callable
-from operator import itemgetter
+from types import CodeType, FunctionType
 from typing import Any
 
-from .rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
-from .rtnl_objects import Route
+import attrs
 
-__all__ = ["decode", "learn", "is_known", "clear"]
+from .rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
+from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source
+
+__all__ = ["decode", "learn", "is_known", "clear", "layout_for", "Decoder", "RouteTexts"]
+
+#: ``decoder(buffer, start, names)``: the route whose payload starts at
+#: ``start``, or None when the message does not match the learned layout.
+Decoder = Callable[[Any, int, dict[int, str] | None], Route | None]
 
 _MAX_LAYOUTS = 64
 _U32_ATTRIBUTES = {RTA_TABLE: "table", RTA_OIF: "oif", RTA_PRIORITY: "priority"}
 _ADDRESS_ATTRIBUTES = {RTA_DST: "dst", RTA_GATEWAY: "gateway", RTA_PREFSRC: "prefsrc", RTA_SRC: "src"}
 _V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+#: An nlattr header (u16 nla_len, u16 nla_type) read as one native u32, so
+#: checking it is one integer comparison.
+_NLATTR = struct.Struct("=HH")
+_NLATTR_WORD = struct.Struct("=I")
+#: Dotted-quad pieces: "n." and "n" for every octet. Four tuple lookups
+#: joined by an f-string (one BUILD_STRING) cost a quarter of
+#: "%d.%d.%d.%d" % (...), which parses its format every time.
+_DOTTED = tuple(f"{octet}." for octet in range(256))
+_DECIMAL = tuple(str(octet) for octet in range(256))
 
+#: payload length -> decoder, or None for a length the generic walk keeps
+_layouts: dict[int, Decoder | None] = {}
+#: payload length -> what RouteTexts reads of it (see learn()), and the code
+#: of its text function with its unpack, compiled on first use
+_text_segments: dict[int, list[tuple[str, int]]] = {}
+_text_codes: dict[int, tuple[CodeType, Callable[..., tuple[Any, ...]]]] = {}
+#: Templates kept per layout and dump, at most (a route table whose every
+#: route has its own gateway still costs only a bounded dict).
+_MAX_TEMPLATES = 4096
+#: Stands for the destination address while a template is rendered: it
+#: cannot occur in the rest of a route's text (interface names have no
+#: "/" or whitespace, dev_valid_name()), and RouteTexts checks that anyway.
+_ADDRESS_MARKER = " /dst/ "
 
-class _Layout:
-    __slots__ = ("unpack", "headers", "expected", "build")
-
-    def __init__(self, unpack: Callable[..., tuple[Any, ...]], headers: Callable[[tuple[Any, ...]], Any], expected: Any, build: Callable[..., Route]) -> None:
-        self.unpack = unpack
-        self.headers = headers
-        self.expected = expected
-        self.build = build
-
-
-#: payload length -> layout
-_layouts: dict[int, _Layout | None] = {}
+#: ``layout_for(payload_length)``: the learned decoder, or None. The dump
+#: loop calls it directly (one call per route fewer than :func:`decode`).
+layout_for: Callable[[int], Decoder | None] = _layouts.get
 
 
 def clear() -> None:
-    _layouts.clear()
+    _layouts.clear()  # the same dict: layout_for stays bound to it
+    _text_segments.clear()
+    _text_codes.clear()
 
 
 def is_known(length: int) -> bool:
@@ -65,13 +91,10 @@ def _ipv6_text(raw: bytes) -> str:
 
 def decode(buffer: Any, start: int, end: int, names: dict[int, str] | None) -> Route | None:
     """The route at ``buffer[start:end]`` if a learned layout fits it exactly, else None."""
-    layout = _layouts.get(end - start)
-    if layout is None:
+    decoder = _layouts.get(end - start)
+    if decoder is None:
         return None
-    values = layout.unpack(buffer, start)
-    if layout.headers(values) != layout.expected:
-        return None
-    return layout.build(values, names)
+    return decoder(buffer, start, names)
 
 
 def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
@@ -81,68 +104,199 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     path does not decode by position (RTA_MULTIPATH, ...) are skipped."""
     if length in _layouts or len(_layouts) >= _MAX_LAYOUTS:
         return
+    # struct rtmsg {u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags}
     fmt = ["=BBBBBBBBI"]
-    index = 9  # values produced so far (the rtmsg gives 9)
+    targets = ["family", "dst_len", "src_len", "tos", "rtm_table", "protocol", "scope", "route_type", "flags"]  # unpacked locals
+    checks: list[str] = []
+    # What RouteTexts reads: ("key", size) bytes the decoder reads, ("dst", size)
+    # the destination address, ("skip", size) bytes the decoder skips.
+    segments: list[tuple[str, int]] = [("key", 12)]
     position = 12
-    header_positions: list[int] = []
-    expected: list[int] = []
-    exprs = {"table": "values[4]", "oif": "None", "priority": "None", "dst": "None", "gateway": "None", "prefsrc": "None", "src": "None", "pref": "None"}
+    values = {field: "None" for field in ("oif", "priority", "dst", "gateway", "prefsrc", "src", "pref")}
     for raw_type, header_offset, value_offset, value_length in spans:
         attr_type = raw_type & 0x3FFF
         if header_offset > position:
             fmt.append(f"{header_offset - position}x")
-        fmt.append("HH")
-        header_positions += [index, index + 1]
-        expected += [value_length + 4, raw_type]
-        index += 2
+            segments.append(("skip", header_offset - position))
+        header = f"h{len(checks)}"
+        fmt.append("I")
+        targets.append(header)
+        checks.append(f"{header} != {_NLATTR_WORD.unpack(_NLATTR.pack(value_length + 4, raw_type))[0]}")
+        segments.append(("key", 4))
+        local = f"v{len(targets)}"
         if attr_type in _U32_ATTRIBUTES and value_length == 4:
             fmt.append("I")
-            exprs[_U32_ATTRIBUTES[attr_type]] = f"values[{index}]"
-            index += 1
+            targets.append(local)
+            values[_U32_ATTRIBUTES[attr_type]] = local
         elif attr_type in _ADDRESS_ATTRIBUTES and value_length == 4:
             fmt.append("4B")
-            exprs[_ADDRESS_ATTRIBUTES[attr_type]] = f"_ipv4_format % values[{index}:{index + 4}]"
-            index += 4
+            octets = [f"{local}_{index}" for index in range(4)]
+            targets += octets
+            values[_ADDRESS_ATTRIBUTES[attr_type]] = f'f"{_dotted_quad(octets)}"'
         elif attr_type in _ADDRESS_ATTRIBUTES and value_length == 16:
             fmt.append("16s")
-            exprs[_ADDRESS_ATTRIBUTES[attr_type]] = f"_ipv6_text(values[{index}])"
-            index += 1
+            targets.append(local)
+            values[_ADDRESS_ATTRIBUTES[attr_type]] = f"_ipv6_text({local})"
         elif attr_type == RTA_PREF and value_length == 1:
             fmt.append("B")
-            exprs["pref"] = f"values[{index}]"
-            index += 1
+            targets.append(local)
+            values["pref"] = local
         elif attr_type in _U32_ATTRIBUTES or attr_type in _ADDRESS_ATTRIBUTES or attr_type == RTA_PREF:
             _layouts[length] = None  # odd size: leave it to the generic walk (which raises)
             return
         elif attr_type == RTA_MULTIPATH:  # nested rtnexthop list: needs the walk
             _layouts[length] = None
             return
-        elif value_length:
-            fmt.append(f"{value_length}x")
+        else:
+            if value_length:
+                fmt.append(f"{value_length}x")
+                segments.append(("skip", value_length))
+            position = value_offset + value_length
+            continue
+        segments.append(("dst" if attr_type == RTA_DST else "key", value_length))
         position = value_offset + value_length
-    dev = "(names.get(oif) if names else None) if oif is not None else None"
-    # Route(family, table, dst, dst_len, type, protocol, scope, flags, tos,
-    #       priority, gateway, oif, dev, prefsrc, src, src_len, pref, nexthops)
-    source = (
-        "def build(values, names):\n"
-        f"    oif = {exprs['oif']}\n"
-        f"    return _Route(values[0], {exprs['table']}, {exprs['dst']}, values[1], values[7], values[5], values[6], values[8], values[3],"
-        f" {exprs['priority']}, {exprs['gateway']}, oif, {dev}, {exprs['prefsrc']}, {exprs['src']}, values[2], {exprs['pref']}, ())\n"
-    )
-    namespace: dict[str, Any] = {"_Route": Route, "_ipv4_format": "%d.%d.%d.%d", "_ipv6_text": _ipv6_text}
-    exec(compile(source, f"<route layout {length}>", "exec"), namespace)  # noqa: S102 - our own generated code, no input text
+    # RTA_TABLE carries the full 32-bit id; without it rtm_table is the table.
+    values.setdefault("table", "rtm_table")
     codec = struct.Struct("".join(fmt))
     if codec.size > length:
         _layouts[length] = None
         return
-    getter = itemgetter(*header_positions)
-    _layouts[length] = _Layout(codec.unpack_from, getter, getter(tuple(expected_value for expected_value in _expand(expected, header_positions, index))), namespace["build"])
+    values.update(
+        family="family", dst_len="dst_len", type="route_type", protocol="protocol", scope="scope", flags="flags", tos="tos",
+        src_len="src_len", nexthops="()",
+        dev="None" if values["oif"] == "None" else f"names.get({values['oif']}) if names else None",
+    )  # fmt: skip
+    prelude = f"    {', '.join(targets)}, = _unpack(buffer, start)\n"
+    if checks:
+        prelude += f"    if {' or '.join(checks)}:\n        return None\n"
+    namespace: dict[str, Any] = {**_ROUTE_BUILDER_GLOBALS, **_text_globals(codec.unpack_from)}
+    source = _route_builder_source("decode", "buffer, start, names", values, prelude)
+    exec(compile(source, f"<route layout {length}>", "exec"), namespace)  # noqa: S102 - our own generated code, no input text
+    _layouts[length] = namespace["decode"]
+    _text_segments[length] = segments
 
 
-def _expand(expected: list[int], positions: list[int], size: int) -> list[int]:
-    # A values-shaped list holding the expected header words at their
-    # positions, so the same itemgetter extracts both sides of the check.
-    values = [0] * size
-    for position, value in zip(positions, expected):
-        values[position] = value
-    return values
+def _compile_text(length: int, segments: list[tuple[str, int]]) -> tuple[CodeType, Callable[..., tuple[Any, ...]]]:
+    """The code of a RouteTexts text function for one layout, and its unpack.
+
+    It reads every byte the decoder reads except the destination address
+    as a few ``bytes`` (runs of adjacent bytes), which together are the
+    template key: the headers are part of the key, so a template found is
+    one learned from a message that passed the decoder's header checks, and
+    the text function need not check them again."""
+    merged: list[list[Any]] = []
+    for kind, size in segments:
+        if merged and merged[-1][0] == kind and kind != "dst":
+            merged[-1][1] += size
+        else:
+            merged.append([kind, size])
+    fmt = ["="]
+    targets: list[str] = []
+    keys: list[str] = []
+    address = None
+    for kind, size in merged:
+        if kind == "skip":
+            fmt.append(f"{size}x")
+        elif kind == "key":
+            fmt.append(f"{size}s")
+            keys.append(f"k{len(keys)}")
+            targets.append(keys[-1])
+        elif size == 4:
+            fmt.append("4B")
+            octets = ["a0", "a1", "a2", "a3"]
+            targets += octets
+            address = _dotted_quad(octets)
+        else:
+            fmt.append("16s")
+            targets.append("a0")
+            address = "{_ipv6_text(a0)}"
+    finish = "    return template\n" if address is None else f'    return f"{{template[0]}}{address}{{template[1]}}"\n'
+    source = (
+        "def text(buffer, start):\n"
+        f"    {', '.join(targets)}, = _unpack(buffer, start)\n"
+        f"    key = {' + '.join(keys)}\n"
+        "    template = _templates.get(key)\n"
+        "    if template is None:\n"
+        "        return _miss(key, buffer, start)\n"
+        f"{finish}"
+    )
+    unpack = struct.Struct("".join(fmt)).unpack_from
+    namespace = _text_globals(unpack)
+    exec(compile(source, f"<route text {length}>", "exec"), namespace)  # noqa: S102 - our own generated code, no input text
+    return namespace["text"].__code__, unpack
+
+
+def _dotted_quad(octets: list[str]) -> str:
+    """f-string fields that spell the four octet locals as a dotted quad."""
+    return f"{{_DOTTED[{octets[0]}]}}{{_DOTTED[{octets[1]}]}}{{_DOTTED[{octets[2]}]}}{{_DECIMAL[{octets[3]}]}}"
+
+
+def _text_globals(unpack: Callable[..., tuple[Any, ...]]) -> dict[str, Any]:
+    return {"_unpack": unpack, "_DOTTED": _DOTTED, "_DECIMAL": _DECIMAL, "_ipv6_text": _ipv6_text}
+
+
+class RouteTexts:
+    """The text ``render(route)`` of every route of one dump, made straight
+    from the messages where a learned layout fits (``aionlmmap dump routes
+    --json`` writes 100,000 of them).
+
+    What ``Route.to_json()`` makes of a route depends on its destination
+    address only through the ``"dst"`` value, which holds the address text
+    verbatim. So the text of a route splits into a *template*, the text
+    before and after the address, which depends only on the other bytes of
+    the message the decoder reads (rtmsg, attribute headers, table,
+    interface, gateway, metric, ...), and the address itself. Per layout,
+    the generated ``text(buffer, start)`` unpacks those other bytes as the
+    template key, looks the template up, and formats only the address: in
+    a big table nearly every route finds a template (there is one per
+    interface, gateway, metric...), and no Route object or dict is made.
+
+    A template is learned from a real route: its full ``render(route)`` text
+    is kept, the same route with a marker for the address is rendered, and
+    the template is kept only if the marker occurs exactly once and putting
+    the address back gives the full text again. ``render`` must therefore
+    use ``route.dst`` only through the ``"dst"`` text of ``to_json()``.
+    """
+
+    def __init__(self, render: Callable[[Route], str], names: dict[int, str] | None, decode_route: Callable[..., Route]) -> None:
+        self._render = render
+        self._names = names
+        self._decode_route = decode_route
+        #: payload length -> ``text(buffer, start)``: the text, or None when
+        #: the message does not match the layout (then call :meth:`slow`).
+        self.functions: dict[int, Callable[[Any, int], str | None]] = {}
+
+    def slow(self, buffer: Any, start: int, end: int) -> str:
+        """The text of a message no function handled: decoded by the
+        generic walk (which learns its layout, if it has one: the next
+        message of this length has a function)."""
+        text = self._render(self._decode_route(buffer, start, end, self._names))
+        length = end - start
+        if length not in self.functions and length in _text_segments:
+            self.functions[length] = self._text_function(length)
+        return text
+
+    def _text_function(self, length: int) -> Callable[[Any, int], str | None]:
+        if length not in _text_codes:
+            _text_codes[length] = _compile_text(length, _text_segments[length])
+        code, unpack = _text_codes[length]
+        decoder = _layouts[length]
+        assert decoder is not None  # segments exist only for a learned layout
+        render, names = self._render, self._names
+        templates: dict[bytes, Any] = {}
+
+        def miss(key: bytes, buffer: Any, start: int) -> str | None:
+            route = decoder(buffer, start, names)
+            if route is None:
+                return None  # headers differ from the layout's: the walk decodes it
+            text = render(route)
+            if len(templates) < _MAX_TEMPLATES:
+                if route.dst is None:
+                    templates[key] = text
+                else:
+                    before, marker, after = render(attrs.evolve(route, dst=_ADDRESS_MARKER)).partition(_ADDRESS_MARKER)
+                    if marker and _ADDRESS_MARKER not in after and before + route.dst + after == text:
+                        templates[key] = (before, after)
+            return text
+
+        return FunctionType(code, {**_text_globals(unpack), "_templates": templates, "_miss": miss})  # type: ignore[return-value]

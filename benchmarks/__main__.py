@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .netns import BenchmarkSetupError, require_root
-from .runner import Reporter
+from .runner import Reporter, precompile
 from .scenarios import SCENARIOS, Options, load
 
 
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchmarkSetupError as error:
         print(f"benchmarks: {error}", file=sys.stderr)
         return 2
+    precompile()
     reporter = Reporter(json_only=args.json, out=args.out)
     reporter.line(machine_record(argv))
     options = Options(n=args.n, repeat=args.repeat, only=tuple(args.only))

@@ -208,7 +208,22 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     env.setdefault("PYTHONHASHSEED", "0")
+    # Every contestant imports compiled modules, as after a pip install
+    # (pip byte-compiles; see precompile()): without this, a machine that
+    # sets PYTHONDONTWRITEBYTECODE makes the library under test (an
+    # editable install) compile itself from source in every run while the
+    # installed libraries it is compared with do not.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+def precompile() -> None:
+    """Byte-compile aionlmmap and the contestant programs once, as pip does
+    when it installs a package, so no contestant pays for compiling."""
+    import compileall
+
+    for package in ("aionlmmap", "benchmarks"):
+        compileall.compile_dir(str(REPO / package), quiet=1)
 
 
 def python_contestant_argv(prefix: Sequence[str], module: str, *args: str) -> list[str]:

@@ -121,6 +121,10 @@ def measure_queue(n: int, consumer_argv: Any, name: str, *, prequeued: bool) -> 
         data = parse_result(result, name)
     count = int(data.get("count", data.get("packets", 0)))
     elapsed = float(data.get("elapsed", data.get("seconds", 0.0)))
+    if count < max(1, int(sent) // 100):
+        # A rate over a handful of packets means nothing (fnfqueue raises
+        # BufferOverflowException at the first ENOBUFS and stops).
+        raise ContestantFailed(f"gave {count} verdicts for {sent} packets sent ({int(data.get('overruns', 0))} overruns): no rate to report")
     fields: dict[str, Any] = {"sent": int(sent), "verdicts": count, "overruns": int(data.get("overruns", 0)), "prequeued": prequeued, **counters}
     return Sample(count, elapsed or 1e-9, result.peak_rss_kib, None, fields)
 

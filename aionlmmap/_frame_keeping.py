@@ -48,9 +48,13 @@ class FrameKeeper:
     _lap_scan_budget: int
     _backlog_limit: int
     _barrier: PendingRequest | None
+    _loop: asyncio.AbstractEventLoop | None
+    _stale_seqs: set[int]
 
     if TYPE_CHECKING:
         stats: Any
+
+        def _on_readable(self) -> None: ...
 
         def _start_reading(self) -> None: ...
 
@@ -206,7 +210,7 @@ class FrameKeeper:
             request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
             barrier.batch = None
             self._barrier = barrier
-            barrier.messages = list(self._proto.pending.values())  # type: ignore[assignment]
+            barrier.messages = list(self._proto.pending.values())  # type: ignore[assignment, arg-type]  # the barrier keeps requests, not replies
             self._queue_tx([request], False, [barrier])
 
     def _barrier_done(self, touched: list[Any]) -> None:

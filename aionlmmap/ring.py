@@ -512,7 +512,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
                     pending = self._proto.pending.get(first[3])
                     if pending is not None and pending.is_dump and first[4] == self.portid and not pending.abandoned:
                         frame.pending = 1
-                        pending.messages.append((frame, length))
+                        pending.messages.append((frame, length))  # type: ignore[arg-type]  # the dump's chunk queue (see _requests)
                         touched.append(pending)
                         continue
                 message_length = first[0]

@@ -253,6 +253,7 @@ def open(
         raise ValueError(f"nflog group {group} out of range 0..65535")
     config = encode_config(group, command=NFULNL_CFG_CMD_BIND, copy_mode=copy_mode, copy_range=copy_range, nlbufsiz=nlbufsiz,
                            flush_timeout=flush_timeout, qthreshold=qthreshold, flags=flags)
-    ring = _open_ring(NETLINK_NETFILTER, netns=netns, rx=rx, rcvbuf=rcvbuf, backend=backend, accept_foreign=accept_foreign,
-                      skip_is_safe=True)  # nflog entries all take the ring path  # type: ignore[arg-type]
+    # skip_is_safe: nflog entries all take the ring path
+    ring = _open_ring(NETLINK_NETFILTER, netns=netns, rx=rx, rcvbuf=rcvbuf, backend=backend,  # type: ignore[arg-type]
+                      accept_foreign=accept_foreign, skip_is_safe=True)
     return Log(ring, group, config)

@@ -54,7 +54,7 @@ from .. import open as _open_ring  # aionlmmap.open
 from .._sys import NetnsSpec
 from ..attributes import AttributeBuilder, Attributes, parse_attributes
 from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
-from ..errors import DecodeError, NetlinkError, OverrunError
+from ..errors import DecodeError, NetlinkError
 from ..frames import RingConfig
 from ..message import Message
 from .nfpacket import PacketAttributeNumbers, PacketFields
@@ -216,8 +216,8 @@ def _config_flags(config: Message) -> int:
 _UNDECIDED, _UNDECIDED_HELD, _DECIDED, _SENT = 0, 1, 2, 3
 # Verdict keys (code, mark) of the plain verdicts; the flush compares keys by
 # identity, so a run of plain accepts is recognised without building tuples.
-_PLAIN_ACCEPT = (NF_ACCEPT, None)
-_PLAIN_DROP = (NF_DROP, None)
+_PLAIN_ACCEPT: tuple[int, int | None] = (NF_ACCEPT, None)
+_PLAIN_DROP: tuple[int, int | None] = (NF_DROP, None)
 
 
 class Packet(PacketFields):
@@ -238,6 +238,9 @@ class Packet(PacketFields):
     # _table, _verdict and _new_payload are set when first needed: the
     # constructor runs once per packet, so it does the least it can.
     __slots__ = ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state", "_table", "_verdict", "_new_payload")
+    _table: dict[int, tuple[int, int]]
+    _verdict: tuple[int, int | None]  #: (verdict code, mark)
+    _new_payload: bytes
 
     def __init__(self, queue: Queue, message: Message, packet_id: int, hw_protocol: int, hook: int) -> None:
         self._queue = queue

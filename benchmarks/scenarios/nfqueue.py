@@ -14,7 +14,6 @@ queue_dropped/user_dropped counters (queue full / socket full).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from .. import cbuild

@@ -202,7 +202,7 @@ class KernelBackend:
 
     name = "kernel"
     #: frame_data detects the 4.4.1 dump data offset, so the ring must ask it
-    rx_views = None
+    rx_views: list[memoryview] | None = None
 
     def __init__(
         self,

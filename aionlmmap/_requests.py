@@ -178,9 +178,49 @@ class Requester:
         it), ``on_interrupt="raise"`` raises :class:`DumpInterruptedError`
         after the last message; ``"ignore"`` does not. :meth:`dump_all`
         retries for a consistent snapshot."""
-        return self._dump(msg, on_interrupt)
+        return self._dump(msg, on_interrupt, False)
 
-    async def _dump(self, msg: Message, on_interrupt: str) -> AsyncIterator[Message]:
+    def dump_chunks(self, msg: Message, *, on_interrupt: Literal["raise", "ignore"] = "raise") -> AsyncIterator[tuple[ReceivedFrame, Any]]:
+        """Stream a dump a datagram at a time, for decoders that walk the
+        bytes themselves (``rtnl.routes()`` does): one generator step per
+        chunk instead of one ``Message`` and one step per message.
+
+        Yields ``(frame, end)``: ``frame.buffer[:end]`` holds whole messages,
+        their headers already checked (a malformed tail is cut off and
+        counted); NLMSG_DONE and NLMSG_ERROR may be among them and are
+        already handled, so skip message types below 16. Or, for messages
+        the ring had to route one by one, ``(frame, messages)``: a list of
+        data messages. The frame stays pinned until the next step. Errors
+        and ``on_interrupt`` as in :meth:`dump`."""
+        return self._dump(msg, on_interrupt, True)  # type: ignore[return-value]
+
+    def _check_chunk(self, pending: PendingRequest, frame: ReceivedFrame, body: int) -> int:
+        """dump_chunks' pass over a chunk before it is handed out: control
+        messages go to the protocol, NLM_F_DUMP_INTR is noted, and the end of
+        the well-formed messages is returned."""
+        buffer = frame.buffer
+        unpack = _unpack_header
+        offset = 0
+        count = 0
+        while offset < body:
+            if body - offset < NLMSG_HDRLEN:
+                self.stats.decode_errors += 1
+                break
+            length, msg_type, flags, seq, pid = unpack(buffer, offset)
+            end = offset + length
+            if length < NLMSG_HDRLEN or end > body:
+                self.stats.decode_errors += 1
+                break
+            count += 1
+            if msg_type < 16:
+                self._dump_control(pending, tuple.__new__(Message, (msg_type, flags, seq, pid, offset + NLMSG_HDRLEN, end, frame)))
+            elif flags & NLM_F_DUMP_INTR:
+                pending.interrupted = True
+            offset = (end + 3) & ~3
+        self.stats.messages += count
+        return min(offset, body)
+
+    async def _dump(self, msg: Message, on_interrupt: str, chunks: bool) -> AsyncIterator[Any]:
         loop = self._attach()
         while self._active_dump is not None:
             waiter = loop.create_future()
@@ -205,8 +245,16 @@ class Requester:
                     offset = 0
                     try:
                         if body.__class__ is list:
+                            if chunks:
+                                yield frame, body
+                                continue
                             for m in body:
                                 yield m
+                            continue
+                        if chunks:
+                            end = self._check_chunk(pending, frame, body)
+                            offset = body  # every control message in it was handled
+                            yield frame, end
                             continue
                         buffer = frame.buffer
                         count = 0

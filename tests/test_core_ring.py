@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
+import struct
 import time
 
 import pytest
@@ -17,10 +19,12 @@ from aionlmmap import ClosedResourceError, Message, NetlinkError, OverrunError, 
 from aionlmmap._sys import open_socket
 from aionlmmap.constants import (
     NETLINK_USERSOCK,
+    NLM_F_DUMP,
     NLM_F_REQUEST,
     NLMSG_DONE,
     RTM_DELLINK,
     RTM_GETLINK,
+    RTM_GETROUTE,
     RTM_NEWLINK,
     RTNLGRP_LINK,
 )
@@ -336,6 +340,48 @@ async def test_route_dump_streams_through_a_small_ring(netns: str) -> None:
             assert msg.type != NLMSG_DONE
         assert count >= 3000
         assert ring.stats.ring_full >= 1  # it had to pause: the dump streamed instead of buffering
+
+
+async def test_dump_chunks_hand_out_the_same_messages_a_datagram_at_a_time(netns: str) -> None:
+    ip(netns, "link", "add", "vc0", "type", "veth", "peer", "name", "vc1")
+    ip(netns, "link", "set", "vc0", "up")
+    batch = "".join(f"route add 10.{i // 256}.{i % 256}.2/32 dev vc0\n" for i in range(2000))
+    run("ip", "-n", netns, "-batch", "-", input=batch)
+    async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns, rx=RingConfig.for_frames(36864, 4)) as ring:
+        by_message = [(msg.type, bytes(msg.payload)) async for msg in ring.dump(getroute_dump())]
+        by_chunk: list[tuple[int, bytes]] = []
+        chunks = 0
+        async for frame, body in ring.dump_chunks(getroute_dump()):
+            chunks += 1
+            if isinstance(body, list):
+                by_chunk += [(msg.type, bytes(msg.payload)) for msg in body]
+                continue
+            offset = 0
+            while offset < body:
+                length, kind = struct.unpack_from("=IH", frame.buffer, offset)
+                if kind >= 16:  # NLMSG_DONE is in the last chunk, already handled
+                    by_chunk.append((kind, bytes(frame.buffer[offset + 16 : offset + length])))
+                offset = (offset + length + 3) & ~3
+        assert len(by_message) >= 2000
+        assert by_chunk == by_message
+        assert chunks < len(by_message) // 10  # many routes per datagram
+        # leaving after the first chunk does not block the next dump
+        async for _frame, _body in ring.dump_chunks(getroute_dump()):
+            break
+        async with asyncio.timeout(10):
+            assert len([msg async for msg in ring.dump(getroute_dump())]) == len(by_message)
+
+
+async def test_dump_chunks_raise_the_kernel_error(netns: str) -> None:
+    from aionlmmap.families.rtnl_codec import route_dump_request
+
+    async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns) as ring:  # strict checking is on by default
+        # An IPv4 dump of a table that does not exist: ip_valid_fib_dump_req answers ENOENT.
+        request = Message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, payload=route_dump_request(socket.AF_INET, 4242))
+        with pytest.raises(FileNotFoundError):
+            async for _frame, _body in ring.dump_chunks(request):
+                pass
+        assert len(await collect_links(ring)) == 1  # and the ring goes on
 
 
 async def test_thousands_of_concurrent_requests_never_overrun_the_socket(netns: str) -> None:

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from .. import open as _open_ring
 from ..constants import (
+    NLMSG_HDRLEN,
     NETLINK_ROUTE,
     NLM_F_ACK,
     NLM_F_CREATE,
@@ -80,6 +82,9 @@ from .rtnl_requests import (
 )
 from .rtnl_route_layout import RouteTexts, layout_for
 from .rtnl_state import KIND_GROUPS, KINDS, MESSAGE_KINDS, StateTracker
+
+#: nlmsg_len and nlmsg_type of the message at an offset (dump_chunks walks)
+_unpack_length_and_type = struct.Struct("=IH").unpack_from
 
 __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event"]
 
@@ -180,18 +185,28 @@ class RtnlClient:
         filtered by the kernel. Decoded straight from frame memory."""
         request, names, one_table = await self._route_request(family, table)
         try:
-            async for msg in self.ring.dump(request):
-                # Decode from the frame (msg[6].buffer, payload at msg[4]:msg[5])
-                # while the iterator holds it; Route owns only Python values.
-                # The learned layout is called here directly (decode_route
-                # would try it too, one Python call deeper, per route).
-                if msg[0] == RTM_NEWROUTE:
-                    start = msg[4]
-                    end = msg[5]
-                    buffer = msg[6].buffer
-                    decoder = layout_for(end - start)
-                    route = decoder(buffer, start, names) if decoder is not None else None
-                    yield route if route is not None else decode_route(buffer, start, end, names)
+            # A datagram at a time (dump_chunks): each route is decoded
+            # straight from the frame while it is pinned, with no Message
+            # built and one generator step per route. The learned layout is
+            # called here directly (decode_route would try it too, one
+            # Python call deeper, per route).
+            async for frame, body in self.ring.dump_chunks(request):
+                buffer = frame.buffer
+                if body.__class__ is list:  # routed one by one (rare)
+                    for msg in body:
+                        if msg[0] == RTM_NEWROUTE:
+                            yield decode_route(buffer, msg[4], msg[5], names)
+                    continue
+                offset = 0
+                while offset < body:
+                    length, kind = _unpack_length_and_type(buffer, offset)
+                    if kind == RTM_NEWROUTE:
+                        start = offset + NLMSG_HDRLEN
+                        end = offset + length
+                        decoder = layout_for(end - start)
+                        route = decoder(buffer, start, names) if decoder is not None else None
+                        yield route if route is not None else decode_route(buffer, start, end, names)
+                    offset = (offset + length + 3) & ~3
         except FileNotFoundError:
             # ip_valid_fib_dump_req: an IPv4 dump of a table that does not
             # exist answers ENOENT; it simply has no routes.
@@ -208,18 +223,28 @@ class RtnlClient:
         texts = RouteTexts(render, names, decode_route)
         functions = texts.functions
         chunk: list[str] = []
+        append = chunk.append
         try:
-            async for msg in self.ring.dump(request):
-                if msg[0] == RTM_NEWROUTE:
-                    start = msg[4]
-                    end = msg[5]
-                    buffer = msg[6].buffer
-                    function = functions.get(end - start)
-                    text = function(buffer, start) if function is not None else None
-                    chunk.append(text if text is not None else texts.slow(buffer, start, end))
-                    if len(chunk) >= batch:
-                        yield chunk
-                        chunk = []
+            async for frame, body in self.ring.dump_chunks(request):
+                buffer = frame.buffer
+                if body.__class__ is list:  # routed one by one (rare)
+                    for msg in body:
+                        if msg[0] == RTM_NEWROUTE:
+                            append(texts.slow(buffer, msg[4], msg[5]))
+                else:
+                    offset = 0
+                    while offset < body:
+                        length, kind = _unpack_length_and_type(buffer, offset)
+                        if kind == RTM_NEWROUTE:
+                            start = offset + NLMSG_HDRLEN
+                            function = functions.get(length - NLMSG_HDRLEN)
+                            text = function(buffer, start) if function is not None else None
+                            append(text if text is not None else texts.slow(buffer, start, offset + length))
+                        offset = (offset + length + 3) & ~3
+                if len(chunk) >= batch:
+                    yield chunk
+                    chunk = []
+                    append = chunk.append
         except FileNotFoundError:
             if not one_table:  # as in routes()
                 raise

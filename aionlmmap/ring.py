@@ -521,16 +521,12 @@ class Ring(FrameKeeper, Requester, Transmitter):
                     # reply (multicast, or seq 0, which requests never use):
                     # nfqueue packets, nflog entries, most notifications
                     # (rtnetlink and nfnetlink send one event per skb).
-                    # (self._deliver_unsolicited, inlined)
+                    # Queued as a lone Message (see _walk_unsolicited).
                     stats.messages += 1
                     stats.unsolicited += 1
                     frame.pending = 1
                     unsolicited.append(_new_message(Message, (first[1], first[2], first[3], first[4], NLMSG_HDRLEN, message_length, frame)))
-                    waiter = self._iter_waiter
-                    if waiter is not None:
-                        self._iter_waiter = None
-                        if not waiter.done():
-                            waiter.set_result(None)
+                    self._wake_iterator()
                     continue
             messages, error = parse_frame(frame, length)
             if error is not None:
@@ -647,13 +643,9 @@ class Ring(FrameKeeper, Requester, Transmitter):
             frame.pending = 1
         self.stats.unsolicited += len(messages)
         self._unsolicited.append((frame, messages))
-        waiter = self._iter_waiter
-        if waiter is not None:
-            # Wake the iterator now (set_result only schedules it): one
-            # wakeup per drain instead of one entry in `touched` per frame.
-            self._iter_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        # Wake the iterator now (set_result only schedules it): one wakeup
+        # per drain instead of one entry in `touched` per frame.
+        self._wake_iterator()
 
     def _deliver_dump(self, pending: PendingRequest, frame: ReceivedFrame, messages: list[Message], touched: list[Any], counted: bool = False) -> None:
         if not counted:

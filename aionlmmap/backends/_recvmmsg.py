@@ -145,10 +145,9 @@ class BatchReceiver:
                 if len(self._iovec_runs) >= _MAX_IOVEC_RUNS:
                     self._iovec_runs.clear()
                 self._iovec_runs[key] = iovecs
-            ctypes.memmove(self._iovecs_address, iovecs, len(iovecs))
         else:
             iovecs = self._iovecs_for(frames)
-            ctypes.memmove(self._iovecs_address, iovecs, len(iovecs))
+        ctypes.memmove(self._iovecs_address, iovecs, len(iovecs))
         received = self._recvmmsg(self._fd, self._headers_address, count, _MSG_DONTWAIT, None)
         if received < 0:
             err = ctypes.get_errno()

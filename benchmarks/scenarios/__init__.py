@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from ..runner import Contestant
 
 __all__ = ["Options", "SCENARIOS", "load"]
 
@@ -21,6 +26,17 @@ class Options:
 
     def wants(self, name: str) -> bool:
         return not self.only or any(part in name for part in self.only)
+
+    def measure(self, scenario: str, unit: str, contestants: Sequence[Contestant], n: int, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+        """Run the contestants these options ask for (``--only``), ``repeat``
+        times each, and tag every summary with the scenario size ``n``."""
+        from ..runner import measure_all
+
+        chosen = [c for c in contestants if self.wants(c.name)]
+        summaries = measure_all(scenario, unit, chosen, self.repeat, progress=progress)
+        for summary in summaries.values():
+            summary["n"] = n
+        return summaries
 
 
 #: command-line name -> module (imported lazily so one broken scenario does

@@ -11,7 +11,7 @@ shows up in the peak RSS.
 from __future__ import annotations
 
 from ..netns import namespace
-from ..runner import Contestant, Reporter, measure_all, python_contestant_argv, python_sample
+from ..runner import Contestant, Reporter, python_contestant_argv, python_sample
 from . import Options
 
 TITLE = "Scenario 5: RX ring geometry (raw route dump)"
@@ -42,8 +42,5 @@ def run(options: Options, reporter: Reporter) -> None:
         reporter.progress(f"[geometry] adding {n} routes in {space.name}")
         space.add_route_device()
         space.add_routes(n)
-        chosen = [c for c in contestants(space.exec_prefix(), n) if options.wants(c.name)]
-        summaries = measure_all("geometry", UNIT, chosen, options.repeat, progress=reporter.progress)
-    for summary in summaries.values():
-        summary["n"] = n
+        summaries = options.measure("geometry", UNIT, contestants(space.exec_prefix(), n), n, reporter.progress)
     reporter.scenario(f"{TITLE}, N={n} (frame_size x frame_nr; x aionlmmap = the default 36864x64 / this)", summaries, extra_columns=("frames", "copy_frames"))

@@ -26,7 +26,6 @@ from ..runner import (
     Sample,
     Skipped,
     child_env,
-    measure_all,
     parse_result,
     python_contestant_argv,
     ratio_target,
@@ -176,8 +175,5 @@ TARGETS = [
 
 def run(options: Options, reporter: Reporter) -> None:
     n = options.size(DEFAULT_N)
-    chosen = [c for c in contestants(n) if options.wants(c.name)]
-    summaries = measure_all("nfqueue", UNIT, chosen, options.repeat, progress=reporter.progress)
-    for summary in summaries.values():
-        summary["n"] = n
+    summaries = options.measure("nfqueue", UNIT, contestants(n), n, reporter.progress)
     reporter.scenario(f"{TITLE}, {n} packets of {PAYLOAD}-byte UDP payload", summaries, TARGETS, extra_columns=("sent", "verdicts", "queue_dropped", "user_dropped", "prequeued"))

@@ -27,7 +27,6 @@ from ..runner import (
     Target,
     command_sample,
     count_json_records,
-    measure_all,
     parse_result,
     python_contestant_argv,
     python_sample,
@@ -137,8 +136,5 @@ def run(options: Options, reporter: Reporter) -> None:
         reporter.progress(f"[route-dump] adding {n} routes in {space.name}")
         space.add_route_device()
         space.add_routes(n)
-        chosen = [c for c in contestants(space.exec_prefix(), n) if options.wants(c.name)]
-        summaries = measure_all("route-dump", UNIT, chosen, options.repeat, progress=reporter.progress)
-    for summary in summaries.values():
-        summary["n"] = n
+        summaries = options.measure("route-dump", UNIT, contestants(space.exec_prefix(), n), n, reporter.progress)
     reporter.scenario(f"{TITLE}, N={n}", summaries, TARGETS)

@@ -31,7 +31,6 @@ from ..runner import (
     Skipped,
     Target,
     child_env,
-    measure_all,
     parse_result,
     python_contestant_argv,
 )
@@ -169,8 +168,5 @@ TARGETS = [
 
 def run(options: Options, reporter: Reporter) -> None:
     n = options.size(DEFAULT_N)
-    chosen = [c for c in contestants(n) if options.wants(c.name)]
-    summaries = measure_all("storm", UNIT, chosen, options.repeat, progress=reporter.progress)
-    for summary in summaries.values():
-        summary["n"] = n
+    summaries = options.measure("storm", UNIT, contestants(n), n, reporter.progress)
     reporter.scenario(f"{TITLE}, N={n} ({expected_events(n)} route events)", summaries, TARGETS, extra_columns=("expected", "lost", "overruns", "view_matches"))

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 
 from ..netns import Namespace, namespace, route_address
-from ..runner import Contestant, ContestantFailed, Reporter, Sample, command_sample, measure_all, python_contestant_argv, python_sample, ratio_target
+from ..runner import Contestant, ContestantFailed, Reporter, Sample, command_sample, python_contestant_argv, python_sample, ratio_target
 from . import Options
 
 TITLE = "Scenario 4: TX batching (route adds)"
@@ -78,8 +78,5 @@ TARGETS = [
 
 def run(options: Options, reporter: Reporter) -> None:
     n = options.size(DEFAULT_N)
-    chosen = [c for c in contestants(n) if options.wants(c.name)]
-    summaries = measure_all("tx-batch", UNIT, chosen, options.repeat, progress=reporter.progress)
-    for summary in summaries.values():
-        summary["n"] = n
+    summaries = options.measure("tx-batch", UNIT, contestants(n), n, reporter.progress)
     reporter.scenario(f"{TITLE}, N={n}", summaries, TARGETS, extra_columns=("installed",))

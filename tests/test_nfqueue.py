@@ -298,13 +298,7 @@ async def test_spoofed_messages_from_another_socket_never_reach_the_queue(netns_
         await spoof_garbage(receiver, queue.ring.portid)
         await asyncio.sleep(0.1)
         sending = asyncio.create_task(send_udp(sender, 3))
-        n = 0
-        async with asyncio.timeout(20):
-            async for packet in queue:
-                packet.accept()
-                n += 1
-                if n == 3:
-                    break
+        await nfqueue.accept_packets(queue, 3, timeout=20)
         await sending
         assert queue.ring.stats.foreign >= 1
         assert queue.stats.malformed == 0
@@ -316,13 +310,7 @@ async def test_malformed_messages_are_counted_and_skipped(netns_pair: tuple[str,
     async with nfqueue.open(QUEUE, netns=receiver, accept_foreign=True) as queue:
         await spoof_garbage(receiver, queue.ring.portid)
         sending = asyncio.create_task(send_udp(sender, 3))
-        n = 0
-        async with asyncio.timeout(20):
-            async for packet in queue:
-                packet.accept()
-                n += 1
-                if n == 3:
-                    break
+        await nfqueue.accept_packets(queue, 3, timeout=20)
         await sending
         assert queue.stats.malformed == 2  # short packet message, packet message without NFQA_PACKET_HDR
         assert queue.ring.stats.decode_errors == 1  # nlmsg_len past the datagram

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .constants import NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_HDRLEN, NLMSG_NOOP
 from .errors import ClosedResourceError, DecodeError, DumpInterruptedError
-from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
+from .message import Message, ReceivedFrame, header_run, parse_frame
 from .protocol import NetlinkProtocol, PendingRequest
 
-_unpack_header = NLMSGHDR.unpack_from
 
 
 class Requester:
@@ -197,26 +196,25 @@ class Requester:
     def _check_chunk(self, pending: PendingRequest, frame: ReceivedFrame, body: int) -> int:
         """dump_chunks' pass over a chunk before it is handed out: control
         messages go to the protocol, NLM_F_DUMP_INTR is noted, and the end of
-        the well-formed messages is returned."""
+        the well-formed messages is returned. Walks runs of identical headers
+        (:func:`header_run`): a dump chunk is mostly one or a few runs."""
         buffer = frame.buffer
-        unpack = _unpack_header
         offset = 0
         count = 0
         while offset < body:
-            if body - offset < NLMSG_HDRLEN:
+            run, header = header_run(buffer, offset, body)
+            if header is None:
                 self.stats.decode_errors += 1
                 break
-            length, msg_type, flags, seq, pid = unpack(buffer, offset)
-            end = offset + length
-            if length < NLMSG_HDRLEN or end > body:
-                self.stats.decode_errors += 1
-                break
-            count += 1
+            length, msg_type, flags, seq, pid = header
+            step = (length + 3) & ~3
             if msg_type < 16:
-                self._dump_control(pending, tuple.__new__(Message, (msg_type, flags, seq, pid, offset + NLMSG_HDRLEN, end, frame)))
+                for start in range(offset, offset + run * step, step):
+                    self._dump_control(pending, tuple.__new__(Message, (msg_type, flags, seq, pid, start + NLMSG_HDRLEN, start + length, frame)))
             elif flags & NLM_F_DUMP_INTR:
                 pending.interrupted = True
-            offset = (end + 3) & ~3
+            count += run
+            offset += run * step
         self.stats.messages += count
         return min(offset, body)
 
@@ -234,7 +232,6 @@ class Requester:
         # for a whole dump chunk handed over unparsed by _walk.
         batches: deque[Any] = deque()
         pending.messages = batches  # type: ignore[assignment]
-        unpack = _unpack_header
         new = tuple.__new__
         stats = self.stats
         try:
@@ -257,26 +254,29 @@ class Requester:
                             yield frame, end
                             continue
                         buffer = frame.buffer
-                        count = 0
                         while offset < body:
-                            if body - offset < NLMSG_HDRLEN:
+                            # A run of identical headers (header_run) is
+                            # checked once; its messages differ only in where
+                            # they start.
+                            run, header = header_run(buffer, offset, body)
+                            if header is None:
                                 stats.decode_errors += 1
                                 break
-                            length, msg_type, flags, seq, pid = unpack(buffer, offset)
-                            end = offset + length
-                            if length < NLMSG_HDRLEN or end > body:
-                                stats.decode_errors += 1
-                                break
-                            m = new(Message, (msg_type, flags, seq, pid, offset + NLMSG_HDRLEN, end, frame))
-                            offset = (end + 3) & ~3
-                            count += 1
+                            length, msg_type, flags, seq, pid = header
+                            step = (length + 3) & ~3
+                            stats.messages += run
                             if msg_type < 16:
-                                self._dump_control(pending, m)
+                                for _ in range(run):
+                                    offset += step
+                                    self._dump_control(pending, new(Message, (msg_type, flags, seq, pid, offset - step + NLMSG_HDRLEN, offset - step + length, frame)))
                                 continue
                             if flags & NLM_F_DUMP_INTR:
                                 pending.interrupted = True
-                            yield m
-                        stats.messages += count
+                            payload = length - NLMSG_HDRLEN
+                            to_next = step - NLMSG_HDRLEN
+                            for start in range(offset + NLMSG_HDRLEN, offset + run * step, step):
+                                offset = start + to_next  # past this message: where a `break` leaves the chunk
+                                yield new(Message, (msg_type, flags, seq, pid, start, start + payload, frame))
                     finally:
                         if not pending.finished and body.__class__ is int and offset < body:
                             # Left mid-frame (break, cancel): NLMSG_DONE may

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aionlmmap import DecodeError, Message, ReleasedMessageError, iter_messages
-from aionlmmap.message import ReceivedFrame, encode_message, nlmsg_align, parse_frame
+from aionlmmap.message import NLMSGHDR, ReceivedFrame, encode_message, header_run, nlmsg_align, parse_frame
 
 messages = st.builds(
     Message,
@@ -122,3 +122,56 @@ def test_messages_pickle_as_plain_values() -> None:
 
 def test_encode_message_matches_message_encode() -> None:
     assert encode_message(16, 5, 6, 7, b"xyz") == Message(16, 5, 6, 7, b"xyz").encode()
+
+
+def _runs_by_walking(data: bytes, end: int) -> list[tuple[int, tuple[int, ...] | None]]:
+    """header_run's answers, computed one header at a time."""
+    runs: list[tuple[int, tuple[int, ...] | None]] = []
+    offset = 0
+    while offset < end:
+        header = None
+        count = 0
+        while end - offset >= 16:
+            this = NLMSGHDR.unpack_from(data, offset)
+            if this[0] < 16 or offset + this[0] > end or (header is not None and this != header):
+                break
+            header = this
+            count += 1
+            offset += nlmsg_align(this[0])
+        runs.append((count, header))
+        if not count:
+            break
+    return runs
+
+
+# Mostly one header (long runs), with a few that differ in exactly one field:
+# length, type, flags (NLM_F_DUMP_INTR), seq or portid.
+_variants = st.sampled_from([(52, 24, 2, 9, 77)] * 6 + [(56, 24, 2, 9, 77), (52, 3, 2, 9, 77), (52, 24, 0x12, 9, 77), (52, 24, 2, 10, 77), (52, 24, 2, 9, 78), (17, 24, 2, 9, 77)])
+
+
+@given(st.lists(_variants, min_size=1, max_size=80), st.integers(0, 40), st.booleans())
+def test_header_run_finds_the_runs_a_header_by_header_walk_finds(headers: list[tuple[int, ...]], cut: int, as_view: bool) -> None:
+    data = b"".join(NLMSGHDR.pack(*header) + bytes(nlmsg_align(header[0]) - 16) for header in headers)
+    end = max(0, len(data) - cut)  # a cut may leave a truncated or overlong last message
+    buffer = memoryview(data) if as_view else data
+    runs = []
+    offset = 0
+    while offset < end:
+        count, header = header_run(buffer, offset, end)
+        runs.append((count, header))
+        if not count:
+            break
+        assert header is not None
+        offset += count * nlmsg_align(header[0])
+    assert runs == _runs_by_walking(data, end)
+
+
+def test_header_run_counts_a_long_run_and_stops_at_the_first_difference() -> None:
+    same = NLMSGHDR.pack(60, 24, 2, 5, 0) + bytes(44)
+    other = NLMSGHDR.pack(60, 24, 2, 6, 0) + bytes(44)
+    data = same * 300 + other + same * 2
+    assert header_run(data, 0, len(data)) == (300, (60, 24, 2, 5, 0))
+    assert header_run(data, 300 * 60, len(data)) == (1, (60, 24, 2, 6, 0))
+    assert header_run(data, 301 * 60, len(data)) == (2, (60, 24, 2, 5, 0))
+    assert header_run(data, 0, 59) == (0, None)  # the first message runs past the end
+    assert header_run(data, 0, 10) == (0, None)  # not even a header

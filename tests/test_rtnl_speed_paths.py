@@ -17,11 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aionlmmap.attributes import AttributeBuilder
+from aionlmmap.constants import NETLINK_ROUTE, NLM_F_MULTI, NLMSG_HDRLEN, RTM_GETROUTE, RTM_NEWLINK, RTM_NEWROUTE
 from aionlmmap.families import rtnl_route_layout
 from aionlmmap.families.rtnl_codec import RTMSG, decode_route
 from aionlmmap.families.rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREF, RTA_PRIORITY, RTA_TABLE
 from aionlmmap.families.rtnl_objects import Nexthop, Route, _build_route
+from aionlmmap.families.rtnl import RtnlClient
 from aionlmmap.families.rtnl_route_layout import RouteTexts
+from aionlmmap.message import NLMSGHDR
+from aionlmmap.testing import Request, SimulatedKernel
 
 NAMES = {index: f"eth{index}" for index in range(1, 9)}
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -65,9 +69,10 @@ def texts_of(payloads: list[bytes], render: Callable[[Route], str] = compact_jso
     texts = RouteTexts(render, NAMES, decode_route)
     out = []
     for payload in payloads:
+        message = NLMSGHDR.pack(NLMSG_HDRLEN + len(payload), RTM_NEWROUTE, NLM_F_MULTI, 7, 0) + payload
         function = texts.functions.get(len(payload))
-        text = function(payload, 0) if function is not None else None
-        out.append(text if text is not None else texts.slow(payload, 0, len(payload)))
+        text = function(message, 0) if function is not None else None
+        out.append(text if text is not None else texts.slow(message, NLMSG_HDRLEN, len(message)))
     return out, texts
 
 
@@ -200,3 +205,53 @@ def test_templates_are_bounded_per_layout(monkeypatch: pytest.MonkeyPatch) -> No
     texts, route_texts = texts_of(payloads)
     assert texts == [compact_json(decode_route(payload, 0, len(payload), NAMES)) for payload in payloads]
     assert len(route_texts.functions[len(payloads[0])].__globals__["_templates"]) == 2
+
+
+def test_a_message_decoder_checks_the_nlmsghdr_too() -> None:
+    payload = route_payload(priority=5)
+    decode_route(payload, 0, len(payload), NAMES)  # learns the layout
+    decoder = rtnl_route_layout.message_layout_for(len(payload))
+    assert decoder is not None
+
+    def message(length: int, msg_type: int) -> bytes:
+        return NLMSGHDR.pack(length, msg_type, NLM_F_MULTI, 3, 0) + payload
+
+    good = decoder(message(NLMSG_HDRLEN + len(payload), RTM_NEWROUTE), 0, NAMES)
+    assert good == decode_route(payload, 0, len(payload), NAMES)
+    assert decoder(message(NLMSG_HDRLEN + len(payload), RTM_NEWLINK), 0, NAMES) is None
+    assert decoder(message(NLMSG_HDRLEN + len(payload) + 4, RTM_NEWROUTE), 0, NAMES) is None
+
+
+def _mixed_dump() -> list[tuple[int, bytes]]:
+    """A route dump whose chunks mix layouts: runs of one layout, a route of
+    the same length with its attributes in another order, other layouts,
+    IPv6, a message of another type, and runs split across chunks."""
+    same_length_swapped = RTMSG.pack(2, 32, 0, 0, 254, 4, 0, 1, 0) + (
+        AttributeBuilder().add_u32(RTA_TABLE, 254).add(RTA_DST, b"\x0a\x00\x01\x02").add_u32(RTA_OIF, 5).add_u32(RTA_PRIORITY, 2).build()
+    )
+    messages: list[tuple[int, bytes]] = [(RTM_NEWROUTE, route_payload(dst=bytes([10, 1, index // 256, index % 256]), priority=5, oif=2)) for index in range(300)]
+    messages.insert(40, (RTM_NEWROUTE, same_length_swapped))
+    messages.insert(41, (RTM_NEWLINK, bytes(40)))  # not a route: skipped
+    messages[100:100] = [(RTM_NEWROUTE, route_payload(dst=bytes([10, 2, 0, index]), gateway=b"\xc0\x00\x02\x01")) for index in range(20)]
+    messages[150:150] = [(RTM_NEWROUTE, route_payload(family=10, dst=bytes(15) + bytes([index]), dst_len=128, priority=1024, pref=0)) for index in range(10)]
+    messages.append((RTM_NEWROUTE, route_payload(dst=None, dst_len=0, oif=3)))
+    return messages
+
+
+async def test_route_dumps_of_mixed_layouts_give_what_the_generic_walk_gives() -> None:
+    messages = _mixed_dump()
+
+    def answer(request: Request) -> None:
+        request.dump(messages)
+
+    kernel = SimulatedKernel()
+    kernel.register(NETLINK_ROUTE, RTM_GETROUTE, answer)
+    async with RtnlClient(kernel.open(NETLINK_ROUTE)) as nl:
+        names = await nl.names()
+        expected = [decode_route(payload, 0, len(payload), names) for msg_type, payload in messages if msg_type == RTM_NEWROUTE]
+        for _ in range(2):  # the first dump learns the layouts, the second uses them throughout
+            routes = [route async for route in nl.routes(table="all")]
+            assert routes == expected
+            texts = [text async for chunk in nl._route_texts(None, "all", compact_json, 64) for text in chunk]
+            assert texts == [compact_json(route) for route in expected]
+    assert nl.ring.stats.frames > 3  # the dump really came in several chunks

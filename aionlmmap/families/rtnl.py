@@ -80,7 +80,7 @@ from .rtnl_requests import (
     rule_payload,
     table_number,
 )
-from .rtnl_route_layout import RouteTexts, layout_for
+from .rtnl_route_layout import RouteTexts, message_layout_for
 from .rtnl_state import KIND_GROUPS, KINDS, MESSAGE_KINDS, StateTracker
 
 #: nlmsg_len and nlmsg_type of the message at an offset (dump_chunks walks)
@@ -187,9 +187,11 @@ class RtnlClient:
         try:
             # A datagram at a time (dump_chunks): each route is decoded
             # straight from the frame while it is pinned, with no Message
-            # built and one generator step per route. The learned layout is
-            # called here directly (decode_route would try it too, one
-            # Python call deeper, per route).
+            # built and one generator step per route. After a route, the
+            # messages that follow are mostly of its layout (one kernel fill
+            # function made them all): its message decoder is tried on each
+            # in turn, and as it checks the nlmsghdr and every nlattr header
+            # itself, this loop reads no header until a message differs.
             async for frame, body in self.ring.dump_chunks(request):
                 buffer = frame.buffer
                 if body.__class__ is list:  # routed one by one (rare)
@@ -200,13 +202,22 @@ class RtnlClient:
                 offset = 0
                 while offset < body:
                     length, kind = _unpack_length_and_type(buffer, offset)
-                    if kind == RTM_NEWROUTE:
-                        start = offset + NLMSG_HDRLEN
-                        end = offset + length
-                        decoder = layout_for(end - start)
-                        route = decoder(buffer, start, names) if decoder is not None else None
-                        yield route if route is not None else decode_route(buffer, start, end, names)
+                    start = offset
                     offset = (offset + length + 3) & ~3
+                    if kind != RTM_NEWROUTE:
+                        continue
+                    yield decode_route(buffer, start + NLMSG_HDRLEN, start + length, names)
+                    decoder = message_layout_for(length - NLMSG_HDRLEN)
+                    if decoder is None:
+                        continue
+                    step = offset - start
+                    last = body - length  # the last offset a message of this length fits at
+                    while offset <= last:
+                        route = decoder(buffer, offset, names)
+                        if route is None:
+                            break  # another kind of message: read its header
+                        offset += step
+                        yield route
         except FileNotFoundError:
             # ip_valid_fib_dump_req: an IPv4 dump of a table that does not
             # exist answers ENOENT; it simply has no routes.
@@ -232,15 +243,29 @@ class RtnlClient:
                         if msg[0] == RTM_NEWROUTE:
                             append(texts.slow(buffer, msg[4], msg[5]))
                 else:
+                    # Stepping as routes() does; a text function checks the
+                    # headers through its template key.
                     offset = 0
                     while offset < body:
                         length, kind = _unpack_length_and_type(buffer, offset)
-                        if kind == RTM_NEWROUTE:
-                            start = offset + NLMSG_HDRLEN
-                            function = functions.get(length - NLMSG_HDRLEN)
-                            text = function(buffer, start) if function is not None else None
-                            append(text if text is not None else texts.slow(buffer, start, offset + length))
+                        start = offset
                         offset = (offset + length + 3) & ~3
+                        if kind != RTM_NEWROUTE:
+                            continue
+                        function = functions.get(length - NLMSG_HDRLEN)
+                        text = function(buffer, start) if function is not None else None
+                        append(text if text is not None else texts.slow(buffer, start + NLMSG_HDRLEN, start + length))
+                        function = functions.get(length - NLMSG_HDRLEN)  # slow() may have made it
+                        if function is None:
+                            continue
+                        step = offset - start
+                        last = body - length
+                        while offset <= last:
+                            text = function(buffer, offset)
+                            if text is None:
+                                break
+                            append(text)
+                            offset += step
                 if len(chunk) >= batch:
                     yield chunk
                     chunk = []

@@ -30,10 +30,11 @@ from typing import Any
 
 import attrs
 
+from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
 from .rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
 from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source
 
-__all__ = ["decode", "learn", "is_known", "clear", "layout_for", "Decoder", "RouteTexts"]
+__all__ = ["decode", "learn", "is_known", "clear", "layout_for", "message_layout_for", "Decoder", "RouteTexts"]
 
 #: ``decoder(buffer, start, names)``: the route whose payload starts at
 #: ``start``, or None when the message does not match the learned layout.
@@ -47,6 +48,8 @@ _V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 #: checking it is one integer comparison.
 _NLATTR = struct.Struct("=HH")
 _NLATTR_WORD = struct.Struct("=I")
+#: nlmsg_len and nlmsg_type, the start of a RouteTexts key
+_LENGTH_AND_TYPE = struct.Struct("=IH")
 #: Dotted-quad pieces: "n." and "n" for every octet. Four tuple lookups
 #: joined by an f-string (one BUILD_STRING) cost a quarter of
 #: "%d.%d.%d.%d" % (...), which parses its format every time.
@@ -55,6 +58,9 @@ _DECIMAL = tuple(str(octet) for octet in range(256))
 
 #: payload length -> decoder, or None for a length the generic walk keeps
 _layouts: dict[int, Decoder | None] = {}
+#: payload length -> the same decoder called with the message's offset
+#: (``decoder(buffer, offset, names)``); it checks the nlmsghdr as well
+_message_layouts: dict[int, Decoder] = {}
 #: payload length -> what RouteTexts reads of it (see learn()), and the code
 #: of its text function with its unpack, compiled on first use
 _text_segments: dict[int, list[tuple[str, int]]] = {}
@@ -70,10 +76,15 @@ _ADDRESS_MARKER = " /dst/ "
 #: ``layout_for(payload_length)``: the learned decoder, or None. The dump
 #: loop calls it directly (one call per route fewer than :func:`decode`).
 layout_for: Callable[[int], Decoder | None] = _layouts.get
+#: ``message_layout_for(payload_length)``: the learned decoder that takes the
+#: offset of the whole message and checks its nlmsghdr too (None when the
+#: message is not an RTM_NEWROUTE of that length), or None.
+message_layout_for: Callable[[int], Decoder | None] = _message_layouts.get
 
 
 def clear() -> None:
-    _layouts.clear()  # the same dict: layout_for stays bound to it
+    _layouts.clear()  # the same dicts: layout_for and message_layout_for stay bound to them
+    _message_layouts.clear()
     _text_segments.clear()
     _text_codes.clear()
 
@@ -166,14 +177,27 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         src_len="src_len", nexthops="()",
         dev="None" if values["oif"] == "None" else f"names.get({values['oif']}) if names else None",
     )  # fmt: skip
+    _layouts[length] = _compile_decoder(length, fmt, targets, checks, values)
+    # The same decoder reading the nlmsghdr in front too, for dump loops
+    # that step from message to message without reading headers themselves:
+    # the header is checked like the attribute headers (nlmsg_len and
+    # RTM_NEWROUTE; flags, seq and portid do not matter to a route).
+    _message_layouts[length] = _compile_decoder(
+        length, ["=IH10x" + fmt[0][1:], *fmt[1:]], ["message_length", "message_type", *targets],
+        [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values,
+    )  # fmt: skip
+    # RouteTexts reads whole messages; the header is part of its key.
+    _text_segments[length] = [("key", NLMSG_HDRLEN), *segments]
+
+
+def _compile_decoder(length: int, fmt: list[str], targets: list[str], checks: list[str], values: dict[str, str]) -> Decoder:
     prelude = f"    {', '.join(targets)}, = _unpack(buffer, start)\n"
     if checks:
         prelude += f"    if {' or '.join(checks)}:\n        return None\n"
-    namespace: dict[str, Any] = {**_ROUTE_BUILDER_GLOBALS, **_text_globals(codec.unpack_from)}
+    namespace: dict[str, Any] = {**_ROUTE_BUILDER_GLOBALS, **_text_globals(struct.Struct("".join(fmt)).unpack_from)}
     source = _route_builder_source("decode", "buffer, start, names", values, prelude)
     exec(compile(source, f"<route layout {length}>", "exec"), namespace)  # noqa: S102 - our own generated code, no input text
-    _layouts[length] = namespace["decode"]
-    _text_segments[length] = segments
+    return namespace["decode"]  # type: ignore[no-any-return]
 
 
 def _compile_text(length: int, segments: list[tuple[str, int]]) -> tuple[CodeType, Callable[..., tuple[Any, ...]]]:
@@ -181,9 +205,11 @@ def _compile_text(length: int, segments: list[tuple[str, int]]) -> tuple[CodeTyp
 
     It reads every byte the decoder reads except the destination address
     as a few ``bytes`` (runs of adjacent bytes), which together are the
-    template key: the headers are part of the key, so a template found is
-    one learned from a message that passed the decoder's header checks, and
-    the text function need not check them again."""
+    template key: the headers (the nlmsghdr in front, then every nlattr
+    header) are part of the key, so a template found is one learned from a
+    message that passed the decoder's header checks, and the text function
+    need not check them again; a message of another length or type misses
+    and its miss returns None."""
     merged: list[list[Any]] = []
     for kind, size in segments:
         if merged and merged[-1][0] == kind and kind != "dst":
@@ -212,12 +238,12 @@ def _compile_text(length: int, segments: list[tuple[str, int]]) -> tuple[CodeTyp
             address = "{_ipv6_text(a0)}"
     finish = "    return template\n" if address is None else f'    return f"{{template[0]}}{address}{{template[1]}}"\n'
     source = (
-        "def text(buffer, start):\n"
-        f"    {', '.join(targets)}, = _unpack(buffer, start)\n"
+        "def text(buffer, offset):\n"
+        f"    {', '.join(targets)}, = _unpack(buffer, offset)\n"
         f"    key = {' + '.join(keys)}\n"
         "    template = _templates.get(key)\n"
         "    if template is None:\n"
-        "        return _miss(key, buffer, start)\n"
+        "        return _miss(key, buffer, offset)\n"
         f"{finish}"
     )
     unpack = struct.Struct("".join(fmt)).unpack_from
@@ -246,7 +272,7 @@ class RouteTexts:
     before and after the address, which depends only on the other bytes of
     the message the decoder reads (rtmsg, attribute headers, table,
     interface, gateway, metric, ...), and the address itself. Per layout,
-    the generated ``text(buffer, start)`` unpacks those other bytes as the
+    the generated ``text(buffer, offset)`` unpacks those other bytes as the
     template key, looks the template up, and formats only the address: in
     a big table nearly every route finds a template (there is one per
     interface, gateway, metric...), and no Route object or dict is made.
@@ -262,8 +288,9 @@ class RouteTexts:
         self._render = render
         self._names = names
         self._decode_route = decode_route
-        #: payload length -> ``text(buffer, start)``: the text, or None when
-        #: the message does not match the layout (then call :meth:`slow`).
+        #: payload length -> ``text(buffer, offset)`` for the message at
+        #: ``offset``: its text, or None when it is not an RTM_NEWROUTE of
+        #: this layout (then read its header and call :meth:`slow`).
         self.functions: dict[int, Callable[[Any, int], str | None]] = {}
 
     def slow(self, buffer: Any, start: int, end: int) -> str:
@@ -284,9 +311,12 @@ class RouteTexts:
         assert decoder is not None  # segments exist only for a learned layout
         render, names = self._render, self._names
         templates: dict[bytes, Any] = {}
+        header = _LENGTH_AND_TYPE.pack(length + NLMSG_HDRLEN, RTM_NEWROUTE)
 
-        def miss(key: bytes, buffer: Any, start: int) -> str | None:
-            route = decoder(buffer, start, names)
+        def miss(key: bytes, buffer: Any, offset: int) -> str | None:
+            if key[:6] != header:
+                return None  # another message: the caller reads its header
+            route = decoder(buffer, offset + NLMSG_HDRLEN, names)
             if route is None:
                 return None  # headers differ from the layout's: the walk decodes it
             text = render(route)

@@ -23,7 +23,7 @@ from aionlmmap.families.rtnl_codec import RTMSG, decode_route
 from aionlmmap.families.rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREF, RTA_PRIORITY, RTA_TABLE
 from aionlmmap.families.rtnl_objects import Nexthop, Route, _build_route
 from aionlmmap.families.rtnl import RtnlClient
-from aionlmmap.families.rtnl_route_layout import RouteTexts
+from aionlmmap.families.rtnl_route_layout import RouteDecoders, RouteTexts
 from aionlmmap.message import NLMSGHDR
 from aionlmmap.testing import Request, SimulatedKernel
 
@@ -207,19 +207,45 @@ def test_templates_are_bounded_per_layout(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(route_texts.functions[len(payloads[0])].__globals__["_templates"]) == 2
 
 
-def test_a_message_decoder_checks_the_nlmsghdr_too() -> None:
+def _messages(payloads: list[bytes], msg_type: int = RTM_NEWROUTE) -> bytes:
+    return b"".join(NLMSGHDR.pack(NLMSG_HDRLEN + len(payload), msg_type, NLM_F_MULTI, 7, 0) + payload + bytes(-len(payload) % 4) for payload in payloads)
+
+
+@settings(max_examples=200, deadline=None)
+@given(routes=st.lists(layout_route, min_size=1, max_size=40))
+def test_route_decoders_walk_gives_what_the_generic_walk_gives(routes: list[tuple[Any, ...]]) -> None:
+    payloads = [
+        route_payload(dst=dst, dst_len=dst_len, gateway=gateway, oif=oif, priority=priority, table=table, protocol=protocol, scope=scope, route_type=route_type)
+        for dst, dst_len, gateway, oif, priority, table, protocol, scope, route_type in routes
+    ]  # fmt: skip
+    data = _messages(payloads)
+    expected = [decode_route(payload, 0, len(payload), NAMES) for payload in payloads]
+    decoders = RouteDecoders(NAMES, decode_route)
+    assert decoders.walk(data, len(data)) == expected
+    assert decoders.walk(data, len(data)) == expected  # now with every template learned
+    assert [route.__class__ for route in decoders.walk(data, len(data))] == [Route] * len(payloads)
+
+
+def test_a_route_function_checks_the_nlmsghdr_too() -> None:
     payload = route_payload(priority=5)
-    decode_route(payload, 0, len(payload), NAMES)  # learns the layout
-    decoder = rtnl_route_layout.message_layout_for(len(payload))
-    assert decoder is not None
+    decoders = RouteDecoders(NAMES, decode_route)
+    decoders.slow(_messages([payload]), NLMSG_HDRLEN, NLMSG_HDRLEN + len(payload))  # learns the layout
+    function = decoders.functions[len(payload)]
+    expected = decode_route(payload, 0, len(payload), NAMES)
+    assert function(_messages([payload]), 0) == expected  # learns the template
+    assert function(_messages([payload]), 0) == expected  # made from it
+    assert function(_messages([payload], RTM_NEWLINK), 0) is None
+    longer = NLMSGHDR.pack(NLMSG_HDRLEN + len(payload) + 4, RTM_NEWROUTE, NLM_F_MULTI, 7, 0) + payload + bytes(4)
+    assert function(longer, 0) is None
 
-    def message(length: int, msg_type: int) -> bytes:
-        return NLMSGHDR.pack(length, msg_type, NLM_F_MULTI, 3, 0) + payload
 
-    good = decoder(message(NLMSG_HDRLEN + len(payload), RTM_NEWROUTE), 0, NAMES)
-    assert good == decode_route(payload, 0, len(payload), NAMES)
-    assert decoder(message(NLMSG_HDRLEN + len(payload), RTM_NEWLINK), 0, NAMES) is None
-    assert decoder(message(NLMSG_HDRLEN + len(payload) + 4, RTM_NEWROUTE), 0, NAMES) is None
+def test_route_templates_live_per_dump_because_names_change() -> None:
+    payloads = [route_payload(dst=bytes([10, 0, 0, index]), oif=2) for index in range(3)]
+    data = _messages(payloads)
+    first = RouteDecoders({2: "old"}, decode_route).walk(data, len(data))
+    second = RouteDecoders({2: "new"}, decode_route).walk(data, len(data))
+    assert [route.dev for route in first] == ["old"] * 3
+    assert [route.dev for route in second] == ["new"] * 3
 
 
 def _mixed_dump() -> list[tuple[int, bytes]]:

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from .. import open as _open_ring
 from ..constants import (
-    NLMSG_HDRLEN,
     NETLINK_ROUTE,
     NLM_F_ACK,
     NLM_F_CREATE,
@@ -80,11 +78,10 @@ from .rtnl_requests import (
     rule_payload,
     table_number,
 )
-from .rtnl_route_layout import RouteTexts, message_layout_for
+from .rtnl_route_layout import RouteDecoders, RouteTexts
 from .rtnl_state import KIND_GROUPS, KINDS, MESSAGE_KINDS, StateTracker
 
 #: nlmsg_len and nlmsg_type of the message at an offset (dump_chunks walks)
-_unpack_length_and_type = struct.Struct("=IH").unpack_from
 
 __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event"]
 
@@ -184,40 +181,15 @@ class RtnlClient:
         "local"/"main"/"default") or of every table (``table="all"``),
         filtered by the kernel. Decoded straight from frame memory."""
         request, names, one_table = await self._route_request(family, table)
+        # A datagram at a time (dump_chunks): every route of a chunk is
+        # made straight from the frame while it is pinned (RouteDecoders),
+        # with no Message built.
+        decoders = RouteDecoders(names, decode_route)
         try:
-            # A datagram at a time (dump_chunks): each route is decoded
-            # straight from the frame while it is pinned, with no Message
-            # built and one generator step per route. After a route, the
-            # messages that follow are mostly of its layout (one kernel fill
-            # function made them all): its message decoder is tried on each
-            # in turn, and as it checks the nlmsghdr and every nlattr header
-            # itself, this loop reads no header until a message differs.
             async for frame, body in self.ring.dump_chunks(request):
-                buffer = frame.buffer
-                if body.__class__ is list:  # routed one by one (rare)
-                    for msg in body:
-                        if msg[0] == RTM_NEWROUTE:
-                            yield decode_route(buffer, msg[4], msg[5], names)
-                    continue
-                offset = 0
-                while offset < body:
-                    length, kind = _unpack_length_and_type(buffer, offset)
-                    start = offset
-                    offset = (offset + length + 3) & ~3
-                    if kind != RTM_NEWROUTE:
-                        continue
-                    yield decode_route(buffer, start + NLMSG_HDRLEN, start + length, names)
-                    decoder = message_layout_for(length - NLMSG_HDRLEN)
-                    if decoder is None:
-                        continue
-                    step = offset - start
-                    last = body - length  # the last offset a message of this length fits at
-                    while offset <= last:
-                        route = decoder(buffer, offset, names)
-                        if route is None:
-                            break  # another kind of message: read its header
-                        offset += step
-                        yield route
+                routes = decoders.walk(frame.buffer, body) if body.__class__ is int else decoders.walk_messages(frame.buffer, body)
+                for route in routes:
+                    yield route
         except FileNotFoundError:
             # ip_valid_fib_dump_req: an IPv4 dump of a table that does not
             # exist answers ENOENT; it simply has no routes.
@@ -232,44 +204,13 @@ class RtnlClient:
         big table costs no Route object or dict per route."""
         request, names, one_table = await self._route_request(family, table)
         texts = RouteTexts(render, names, decode_route)
-        functions = texts.functions
         chunk: list[str] = []
-        append = chunk.append
         try:
             async for frame, body in self.ring.dump_chunks(request):
-                buffer = frame.buffer
-                if body.__class__ is list:  # routed one by one (rare)
-                    for msg in body:
-                        if msg[0] == RTM_NEWROUTE:
-                            append(texts.slow(buffer, msg[4], msg[5]))
-                else:
-                    # Stepping as routes() does; a text function checks the
-                    # headers through its template key.
-                    offset = 0
-                    while offset < body:
-                        length, kind = _unpack_length_and_type(buffer, offset)
-                        start = offset
-                        offset = (offset + length + 3) & ~3
-                        if kind != RTM_NEWROUTE:
-                            continue
-                        function = functions.get(length - NLMSG_HDRLEN)
-                        text = function(buffer, start) if function is not None else None
-                        append(text if text is not None else texts.slow(buffer, start + NLMSG_HDRLEN, start + length))
-                        function = functions.get(length - NLMSG_HDRLEN)  # slow() may have made it
-                        if function is None:
-                            continue
-                        step = offset - start
-                        last = body - length
-                        while offset <= last:
-                            text = function(buffer, offset)
-                            if text is None:
-                                break
-                            append(text)
-                            offset += step
+                chunk += texts.walk(frame.buffer, body) if body.__class__ is int else texts.walk_messages(frame.buffer, body)
                 if len(chunk) >= batch:
                     yield chunk
                     chunk = []
-                    append = chunk.append
         except FileNotFoundError:
             if not one_table:  # as in routes()
                 raise

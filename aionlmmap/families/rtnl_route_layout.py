@@ -26,7 +26,7 @@ import ipaddress
 import struct
 from collections.abc import Callable
 from types import CodeType, FunctionType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -34,13 +34,15 @@ from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
 from .rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
 from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source
 
-__all__ = ["decode", "learn", "is_known", "clear", "layout_for", "message_layout_for", "Decoder", "RouteTexts"]
+__all__ = ["decode", "learn", "is_known", "clear", "layout_for", "Decoder", "RouteDecoders", "RouteTexts"]
 
 #: ``decoder(buffer, start, names)``: the route whose payload starts at
 #: ``start``, or None when the message does not match the learned layout.
 Decoder = Callable[[Any, int, dict[int, str] | None], Route | None]
 
+T = TypeVar("T")
 _MAX_LAYOUTS = 64
+
 _U32_ATTRIBUTES = {RTA_TABLE: "table", RTA_OIF: "oif", RTA_PRIORITY: "priority"}
 _ADDRESS_ATTRIBUTES = {RTA_DST: "dst", RTA_GATEWAY: "gateway", RTA_PREFSRC: "prefsrc", RTA_SRC: "src"}
 _V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
@@ -58,12 +60,12 @@ _DECIMAL = tuple(str(octet) for octet in range(256))
 
 #: payload length -> decoder, or None for a length the generic walk keeps
 _layouts: dict[int, Decoder | None] = {}
-#: payload length -> the same decoder called with the message's offset
-#: (``decoder(buffer, offset, names)``); it checks the nlmsghdr as well
-_message_layouts: dict[int, Decoder] = {}
-#: payload length -> what RouteTexts reads of it (see learn()), and the code
-#: of its text function with its unpack, compiled on first use
-_text_segments: dict[int, list[tuple[str, int]]] = {}
+#: payload length -> ``decode(buffer, offset)`` of a whole message, and its
+#: globals (RouteDecoders binds ``_names`` in a copy)
+_message_decoders: dict[int, tuple[Any, dict[str, Any]]] = {}
+#: payload length -> what RouteTexts reads of a message (see learn()), and
+#: the code of its text function with its unpack, compiled on first use
+_key_segments: dict[int, list[tuple[str, int]]] = {}
 _text_codes: dict[int, tuple[CodeType, Callable[..., tuple[Any, ...]]]] = {}
 #: Templates kept per layout and dump, at most (a route table whose every
 #: route has its own gateway still costs only a bounded dict).
@@ -76,16 +78,12 @@ _ADDRESS_MARKER = " /dst/ "
 #: ``layout_for(payload_length)``: the learned decoder, or None. The dump
 #: loop calls it directly (one call per route fewer than :func:`decode`).
 layout_for: Callable[[int], Decoder | None] = _layouts.get
-#: ``message_layout_for(payload_length)``: the learned decoder that takes the
-#: offset of the whole message and checks its nlmsghdr too (None when the
-#: message is not an RTM_NEWROUTE of that length), or None.
-message_layout_for: Callable[[int], Decoder | None] = _message_layouts.get
 
 
 def clear() -> None:
-    _layouts.clear()  # the same dicts: layout_for and message_layout_for stay bound to them
-    _message_layouts.clear()
-    _text_segments.clear()
+    _layouts.clear()  # the same dict: layout_for stays bound to it
+    _message_decoders.clear()
+    _key_segments.clear()
     _text_codes.clear()
 
 
@@ -177,27 +175,34 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         src_len="src_len", nexthops="()",
         dev="None" if values["oif"] == "None" else f"names.get({values['oif']}) if names else None",
     )  # fmt: skip
-    _layouts[length] = _compile_decoder(length, fmt, targets, checks, values)
-    # The same decoder reading the nlmsghdr in front too, for dump loops
-    # that step from message to message without reading headers themselves:
-    # the header is checked like the attribute headers (nlmsg_len and
-    # RTM_NEWROUTE; flags, seq and portid do not matter to a route).
-    _message_layouts[length] = _compile_decoder(
+    decoder, _ = _compile_decoder(length, fmt, targets, checks, values)
+    _layouts[length] = decoder
+    # The same decoder reading the nlmsghdr in front too, for RouteDecoders,
+    # which steps from message to message without reading headers: the
+    # header is checked like the attribute headers (nlmsg_len and
+    # RTM_NEWROUTE; flags, seq and portid do not matter to a route). Its
+    # interface names are a global (_names), bound per dump.
+    if values["dev"] != "None":
+        values["dev"] = f"_names.get({values['oif']}) if _names else None"
+    _message_decoders[length] = _compile_decoder(
         length, ["=IH10x" + fmt[0][1:], *fmt[1:]], ["message_length", "message_type", *targets],
-        [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values,
+        [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values, "buffer, start",
     )  # fmt: skip
-    # RouteTexts reads whole messages; the header is part of its key.
-    _text_segments[length] = [("key", NLMSG_HDRLEN), *segments]
+    # RouteTexts reads whole messages too; the nlmsghdr is part of its key.
+    _key_segments[length] = [("key", NLMSG_HDRLEN), *segments]
 
 
-def _compile_decoder(length: int, fmt: list[str], targets: list[str], checks: list[str], values: dict[str, str]) -> Decoder:
+def _compile_decoder(
+    length: int, fmt: list[str], targets: list[str], checks: list[str], values: dict[str, str], parameters: str = "buffer, start, names"
+) -> tuple[Any, dict[str, Any]]:
+    """A generated decoder and its globals."""
     prelude = f"    {', '.join(targets)}, = _unpack(buffer, start)\n"
     if checks:
         prelude += f"    if {' or '.join(checks)}:\n        return None\n"
     namespace: dict[str, Any] = {**_ROUTE_BUILDER_GLOBALS, **_text_globals(struct.Struct("".join(fmt)).unpack_from)}
-    source = _route_builder_source("decode", "buffer, start, names", values, prelude)
+    source = _route_builder_source("decode", parameters, values, prelude)
     exec(compile(source, f"<route layout {length}>", "exec"), namespace)  # noqa: S102 - our own generated code, no input text
-    return namespace["decode"]  # type: ignore[no-any-return]
+    return namespace["decode"], namespace
 
 
 def _compile_text(length: int, segments: list[tuple[str, int]]) -> tuple[CodeType, Callable[..., tuple[Any, ...]]]:
@@ -208,7 +213,7 @@ def _compile_text(length: int, segments: list[tuple[str, int]]) -> tuple[CodeTyp
     template key: the headers (the nlmsghdr in front, then every nlattr
     header) are part of the key, so a template found is one learned from a
     message that passed the decoder's header checks, and the text function
-    need not check them again; a message of another length or type misses
+    need not check them again; a message of another length or type misses,
     and its miss returns None."""
     merged: list[list[Any]] = []
     for kind, size in segments:
@@ -261,51 +266,128 @@ def _text_globals(unpack: Callable[..., tuple[Any, ...]]) -> dict[str, Any]:
     return {"_unpack": unpack, "_DOTTED": _DOTTED, "_DECIMAL": _DECIMAL, "_ipv6_text": _ipv6_text}
 
 
-class RouteTexts:
+class _PerDump(Generic[T]):
+    """Per dump, and per learned layout, a generated ``function(buffer,
+    offset)`` that makes the item (a Route, or a route's text) of the
+    RTM_NEWROUTE message at ``offset``, or returns None when the message is
+    not one of its layout. They live as long as the dump: they hold
+    interface names, which change between dumps.
+
+    :meth:`walk` makes the items of a whole dump chunk."""
+
+    def __init__(self, names: dict[int, str] | None, decode_route: Callable[..., Route]) -> None:
+        self._names = names
+        self._decode_route = decode_route
+        #: payload length -> ``function(buffer, offset)``: the item of the
+        #: message at ``offset``, or None when it is not an RTM_NEWROUTE of
+        #: this layout (then read its header and call :meth:`slow`).
+        self.functions: dict[int, Callable[[Any, int], T | None]] = {}
+
+    def _item(self, route: Route) -> T:
+        raise NotImplementedError
+
+    def _function(self, length: int) -> Callable[[Any, int], T | None]:
+        raise NotImplementedError
+
+    def slow(self, buffer: Any, start: int, end: int) -> T:
+        """The item of a message no function handled (payload at
+        ``buffer[start:end]``): decoded by the generic walk, which learns
+        its layout if it has one; the next message of this length then has
+        a function."""
+        item = self._item(self._decode_route(buffer, start, end, self._names))
+        length = end - start
+        if length not in self.functions and length in _key_segments:
+            self.functions[length] = self._function(length)
+        return item
+
+    def walk(self, buffer: Any, body: int) -> list[T]:
+        """The items of the RTM_NEWROUTE messages in ``buffer[:body]``,
+        whose headers were checked (``Ring.dump_chunks``).
+
+        After a route, the messages that follow are mostly of its layout
+        (one kernel fill function made them all): its function is tried on
+        each in turn, and as a function checks the nlmsghdr and every
+        nlattr header itself, no header is read here until one differs."""
+        items: list[T] = []
+        append = items.append
+        functions = self.functions
+        offset = 0
+        while offset < body:
+            length, msg_type = _LENGTH_AND_TYPE.unpack_from(buffer, offset)
+            start = offset
+            offset = (offset + length + 3) & ~3
+            if msg_type != RTM_NEWROUTE:
+                continue
+            function = functions.get(length - NLMSG_HDRLEN)
+            item = function(buffer, start) if function is not None else None
+            append(item if item is not None else self.slow(buffer, start + NLMSG_HDRLEN, start + length))
+            function = functions.get(length - NLMSG_HDRLEN)  # slow() may have made it
+            if function is None:
+                continue
+            step = offset - start
+            last = body - length  # the last offset a message of this length fits at
+            while offset <= last:
+                item = function(buffer, offset)
+                if item is None:
+                    break  # another kind of message: read its header
+                append(item)
+                offset += step
+        return items
+
+    def walk_messages(self, buffer: Any, messages: list[Any]) -> list[T]:
+        """The items of the RTM_NEWROUTE messages among ``messages``
+        (:class:`Message` tuples, for chunks the ring routed one by one)."""
+        return [self.slow(buffer, msg[4], msg[5]) for msg in messages if msg[0] == RTM_NEWROUTE]
+
+
+class RouteDecoders(_PerDump[Route]):
+    """The routes of one dump (``rtnl.routes()``). Its functions are the
+    learned layout decoders reading the whole message: they check the
+    nlmsghdr as they check the nlattr headers, and find interface names in
+    this dump's ``names``."""
+
+    def _item(self, route: Route) -> Route:
+        return route
+
+    def _function(self, length: int) -> Callable[[Any, int], Route | None]:
+        decoder, namespace = _message_decoders[length]
+        return FunctionType(decoder.__code__, {**namespace, "_names": self._names})  # type: ignore[return-value]
+
+
+class RouteTexts(_PerDump[str]):
     """The text ``render(route)`` of every route of one dump, made straight
     from the messages where a learned layout fits (``aionlmmap dump routes
-    --json`` writes 100,000 of them).
+    --json`` writes 100,000 of them), with no Route object or dict.
 
     What ``Route.to_json()`` makes of a route depends on its destination
     address only through the ``"dst"`` value, which holds the address text
     verbatim. So the text of a route splits into a *template*, the text
     before and after the address, which depends only on the other bytes of
-    the message the decoder reads (rtmsg, attribute headers, table,
-    interface, gateway, metric, ...), and the address itself. Per layout,
-    the generated ``text(buffer, offset)`` unpacks those other bytes as the
-    template key, looks the template up, and formats only the address: in
-    a big table nearly every route finds a template (there is one per
-    interface, gateway, metric...), and no Route object or dict is made.
+    the message the decoder reads (nlmsghdr, rtmsg, attribute headers,
+    table, interface, gateway, metric, ...), and the address itself. Per
+    layout, the generated ``text(buffer, offset)`` unpacks those other
+    bytes as the template key, looks the template up, and formats only the
+    address: in a big table nearly every route finds a template (there is
+    one per interface, gateway, metric...).
 
     A template is learned from a real route: its full ``render(route)`` text
     is kept, the same route with a marker for the address is rendered, and
     the template is kept only if the marker occurs exactly once and putting
     the address back gives the full text again. ``render`` must therefore
     use ``route.dst`` only through the ``"dst"`` text of ``to_json()``.
+    At most ``_MAX_TEMPLATES`` are kept per layout.
     """
 
     def __init__(self, render: Callable[[Route], str], names: dict[int, str] | None, decode_route: Callable[..., Route]) -> None:
+        super().__init__(names, decode_route)
         self._render = render
-        self._names = names
-        self._decode_route = decode_route
-        #: payload length -> ``text(buffer, offset)`` for the message at
-        #: ``offset``: its text, or None when it is not an RTM_NEWROUTE of
-        #: this layout (then read its header and call :meth:`slow`).
-        self.functions: dict[int, Callable[[Any, int], str | None]] = {}
 
-    def slow(self, buffer: Any, start: int, end: int) -> str:
-        """The text of a message no function handled: decoded by the
-        generic walk (which learns its layout, if it has one: the next
-        message of this length has a function)."""
-        text = self._render(self._decode_route(buffer, start, end, self._names))
-        length = end - start
-        if length not in self.functions and length in _text_segments:
-            self.functions[length] = self._text_function(length)
-        return text
+    def _item(self, route: Route) -> str:
+        return self._render(route)
 
-    def _text_function(self, length: int) -> Callable[[Any, int], str | None]:
+    def _function(self, length: int) -> Callable[[Any, int], str | None]:
         if length not in _text_codes:
-            _text_codes[length] = _compile_text(length, _text_segments[length])
+            _text_codes[length] = _compile_text(length, _key_segments[length])
         code, unpack = _text_codes[length]
         decoder = _layouts[length]
         assert decoder is not None  # segments exist only for a learned layout

@@ -139,13 +139,20 @@ layout_route = st.tuples(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(routes=st.lists(layout_route, min_size=1, max_size=40))
-def test_route_texts_equal_each_rendered_route(routes: list[tuple[Any, ...]]) -> None:
-    payloads = [
+def _payloads(routes: list[tuple[Any, ...]]) -> list[bytes]:
+    return [
         route_payload(dst=dst, dst_len=dst_len, gateway=gateway, oif=oif, priority=priority, table=table, protocol=protocol, scope=scope, route_type=route_type)
         for dst, dst_len, gateway, oif, priority, table, protocol, scope, route_type in routes
     ]  # fmt: skip
+
+
+#: up to 40 route payloads of the layouts fib_dump_info() makes
+layout_payloads = st.lists(layout_route, min_size=1, max_size=40).map(_payloads)
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads=layout_payloads)
+def test_route_texts_equal_each_rendered_route(payloads: list[bytes]) -> None:
     texts, _ = texts_of(payloads)
     assert texts == [compact_json(decode_route(payload, 0, len(payload), NAMES)) for payload in payloads]
 
@@ -212,12 +219,8 @@ def _messages(payloads: list[bytes], msg_type: int = RTM_NEWROUTE) -> bytes:
 
 
 @settings(max_examples=200, deadline=None)
-@given(routes=st.lists(layout_route, min_size=1, max_size=40))
-def test_route_decoders_walk_gives_what_the_generic_walk_gives(routes: list[tuple[Any, ...]]) -> None:
-    payloads = [
-        route_payload(dst=dst, dst_len=dst_len, gateway=gateway, oif=oif, priority=priority, table=table, protocol=protocol, scope=scope, route_type=route_type)
-        for dst, dst_len, gateway, oif, priority, table, protocol, scope, route_type in routes
-    ]  # fmt: skip
+@given(payloads=layout_payloads)
+def test_route_decoders_walk_gives_what_the_generic_walk_gives(payloads: list[bytes]) -> None:
     data = _messages(payloads)
     expected = [decode_route(payload, 0, len(payload), NAMES) for payload in payloads]
     decoders = RouteDecoders(NAMES, decode_route)

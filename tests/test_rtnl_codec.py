@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import socket
 import struct
 
 import pytest
@@ -52,7 +53,7 @@ from aionlmmap.families.rtnl_requests import (
 )
 from aionlmmap.families.rtnl_state import StateTracker
 
-PURE_MODULES = ["rtnl_constants", "rtnl_objects", "rtnl_codec", "rtnl_requests", "rtnl_state", "rtnl_route_layout"]
+PURE_MODULES = ["rtnl_addresses", "rtnl_constants", "rtnl_objects", "rtnl_codec", "rtnl_requests", "rtnl_state", "rtnl_route_layout"]
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)
@@ -184,6 +185,17 @@ def test_format_address_matches_inet_ntop_conventions() -> None:
     assert format_address(bytes.fromhex("20010db8000000000000000000000001"), 0, 16) == "2001:db8::1"
     with pytest.raises(DecodeError):
         format_address(b"\1\2\3", 0, 3)
+
+
+# Addresses rich in zero groups, and the IPv4-mapped/-compatible prefixes,
+# where inet_ntop's dotted-quad forms and RFC 5952's zero runs decide.
+_ipv6_groups = st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x0DB8, 0xFE80, 0x2001]), min_size=8, max_size=8)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_ipv6_groups.map(lambda groups: struct.pack("!8H", *groups)), st.binary(min_size=4, max_size=4).map(lambda tail: bytes(12) + tail), st.binary(min_size=16, max_size=16)))
+def test_ipv6_addresses_are_written_as_inet_ntop_writes_them(raw: bytes) -> None:
+    assert format_address(raw, 0, 16) == socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def test_route_dump_request_carries_rta_table_for_kernel_filtering() -> None:

@@ -14,7 +14,6 @@ that keeps only the spans it needs.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from typing import Any
 
@@ -22,6 +21,7 @@ import attrs
 
 from ..attributes import AttributeBuilder, parse_attributes
 from ..errors import DecodeError
+from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
 from .rtnl_constants import (
     AF_INET,
     AF_INET6,
@@ -122,28 +122,16 @@ _unpack_rtmsg = RTMSG.unpack_from
 _U32 = struct.Struct("=I")
 _unpack_u32 = _U32.unpack_from
 _S32 = struct.Struct("=i")
-_IPV4_FORMAT = "%d.%d.%d.%d"
-_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
-_IPV6_CACHE: dict[bytes, str] = {}
 
 
 def format_address(buffer: Any, start: int, end: int) -> str:
-    """An IPv4 or IPv6 address as ``ip`` prints it (RFC 5952 for IPv6,
-    dotted quad for IPv4-mapped, as inet_ntop does)."""
+    """An IPv4 or IPv6 address as ``ip`` prints it (``inet_ntop``; see
+    ``rtnl_addresses``)."""
     size = end - start
     if size == 4:
-        return _IPV4_FORMAT % (buffer[start], buffer[start + 1], buffer[start + 2], buffer[start + 3])
+        return f"{DOTTED[buffer[start]]}{DOTTED[buffer[start + 1]]}{DOTTED[buffer[start + 2]]}{DECIMAL[buffer[start + 3]]}"
     if size == 16:
-        raw = bytes(buffer[start:end])
-        text = _IPV6_CACHE.get(raw)
-        if text is None:
-            if raw[:12] == _V4_MAPPED_PREFIX:
-                text = "::ffff:" + _IPV4_FORMAT % tuple(raw[12:])
-            else:
-                text = ipaddress.IPv6Address(raw).compressed
-            if len(_IPV6_CACHE) < 4096:  # link-locals and gateways repeat; bound the cache
-                _IPV6_CACHE[raw] = text
-        return text
+        return ipv6_text(bytes(buffer[start:end]))
     raise DecodeError(f"address attribute of {size} bytes is neither IPv4 (4) nor IPv6 (16)")
 
 

@@ -22,7 +22,6 @@ message without a Route or a dict.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from collections.abc import Callable
 from types import CodeType, FunctionType
@@ -31,6 +30,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
+from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
 from .rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
 from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source
 
@@ -45,18 +45,12 @@ _MAX_LAYOUTS = 64
 
 _U32_ATTRIBUTES = {RTA_TABLE: "table", RTA_OIF: "oif", RTA_PRIORITY: "priority"}
 _ADDRESS_ATTRIBUTES = {RTA_DST: "dst", RTA_GATEWAY: "gateway", RTA_PREFSRC: "prefsrc", RTA_SRC: "src"}
-_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 #: An nlattr header (u16 nla_len, u16 nla_type) read as one native u32, so
 #: checking it is one integer comparison.
 _NLATTR = struct.Struct("=HH")
 _NLATTR_WORD = struct.Struct("=I")
 #: nlmsg_len and nlmsg_type, the start of a RouteTexts key
 _LENGTH_AND_TYPE = struct.Struct("=IH")
-#: Dotted-quad pieces: "n." and "n" for every octet. Four tuple lookups
-#: joined by an f-string (one BUILD_STRING) cost a quarter of
-#: "%d.%d.%d.%d" % (...), which parses its format every time.
-_DOTTED = tuple(f"{octet}." for octet in range(256))
-_DECIMAL = tuple(str(octet) for octet in range(256))
 
 #: payload length -> decoder, or None for a length the generic walk keeps
 _layouts: dict[int, Decoder | None] = {}
@@ -90,12 +84,6 @@ def clear() -> None:
 def is_known(length: int) -> bool:
     """Whether a payload length was already learned (or ruled out)."""
     return length in _layouts
-
-
-def _ipv6_text(raw: bytes) -> str:
-    if raw[:12] == _V4_MAPPED_PREFIX:
-        return "::ffff:%d.%d.%d.%d" % tuple(raw[12:])
-    return ipaddress.IPv6Address(raw).compressed
 
 
 def decode(buffer: Any, start: int, end: int, names: dict[int, str] | None) -> Route | None:
@@ -263,7 +251,7 @@ def _dotted_quad(octets: list[str]) -> str:
 
 
 def _text_globals(unpack: Callable[..., tuple[Any, ...]]) -> dict[str, Any]:
-    return {"_unpack": unpack, "_DOTTED": _DOTTED, "_DECIMAL": _DECIMAL, "_ipv6_text": _ipv6_text}
+    return {"_unpack": unpack, "_DOTTED": DOTTED, "_DECIMAL": DECIMAL, "_ipv6_text": ipv6_text}
 
 
 class _PerDump(Generic[T]):

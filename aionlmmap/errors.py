@@ -75,7 +75,7 @@ class NetlinkError(Error, OSError):
         self.request = request
 
     def __str__(self) -> str:
-        name = _errno.errorcode.get(self.errno, str(self.errno))
+        name = _errno.errorcode.get(self.errno or 0, str(self.errno))
         text = f"[{name}] {self.strerror}"
         if self.extack_message:
             text += f": {self.extack_message}"

@@ -246,11 +246,12 @@ class KernelBackend:
         self._closed = False
         self._set_rings(rx_config, tx_config)
         try:
-            memory, self._unmap = syscalls.map_rings(rx_config.ring_size + tx_config.ring_size)
+            memory, unmap = syscalls.map_rings(rx_config.ring_size + tx_config.ring_size)
         except OSError:
             self._teardown_rings()
             raise
         self._memory = memory
+        self._unmap: Callable[[], None] = unmap
         view = memoryview(memory)
         self._view = view
         ring_class = _KernelRxRing if detect_dump_offset else FrameRing
@@ -285,7 +286,7 @@ class KernelBackend:
             except OSError:
                 pass
 
-    def _unavailable(self, exc: OSError) -> OSError:
+    def _unavailable(self, exc: OSError) -> Exception:
         release = getattr(self._sys, "kernel_release", _sys.kernel_release())
         if exc.errno == errno.ENOPROTOOPT:
             return BackendUnavailableError(

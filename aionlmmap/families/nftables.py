@@ -359,10 +359,10 @@ class Nftables:
                         if report.error:
                             failures.append((by_seq[seq], report.to_exception(msg)))
                         continue
-                    operation = by_seq[seq]
+                    answered = by_seq[seq]
                     decoder = _DECODERS.get(msg.type & 0xFF)
-                    if operation is not None and decoder is not None:
-                        transaction.results[operation.index] = decoder(msg)
+                    if answered is not None and decoder is not None:
+                        transaction.results[answered.index] = decoder(msg)
         if failures:
             raise _transaction_error(failures)
 
@@ -375,7 +375,7 @@ def _transaction_error(failures: list[tuple[Operation | None, NetlinkError]]) ->
                 "the ruleset changed after this transaction read generation id; nothing was applied: "
                 "re-read what the transaction depends on and run it again"
             )
-        return NetlinkError(error.errno, f"the kernel refused the batch: {error.extack_message or error.strerror}", error.extack_offset)
+        return NetlinkError(error.errno or 0, f"the kernel refused the batch: {error.extack_message or error.strerror}", error.extack_offset)
     text = f"operation #{operation.index} ({operation.description}) failed"
     if error.extack_message:
         text += f": {error.extack_message}"
@@ -386,7 +386,7 @@ def _transaction_error(failures: list[tuple[Operation | None, NetlinkError]]) ->
     if len(failures) > 1:
         others = ", ".join(f"#{op.index}" for op, _err in failures[1:] if op is not None)
         text += f" (also failed: {others})"
-    exc = NetlinkError(error.errno, text, error.extack_offset, operation.message)
+    exc = NetlinkError(error.errno or 0, text, error.extack_offset, operation.message)
     exc.operation = operation  # type: ignore[attr-defined]
     exc.errors = failures  # type: ignore[attr-defined]
     return exc

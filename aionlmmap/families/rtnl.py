@@ -441,10 +441,10 @@ class RtnlClient:
                         if not resync:
                             yield Event(action, kind, obj)  # type: ignore[arg-type]
                             continue
-                        event = tracker.apply(action, kind, obj)
-                        if event is None:
+                        change = tracker.apply(action, kind, obj)
+                        if change is None:
                             continue
-                        yield event
+                        yield change
                         if kind == "link" and "route" in tracker.state and (action == "del" or not obj.flags & IFF_UP):
                             # IPv4 drops the routes of a device that goes down or
                             # away without RTM_DELROUTE (fib_sync_down_dev):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .constants import NLM_F_ACK, NLM_F_REQUEST, NLMSG_NOOP
 from .errors import OverrunError
-from .message import Message, ReceivedFrame
+from .message import COPIED, Message, ReceivedFrame, parse_frame
 from .protocol import NetlinkProtocol, PendingRequest
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class FrameKeeper:
     _iter_waiter: asyncio.Future[None] | None
     _lap_scan_budget: int
     _backlog_limit: int
+    _copied_bytes: int
     _barrier: PendingRequest | None
     _loop: asyncio.AbstractEventLoop | None
     _stale_seqs: set[int]
@@ -76,6 +77,9 @@ class FrameKeeper:
                 self._rx.release(index)
                 if self._paused:
                     self._resume()
+        elif index == COPIED:
+            frame.frame_index = -1  # counted out once
+            self._copied_bytes -= len(frame.buffer)
         frame.retire()
 
     def _resume(self) -> None:
@@ -104,6 +108,8 @@ class FrameKeeper:
 
     def _detach(self, frame: ReceivedFrame) -> None:
         index = frame.frame_index
+        if index < 0:
+            return  # it owns its bytes already
         frame.detach()
         frame.frame_index = -1
         self.stats.detached_frames += 1
@@ -188,6 +194,18 @@ class FrameKeeper:
         self.stats.overruns += 1
         frame.pending = 0
         self._release(frame)
+
+    def _drop_copied_notification(self, frame: ReceivedFrame, touched: list[Any]) -> None:
+        """A COPY-path notification past the backlog limit: counted as
+        dropped, with one overrun report per run of drops, queued after
+        what the iterator has not read yet (all of it older)."""
+        messages, _error = parse_frame(frame, len(frame.buffer))
+        self.stats.dropped_unsolicited += len(messages)
+        queue = self._unsolicited
+        if not (queue and queue[-1][0] is None):
+            self._on_overrun(touched)
+        frame.frame_index = -1
+        frame.retire()
 
     # -- overrun ------------------------------------------------------------------
     def _on_overrun(self, touched: list[Any]) -> None:

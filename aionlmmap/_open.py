@@ -85,7 +85,9 @@ def open(
         passcred: SO_PASSCRED, fills uid/gid of received messages.
         no_enobufs: NETLINK_NO_ENOBUFS (overruns are then silent: not advised).
         backlog_limit: bytes of notifications copied out of the ring while a
-            request waits behind them, before they are dropped as an overrun.
+            request waits behind them, and (kernel backend) of COPY-path
+            notifications read off the socket queue and not yet consumed,
+            before further ones are dropped as an overrun.
         skip_is_safe: every message this socket receives takes the kernel's
             ring path (nfqueue packets, nflog entries, dumps, ACKs), so held
             frames may be marked SKIP on the kernel backend. Never on

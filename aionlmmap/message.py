@@ -90,6 +90,13 @@ def nlmsg_align(length: int) -> int:
     return (length + 3) & ~3
 
 
+#: ``ReceivedFrame.frame_index`` of a datagram the kernel backend read off
+#: the socket queue for a COPY frame (the ring frame went back at once; the
+#: bytes count against the ring's ``backlog_limit`` until released). -1 is
+#: any other frame that owns its bytes, >= 0 a frame of ring memory.
+COPIED = -2
+
+
 class ReceivedFrame:
     """The bytes of one received datagram and the frame metadata the kernel
     wrote in its ``nl_mmap_hdr`` (or that the emulated backend filled in).

@@ -42,7 +42,7 @@ from .errors import (
     OverrunError,
 )
 from .frames import COPY, NL_MMAP_HDR, SKIP, UNUSED, VALID, RingConfig
-from .message import NLMSGHDR, Message, ReceivedFrame, parse_frame
+from .message import COPIED, NLMSGHDR, Message, ReceivedFrame, parse_frame
 from ._frame_keeping import FrameKeeper
 from ._requests import Requester
 from ._transmit import Transmitter
@@ -146,6 +146,8 @@ class Ring(FrameKeeper, Requester, Transmitter):
         self._slots: list[ReceivedFrame | None] = [None] * rx.frame_nr
         self._lap_scan_budget = 0
         self._backlog_limit = backlog_limit
+        #: bytes of COPY-path datagrams read off the socket and not released
+        self._copied_bytes = 0
         # iterator
         self._unsolicited: deque[Any] = deque()
         self._iter_waiter: asyncio.Future[None] | None = None
@@ -474,8 +476,22 @@ class Ring(FrameKeeper, Requester, Transmitter):
                 data = backend.read_copy(index, length)
                 rx.release(index)
                 stats.copy_frames += 1
-                frame = ReceivedFrame(data, header[2], header[3], header[4], header[5], -1)
+                frame = ReceivedFrame(data, header[2], header[3], header[4], header[5], COPIED)
                 length = len(data)
+                if self._copied_bytes + length > self._backlog_limit and length >= NLMSG_HDRLEN and (frame.group or not _unpack_header(data, 0)[3]):
+                    # Notifications read off the socket queue and not consumed
+                    # yet reached the backlog limit (the kernel sees no
+                    # backpressure: the frame went back at once). Drop this
+                    # one and report an overrun in its place, as the kernel
+                    # does when its queue is full; replies (seq != 0) are
+                    # never dropped.
+                    self._advance()
+                    progressed = True
+                    stats.frames += 1
+                    self._walked += 1  # (the kernel backend places no overrun marks)
+                    self._drop_copied_notification(frame, touched)
+                    continue
+                self._copied_bytes += length
             elif status == SKIP:
                 self._advance()  # held by the user since an earlier lap
                 continue
@@ -739,14 +755,18 @@ class Ring(FrameKeeper, Requester, Transmitter):
                                 frame = entry[6]
                                 frame.pending = 0  # its one message is consumed
                                 if not frame.holds:
-                                    # self._release(frame), inlined: this runs once per message
+                                    # self._release(frame), inlined for ring frames:
+                                    # this runs once per message
                                     index = frame.frame_index
-                                    if index >= 0 and not self._closed and self._slots[index] is frame:
-                                        self._slots[index] = None
-                                        release_frame(index)
-                                        if self._paused:
-                                            self._resume()
-                                    frame.retire()
+                                    if index >= 0:
+                                        if not self._closed and self._slots[index] is frame:
+                                            self._slots[index] = None
+                                            release_frame(index)
+                                            if self._paused:
+                                                self._resume()
+                                        frame.retire()
+                                    else:
+                                        self._release(frame)
                         queue = self._unsolicited  # relief may have replaced it
                         continue
                     frame, messages = entry

@@ -23,6 +23,7 @@ from aionlmmap.constants import (
     RTM_NEWLINK,
     RTNLGRP_LINK,
 )
+from aionlmmap.families.rtnl_codec import decode_link
 from aionlmmap.frames import SKIP, VALID
 from aionlmmap.message import encode_message
 from aionlmmap.testing import SimulatedKernel
@@ -375,3 +376,45 @@ def test_open_passes_skip_is_safe_to_the_kernel_backend(monkeypatch: pytest.Monk
         assert seen == {"skip_is_safe": True} and ring.backend == "emulated"
     finally:
         ring.close()
+
+
+def link_name(msg: Message) -> str:
+    return decode_link(msg.payload, 0, len(msg.payload)).ifname
+
+
+async def test_unread_copy_path_notifications_stay_within_the_backlog_limit() -> None:
+    # Notifications take the COPY path: each is read off the socket queue and
+    # its frame goes back at once, so the kernel never sees a full ring. The
+    # backlog limit bounds what waits for the iterator; past it, the newest
+    # are dropped and an overrun marks the place, after the older ones.
+    kernel = SimulatedKernel()
+    async with kernel.open(groups=[RTNLGRP_LINK], backlog_limit=8192) as ring:
+        kernel.rtnl.add_link("first")
+        async with asyncio.timeout(5):
+            assert link_name(await ring.receive()) == "first"  # the reader runs from here on
+        for index in range(200):
+            kernel.rtnl.add_link(f"c{index}")
+            await asyncio.sleep(0)  # the reader copies each one out
+        await asyncio.sleep(0.05)
+        assert ring.stats.copy_frames == 201
+        assert 0 < ring.stats.dropped_unsolicited < 200
+        assert ring._copied_bytes <= 8192
+        # A request's reply (an ACK, also a COPY frame) is never dropped.
+        async with asyncio.timeout(5):
+            await ring.request(newlink("req0"))
+        names: list[str] = []
+        async with asyncio.timeout(5):
+            with pytest.raises(OverrunError):
+                for _ in range(300):
+                    names.append(link_name(await ring.receive()))
+            assert names == [f"c{index}" for index in range(len(names))]  # the oldest, in order
+            # Dropped: the rest of the 200, and the notification of req0's
+            # link, which came while the backlog was still full.
+            assert len(names) + ring.stats.dropped_unsolicited == 201
+            assert ring.stats.overruns == 1  # one report for the whole run of drops
+            # Past the overrun, notifications flow again.
+            kernel.rtnl.add_link("after")
+            assert link_name(await ring.receive()) == "after"
+        # All released again but the last one's datagram, which the
+        # iterator releases when it steps on.
+        assert 0 < ring._copied_bytes < 1024

@@ -21,7 +21,6 @@ from .message import Message, ReceivedFrame, header_run, parse_frame
 from .protocol import NetlinkProtocol, PendingRequest
 
 
-
 class Requester:
     """The request/dump half of a Ring (state is set up in ``Ring.__init__``)."""
 

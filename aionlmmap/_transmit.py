@@ -163,6 +163,7 @@ class Transmitter:
         tx = self._tx
         backend = self._backend
         touched: list[Any] = []
+        answered = False  # sent requests that wait for answers
         for _ in range(tx.frame_nr + 2):  # bounded
             if self._tx_open is not None:
                 tx.commit(self._tx_open, self._tx_fill)
@@ -182,6 +183,7 @@ class Transmitter:
             sent_owners = [i for i in self._tx_owners if tx.status(i) == UNUSED]
             for i in sent_owners:
                 del self._tx_owners[i]
+            answered = answered or bool(sent_owners)
             if not self._tx_backlog:
                 break
             progressed = False
@@ -196,6 +198,12 @@ class Transmitter:
                 break
         for target in touched:
             self._wake(target)
+        if answered and not self._closed and not self._paused:
+            # netlink_sendmsg() runs the kernel's handlers in our context
+            # (netlink_unicast_kernel -> netlink_rcv_skb): every answer to
+            # what was just sent is queued already. Read them now rather
+            # than after the next epoll round trip.
+            self._drain()
         if not self._tx_backlog and self._tx_open is None:
             waiters = self._drain_waiters
             self._drain_waiters = []

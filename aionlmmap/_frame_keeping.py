@@ -203,15 +203,15 @@ class FrameKeeper:
         self.stats.dropped_unsolicited += len(messages)
         queue = self._unsolicited
         if not (queue and queue[-1][0] is None):
-            self._on_overrun(touched)
+            # Only notifications were lost (replies are never dropped here),
+            # so no barrier is needed to find lost answers.
+            self._report_overrun(touched)
         frame.frame_index = -1
         frame.retire()
 
     # -- overrun ------------------------------------------------------------------
     def _on_overrun(self, touched: list[Any]) -> None:
-        self.stats.overruns += 1
-        self._unsolicited.append((None, OVERRUN))
-        touched.append(self._wake_iterator)
+        self._report_overrun(touched)
         # Replies may have been lost with the dropped messages. Send a
         # barrier (NLMSG_NOOP with NLM_F_ACK: netlink_rcv_skb ACKs control
         # messages): the kernel answers requests on one socket in order, so
@@ -230,6 +230,12 @@ class FrameKeeper:
             self._barrier = barrier
             barrier.messages = list(self._proto.pending.values())  # type: ignore[assignment, arg-type]  # the barrier keeps requests, not replies
             self._queue_tx([request], False, [barrier])
+
+    def _report_overrun(self, touched: list[Any]) -> None:
+        """Mark the place of lost notifications in the iterator's queue."""
+        self.stats.overruns += 1
+        self._unsolicited.append((None, OVERRUN))
+        touched.append(self._wake_iterator)
 
     def _barrier_done(self, touched: list[Any]) -> None:
         barrier = self._barrier

@@ -111,10 +111,7 @@ class Requester:
                 self._queue_tx([barrier_request], False, [barrier])
                 await self._wait_pending(loop, barrier)
             except BaseException:
-                for pending in pendings:
-                    if not pending.finished:
-                        self._proto.cancel(pending)
-                        self._stale_seqs.add(pending.seq)
+                self._abandon(pendings)
                 raise
             batch_error = next((p.error for p in pendings if p.error is not None), None)
             results = []
@@ -160,39 +157,39 @@ class Requester:
         results: list[Any] = []
         try:
             for pending in pendings:
-                while not pending.finished:
-                    waiter = pending.waiter = loop.create_future()
-                    if self._paused:
-                        self._drain()
-                        if pending.finished:
-                            break
-                    await waiter
+                if not pending.finished:
+                    await self._until_finished(loop, pending)
                 results.append(pending.error if pending.error is not None else pending.messages)
         except BaseException:
-            for pending in pendings:
-                if not pending.finished:
-                    self._proto.cancel(pending)
-                    self._stale_seqs.add(pending.seq)
+            self._abandon(pendings)
             raise
         return results
 
     async def _wait_pending(self, loop: asyncio.AbstractEventLoop, pending: PendingRequest) -> list[Message]:
         try:
-            while not pending.finished:
-                waiter = pending.waiter = loop.create_future()
-                if self._paused:
-                    self._drain()
-                    if pending.finished:
-                        break
-                await waiter
+            await self._until_finished(loop, pending)
         except asyncio.CancelledError:
-            if not pending.finished:
-                self._proto.cancel(pending)
-                self._stale_seqs.add(pending.seq)
+            self._abandon([pending])
             raise
         if pending.error is not None:
             raise pending.error
         return pending.messages
+
+    async def _until_finished(self, loop: asyncio.AbstractEventLoop, pending: PendingRequest) -> None:
+        while not pending.finished:
+            waiter = pending.waiter = loop.create_future()
+            if self._paused:
+                self._drain()
+                if pending.finished:
+                    break
+            await waiter
+
+    def _abandon(self, pendings: list[PendingRequest]) -> None:
+        """Give up on the unanswered ones: their answers, if any come, are dropped as stale."""
+        for pending in pendings:
+            if not pending.finished:
+                self._proto.cancel(pending)
+                self._stale_seqs.add(pending.seq)
 
     def dump(self, msg: Message, *, on_interrupt: Literal["raise", "ignore"] = "raise") -> AsyncIterator[Message]:
         """Stream a dump: ``async for m in ring.dump(msg)``.

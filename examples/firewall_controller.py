@@ -92,12 +92,16 @@ class Controller:
             await asyncio.sleep(self.args.batch_interval)
             if not self.to_block:
                 continue
-            batch, self.to_block = sorted(self.to_block), set()
+            batch = sorted(self.to_block)
             assert self.blocklist is not None
             # No generation check: adding elements is safe whatever else changed.
             async with nft.transaction(check_generation=False) as tx:
                 tx.add_elements(self.blocklist, batch)
+            # Only now out of to_block: while the transaction was in flight,
+            # log entries of these sources kept coming and must not count
+            # toward a second block (and a failed commit is retried).
             self.blocked.update(batch)
+            self.to_block.difference_update(batch)
             self.transactions += 1
 
     def status(self) -> dict[str, object]:

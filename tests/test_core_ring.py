@@ -327,12 +327,16 @@ async def test_open_and_close_leak_no_fds(netns: str) -> None:
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-async def test_route_dump_streams_through_a_small_ring(netns: str) -> None:
-    ip(netns, "link", "add", "vr0", "type", "veth", "peer", "name", "vr1")
-    ip(netns, "link", "set", "vr0", "up")
-
-    batch = "".join(f"route add 10.{i // 256}.{i % 256}.1/32 dev vr0\n" for i in range(3000))
+def add_routes(netns: str, device: str, count: int, last_octet: int) -> None:
+    """An up veth ``device`` with ``count`` /32 routes 10.x.y.<last_octet> on it."""
+    ip(netns, "link", "add", device, "type", "veth", "peer", "name", device[:-1] + "1")
+    ip(netns, "link", "set", device, "up")
+    batch = "".join(f"route add 10.{i // 256}.{i % 256}.{last_octet}/32 dev {device}\n" for i in range(count))
     run("ip", "-n", netns, "-batch", "-", input=batch)
+
+
+async def test_route_dump_streams_through_a_small_ring(netns: str) -> None:
+    add_routes(netns, "vr0", 3000, 1)
     async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns, rx=RingConfig.for_frames(36864, 4)) as ring:
         count = 0
         async for msg in ring.dump(getroute_dump()):
@@ -343,10 +347,7 @@ async def test_route_dump_streams_through_a_small_ring(netns: str) -> None:
 
 
 async def test_dump_chunks_hand_out_the_same_messages_a_datagram_at_a_time(netns: str) -> None:
-    ip(netns, "link", "add", "vc0", "type", "veth", "peer", "name", "vc1")
-    ip(netns, "link", "set", "vc0", "up")
-    batch = "".join(f"route add 10.{i // 256}.{i % 256}.2/32 dev vc0\n" for i in range(2000))
-    run("ip", "-n", netns, "-batch", "-", input=batch)
+    add_routes(netns, "vc0", 2000, 2)
     async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns, rx=RingConfig.for_frames(36864, 4)) as ring:
         by_message = [(msg.type, bytes(msg.payload)) async for msg in ring.dump(getroute_dump())]
         by_chunk: list[tuple[int, bytes]] = []

@@ -33,6 +33,7 @@ class Transmitter:
     _tx: FrameRing
     _proto: NetlinkProtocol
     _closed: bool
+    _paused: bool
     _loop: asyncio.AbstractEventLoop | None
     _tx_open: int | None
     _tx_fill: int
@@ -47,6 +48,8 @@ class Transmitter:
         def _attach(self) -> asyncio.AbstractEventLoop: ...
 
         def _wake(self, target: Any) -> None: ...
+
+        def _drain(self) -> None: ...
 
         stats: Any
 

@@ -471,6 +471,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
                     backend.frame_data(index, length) if views is None else views[index][:length], header[2], header[3], header[4], header[5], index
                 )
                 slots[index] = frame
+                over_limit = False
             elif status == COPY:
                 length = header[1]
                 data = backend.read_copy(index, length)
@@ -478,20 +479,15 @@ class Ring(FrameKeeper, Requester, Transmitter):
                 stats.copy_frames += 1
                 frame = ReceivedFrame(data, header[2], header[3], header[4], header[5], COPIED)
                 length = len(data)
-                if self._copied_bytes + length > self._backlog_limit and length >= NLMSG_HDRLEN and (frame.group or not _unpack_header(data, 0)[3]):
-                    # Notifications read off the socket queue and not consumed
-                    # yet reached the backlog limit (the kernel sees no
-                    # backpressure: the frame went back at once). Drop this
-                    # one and report an overrun in its place, as the kernel
-                    # does when its queue is full; replies (seq != 0) are
-                    # never dropped.
-                    self._advance()
-                    progressed = True
-                    stats.frames += 1
-                    self._walked += 1  # (the kernel backend places no overrun marks)
-                    self._drop_copied_notification(frame, touched)
-                    continue
-                self._copied_bytes += length
+                # Notifications read off the socket queue and not consumed
+                # yet may reach the backlog limit (the kernel sees no
+                # backpressure: the frame went back at once). Past it, this
+                # one is dropped below and an overrun reported in its place,
+                # as the kernel does when its queue is full; replies
+                # (seq != 0) are never dropped.
+                over_limit = self._copied_bytes + length > self._backlog_limit and length >= NLMSG_HDRLEN and bool(frame.group or not _unpack_header(data, 0)[3])
+                if not over_limit:
+                    self._copied_bytes += length
             elif status == SKIP:
                 self._advance()  # held by the user since an earlier lap
                 continue
@@ -516,6 +512,9 @@ class Ring(FrameKeeper, Requester, Transmitter):
                 marks.popleft()
                 self._on_overrun(touched)
             self._walked += 1
+            if over_limit:
+                self._drop_copied_notification(frame, touched)
+                continue
             frame.on_hold_change = self._hold_callback
             if length >= NLMSG_HDRLEN and not frame.sender_pid:
                 first = _unpack_header(frame.buffer, 0)

@@ -15,6 +15,7 @@ cases, so ``ipv6_text`` handles them first.
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 __all__ = ["DECIMAL", "DOTTED", "ipv4_text", "ipv6_text"]
 
@@ -32,8 +33,9 @@ _IPV6_TEXTS: dict[bytes, str] = {}
 _IPV6_TEXTS_MAX = 4096
 
 
-def ipv4_text(raw: bytes) -> str:
-    return f"{DOTTED[raw[0]]}{DOTTED[raw[1]]}{DOTTED[raw[2]]}{DECIMAL[raw[3]]}"
+def ipv4_text(buffer: Any, start: int = 0) -> str:
+    """The dotted quad of the 4 bytes at ``buffer[start:]``."""
+    return f"{DOTTED[buffer[start]]}{DOTTED[buffer[start + 1]]}{DOTTED[buffer[start + 2]]}{DECIMAL[buffer[start + 3]]}"
 
 
 def ipv6_text(raw: bytes) -> str:
@@ -42,9 +44,9 @@ def ipv6_text(raw: bytes) -> str:
     if text is None:
         prefix = raw[:12]
         if prefix == _V4_MAPPED_PREFIX:
-            text = "::ffff:" + ipv4_text(raw[12:])
+            text = "::ffff:" + ipv4_text(raw, 12)
         elif prefix == _ZERO_96 and raw[12:14] != _ZERO_16:
-            text = "::" + ipv4_text(raw[12:])
+            text = "::" + ipv4_text(raw, 12)
         else:
             text = ipaddress.IPv6Address(raw).compressed
         if len(_IPV6_TEXTS) < _IPV6_TEXTS_MAX:

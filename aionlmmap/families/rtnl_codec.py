@@ -21,7 +21,7 @@ import attrs
 
 from ..attributes import AttributeBuilder, parse_attributes
 from ..errors import DecodeError
-from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
+from .rtnl_addresses import ipv4_text, ipv6_text
 from .rtnl_constants import (
     AF_INET,
     AF_INET6,
@@ -129,7 +129,7 @@ def format_address(buffer: Any, start: int, end: int) -> str:
     ``rtnl_addresses``)."""
     size = end - start
     if size == 4:
-        return f"{DOTTED[buffer[start]]}{DOTTED[buffer[start + 1]]}{DOTTED[buffer[start + 2]]}{DECIMAL[buffer[start + 3]]}"
+        return ipv4_text(buffer, start)
     if size == 16:
         return ipv6_text(bytes(buffer[start:end]))
     raise DecodeError(f"address attribute of {size} bytes is neither IPv4 (4) nor IPv6 (16)")

@@ -81,8 +81,6 @@ from .rtnl_requests import (
 from .rtnl_route_layout import RouteDecoders, RouteTexts
 from .rtnl_state import KIND_GROUPS, KINDS, MESSAGE_KINDS, StateTracker
 
-#: nlmsg_len and nlmsg_type of the message at an offset (dump_chunks walks)
-
 __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event"]
 
 _RULE_FAMILIES = (AF_INET, AF_INET6)
@@ -187,8 +185,7 @@ class RtnlClient:
         decoders = RouteDecoders(names, decode_route)
         try:
             async for frame, body in self.ring.dump_chunks(request):
-                routes = decoders.walk(frame.buffer, body) if body.__class__ is int else decoders.walk_messages(frame.buffer, body)
-                for route in routes:
+                for route in decoders.chunk(frame, body):
                     yield route
         except FileNotFoundError:
             # ip_valid_fib_dump_req: an IPv4 dump of a table that does not
@@ -207,7 +204,7 @@ class RtnlClient:
         chunk: list[str] = []
         try:
             async for frame, body in self.ring.dump_chunks(request):
-                chunk += texts.walk(frame.buffer, body) if body.__class__ is int else texts.walk_messages(frame.buffer, body)
+                chunk += texts.chunk(frame, body)
                 if len(chunk) >= batch:
                     yield chunk
                     chunk = []

@@ -322,6 +322,12 @@ class _PerDump(Generic[T]):
                 offset += step
         return items
 
+    def chunk(self, frame: Any, body: int | list[Any]) -> list[T]:
+        """The items of one ``Ring.dump_chunks`` step ``(frame, body)``."""
+        if body.__class__ is int:
+            return self.walk(frame.buffer, body)  # type: ignore[arg-type]
+        return self.walk_messages(frame.buffer, body)  # type: ignore[arg-type]
+
     def walk_messages(self, buffer: Any, messages: list[Any]) -> list[T]:
         """The items of the RTM_NEWROUTE messages among ``messages``
         (:class:`Message` tuples, for chunks the ring routed one by one)."""

@@ -11,8 +11,11 @@ nlattr header and every wanted value in a single call, and one generated
 function that unpacks into locals, *checks every nlattr header* against the
 learned ones before trusting the values (on any mismatch it returns None and
 the caller falls back to the generic walk), and writes the Route's slots
-directly (see ``rtnl_objects._RouteUnderConstruction``). A 100,000-route
-dump is then one call, one unpack and one object per route.
+directly (see ``rtnl_objects._RouteUnderConstruction``). A second variant
+reads the nlmsghdr too and checks its length and type the same way:
+:class:`RouteDecoders` steps through a dump chunk with it, so a
+100,000-route dump is then one call, one unpack and one object per route,
+and no header read of its own.
 
 :class:`RouteTexts` goes one step further for ``aionlmmap dump routes
 --json``: per layout, the JSON text of a route is a template (learned from
@@ -34,7 +37,7 @@ from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
 from .rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
 from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source
 
-__all__ = ["decode", "learn", "is_known", "clear", "layout_for", "Decoder", "RouteDecoders", "RouteTexts"]
+__all__ = ["decode", "learn", "is_known", "clear", "Decoder", "RouteDecoders", "RouteTexts"]
 
 #: ``decoder(buffer, start, names)``: the route whose payload starts at
 #: ``start``, or None when the message does not match the learned layout.
@@ -69,13 +72,8 @@ _MAX_TEMPLATES = 4096
 #: "/" or whitespace, dev_valid_name()), and RouteTexts checks that anyway.
 _ADDRESS_MARKER = " /dst/ "
 
-#: ``layout_for(payload_length)``: the learned decoder, or None. The dump
-#: loop calls it directly (one call per route fewer than :func:`decode`).
-layout_for: Callable[[int], Decoder | None] = _layouts.get
-
-
 def clear() -> None:
-    _layouts.clear()  # the same dict: layout_for stays bound to it
+    _layouts.clear()
     _message_decoders.clear()
     _key_segments.clear()
     _text_codes.clear()

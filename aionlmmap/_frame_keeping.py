@@ -84,6 +84,8 @@ class FrameKeeper:
     _barrier: PendingRequest | None
     _loop: asyncio.AbstractEventLoop | None
     _stale_seqs: set[int]
+    _active_dump: PendingRequest | None
+    _dump_slot_waiters: list[asyncio.Future[None]]
     _sock: Any
     #: the kernel's drop count (socket_drops) at the last overrun report
     _drops_seen: int | None
@@ -98,6 +100,8 @@ class FrameKeeper:
         def _queue_tx(self, messages: list[Message], atomic: bool, owners: list[PendingRequest]) -> None: ...
 
         def _wake_iterator(self) -> None: ...
+
+        def _wake_dump_slot(self) -> None: ...
 
     # -- frame release and holds ---------------------------------------------------
     def _batch_done(self, frame: ReceivedFrame) -> None:
@@ -201,6 +205,13 @@ class FrameKeeper:
             waiter = pending.waiter
             if waiter is not None and not waiter.done() and pending not in touched:
                 return True
+        active = self._active_dump
+        if active is not None and active.abandoned and self._wake_dump_slot not in touched and any(not w.done() for w in self._dump_slot_waiters):
+            # A dump waits for the slot of one nobody reads any more: the
+            # kernel sends the rest of the old dump (then NLMSG_DONE, which
+            # frees the slot) only as we read, and frames pinned by unread
+            # notifications stop the producer at its head.
+            return True
         waiter = self._iter_waiter
         return waiter is not None and not waiter.done() and self._wake_iterator not in touched
 
@@ -272,11 +283,15 @@ class FrameKeeper:
             self._proto.cancel(previous)
             self._stale_seqs.add(previous.seq)
             self._barrier = None
-        if self._barrier is None and any(not p.is_dump for p in self._proto.pending.values()):
+        if self._barrier is None and (self._stale_seqs or any(not p.is_dump for p in self._proto.pending.values())):
             request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
             barrier.batch = None
             self._barrier = barrier
-            barrier.messages = list(self._proto.pending.values())  # type: ignore[assignment, arg-type]  # the barrier keeps requests, not replies
+            # The barrier keeps requests, not replies: those in flight, and
+            # the seqs of cancelled ones whose late answers are still to be
+            # dropped (an answer lost in the overrun would keep its seq
+            # waiting forever).
+            barrier.messages = [*self._proto.pending.values(), *self._stale_seqs]  # type: ignore[list-item]
             self._queue_tx([request], False, [barrier])
 
     def _report_overrun(self, touched: list[Any]) -> None:
@@ -300,6 +315,9 @@ class FrameKeeper:
         if barrier is None:
             return
         for pending in barrier.messages:  # the requests in flight when the overrun happened
+            if pending.__class__ is int:
+                self._stale_seqs.discard(pending)  # type: ignore[arg-type]  # answered before the barrier, or lost
+                continue
             if isinstance(pending, PendingRequest) and not pending.finished and not pending.is_dump and pending is not barrier:
                 pending.finished = True
                 pending.error = OverrunError("the reply to this request was lost in a socket overrun (ENOBUFS); retry it")  # type: ignore[assignment]

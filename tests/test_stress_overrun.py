@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import aionlmmap
-from aionlmmap import OverrunError, RingConfig, rtnl
+from aionlmmap import Attributes, OverrunError, RingConfig, rtnl
 from aionlmmap.constants import RTM_DELROUTE, RTM_NEWROUTE, RTNLGRP_IPV4_ROUTE
 from aionlmmap._frame_keeping import socket_drops
 
@@ -211,3 +211,70 @@ async def test_a_resyncing_monitor_as_slow_as_the_storm_ends_exact(netns: str) -
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_each_loss_is_reported_once_where_it_happened_with_its_count(netns: str) -> None:
+    # Routes are added in order, in bursts with pauses, to a consumer too
+    # slow for them: several separate losses. The received routes must be
+    # in order, and between two received routes (and before the first,
+    # after the last) the routes missing must be exactly the count of the
+    # overrun reports standing there: each loss is reported once, in its
+    # place, with the number the kernel dropped.
+    seed = seed_of("ordered bursts at 1 ms per message")
+    rng = random.Random(seed)
+    route_device(netns)
+    count, burst = 9000, 1500
+    events: list[int | OverrunError] = []  # route index, or the report
+    last = [time.monotonic()]
+    # a small ring and socket buffer: each burst overruns, each pause drains
+    async with aionlmmap.open(
+        aionlmmap.NETLINK_ROUTE, groups=[RTNLGRP_IPV4_ROUTE], netns=netns, rcvbuf=65536, rx=RingConfig.for_frames(4096, 16)
+    ) as ring:
+
+        async def record() -> None:
+            while True:
+                try:
+                    async for msg in ring:
+                        dst = Attributes(msg.payload, 12).get_bytes(1)
+                        assert dst is not None and dst[0] == 10
+                        events.append(dst[1] * 256 + dst[2])
+                        last[0] = time.monotonic()
+                        if rng.random() < 0.5:
+                            await asyncio.sleep(0.001)
+                        else:
+                            end = time.perf_counter() + 0.001
+                            while time.perf_counter() < end:
+                                pass
+                except OverrunError as exc:
+                    events.append(exc)
+                    last[0] = time.monotonic()
+
+        task = asyncio.create_task(record())
+        try:
+            lines = storm_batch(count, 1).splitlines(keepends=True)
+            for first in range(0, count, burst):
+                await asyncio.to_thread(run, "ip", "-n", netns, "-batch", "-", input="".join(lines[first : first + burst]))
+                await asyncio.sleep(0.3)
+            deadline = time.monotonic() + 60
+            while time.monotonic() - last[0] < 1.0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        drops = socket_drops(ring._sock)
+    reports = [event for event in events if isinstance(event, OverrunError)]
+    received = [event for event in events if isinstance(event, int)]
+    print(f"sent {count} in bursts of {burst}: received {len(received)}, {len(reports)} reports of {[r.lost for r in reports]}, kernel drops {drops}")
+    assert len(reports) >= 2, "the bursts did not overrun separately; the test proves little"
+    assert received == sorted(received) and len(set(received)) == len(received)
+    expected = -1
+    pending_lost = 0
+    for event in [*events, count]:  # `count`: one past the last route
+        if isinstance(event, OverrunError):
+            assert event.lost is not None
+            assert event.lost > 0, "a report without a loss"
+            pending_lost += event.lost
+            continue
+        assert event - expected - 1 == pending_lost, f"{event - expected - 1} routes missing before route {event}, {pending_lost} reported"
+        expected, pending_lost = event, 0

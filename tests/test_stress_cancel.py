@@ -249,3 +249,17 @@ async def test_a_dump_that_cannot_be_sent_holds_no_slot(netns: str) -> None:
         assert leftovers(ring) == {}
         async with asyncio.timeout(10):
             assert len(await ring.dump_all(getlink_dump())) == 1
+
+
+async def test_a_suspended_dump_iterator_holds_the_slot_until_closed(netns: str) -> None:
+    # What docs/ring.md says a kept, never-resumed dump iterator does.
+    ip(netns, "link", "add", "sx0", "type", "veth", "peer", "name", "sx1")
+    async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns) as ring:
+        kept = ring.dump(getlink_dump())
+        await anext(kept)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ring.dump_all(getlink_dump()), 0.3)
+        await kept.aclose()
+        async with asyncio.timeout(10):
+            assert len(await ring.dump_all(getlink_dump())) == 3
+        assert leftovers(ring) == {}

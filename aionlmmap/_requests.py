@@ -58,10 +58,22 @@ class Requester:
         slots = self._request_slots()
         await slots.acquire()
         try:
-            request, pending = self._proto.start(msg, dump=False, ack=ack)
-            return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
+            requests, pendings = self._admit([msg], ack=ack)
+            return await self._await_requests(loop, requests, pendings, atomic=False)[0]  # type: ignore[no-any-return]
         finally:
             slots.release()
+
+    def _admit(self, messages: Sequence[Message], *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
+        """The one place a request is admitted: each message gets its seq
+        and its pending state, right before it is queued for sending (a
+        request admitted and never sent would wait for an answer forever)."""
+        requests: list[Message] = []
+        pendings: list[PendingRequest] = []
+        for msg in messages:
+            request, pending = self._proto.start(msg, dump=False, ack=ack)
+            requests.append(request)
+            pendings.append(pending)
+        return requests, pendings
 
     def _request_slots(self) -> asyncio.Semaphore:
         # The kernel answers a whole datagram of requests before we read a
@@ -89,29 +101,26 @@ class Requester:
         unanswered share the batch's first error, or succeed with no reply
         if there was none."""
         loop = self._attach()
-        requests: list[Message] = []
-        pendings: list[PendingRequest] = []
-        for msg in messages:
-            request, pending = self._proto.start(msg, dump=False)
-            requests.append(request)
-            pendings.append(pending)
         if not atomic:
             results = []
             step = self.max_in_flight
-            for first in range(0, len(requests), step):
-                chunk = pendings[first : first + step]
-                self._send_requests(requests[first : first + step], chunk)
+            for first in range(0, len(messages), step):
+                # Admitted a chunk at a time: a cancellation between chunks
+                # leaves none of the later ones waiting.
+                requests, chunk = self._admit(messages[first : first + step])
+                self._send_requests(requests, chunk)
                 results += await self._wait_all(loop, chunk)
         else:
+            requests, pendings = self._admit(messages)
             for pending in pendings:
                 pending.batch = pendings
-            barrier_request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
+            barrier_requests, barriers = self._admit([Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK)])
             try:
                 self._queue_tx(requests, True, pendings)
-                self._queue_tx([barrier_request], False, [barrier])
-                await self._wait_pending(loop, barrier)
+                self._queue_tx(barrier_requests, False, barriers)
+                await self._wait_pending(loop, barriers[0])
             except BaseException:
-                self._abandon(pendings)
+                self._abandon(pendings + barriers)
                 raise
             batch_error = next((p.error for p in pendings if p.error is not None), None)
             results = []
@@ -249,10 +258,25 @@ class Requester:
         while self._active_dump is not None:
             waiter = loop.create_future()
             self._dump_slot_waiters.append(waiter)
-            await waiter
+            if self._paused:
+                # The reader may be paused behind the frames of notifications
+                # nobody reads; a drain copies them out if the dump ahead was
+                # abandoned (see _starving), so its end can arrive.
+                self._drain()
+            try:
+                await waiter
+            finally:
+                if waiter in self._dump_slot_waiters:
+                    self._dump_slot_waiters.remove(waiter)
             if self._closed:
                 raise ClosedResourceError("the ring is closed")
         request, pending = self._proto.start(msg, dump=True)
+        try:
+            self._queue_tx([request], False, [pending])
+        except BaseException:
+            # Never sent (too large, ring closed): it holds no slot.
+            self._proto.cancel(pending)
+            raise
         self._active_dump = pending
         # (frame, parsed messages) from the slow path, or (frame, length)
         # for a whole dump chunk handed over unparsed by _walk.
@@ -261,7 +285,6 @@ class Requester:
         new = tuple.__new__
         stats = self.stats
         try:
-            self._queue_tx([request], False, [pending])
             while True:
                 while batches:
                     frame, body = batches.popleft()

@@ -320,3 +320,26 @@ async def test_open_and_close_leak_no_fds(world: Any) -> None:
         async with world.open(groups=[RTNLGRP_LINK]) as ring:
             await ring.request(getlink("lo"))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_many_concurrent_requests_on_a_small_ring_all_get_their_answers(world: Any) -> None:
+    # The kernel ring builds every answer in a frame and drops it when none
+    # is free (fact c.8): requests in flight are bounded by free frames
+    # there, by the receive buffer on the emulated ring. No caller may see
+    # a lost answer either way.
+    async with world.open(rx=RingConfig.for_frames(8192, 4), rcvbuf=4 << 20) as ring:
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(
+                *(ring.request(world.newlink(f"pm{i}")) for i in range(60)),
+                *(ring.request(getlink("lo")) for _ in range(20)),
+                ring.request_many([world.newlink(f"pr{i}") for i in range(30)]),
+                dump_names(ring),
+                return_exceptions=True,
+            )
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert results[:60] == [[]] * 60
+        assert all(link_name(r[0]) == "lo" for r in results[60:80])  # type: ignore[index]
+        assert results[80] == [[]] * 30
+        assert ring.stats.overruns == 0
+        names = set(await dump_names(ring))
+        assert {f"pm{i}" for i in range(60)} | {f"pr{i}" for i in range(30)} <= names

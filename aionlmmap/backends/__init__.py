@@ -90,3 +90,9 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Optional: ``answer_room(start) -> int``, on backends where every answer
+    # needs a free RX frame at the moment the kernel builds it (the kernel
+    # ring, fact c.8): how many answers fit now, counted from the next frame
+    # the ring walks. Backends whose answers queue on the socket (emulated,
+    # uring) leave it out: the receive buffer bounds them (max_in_flight).

@@ -1,9 +1,9 @@
-"""One behavioural suite, two worlds: the emulated backend over the real
-kernel (inside a throwaway namespace) and the kernel ring backend over
-aionlmmap.testing's simulated Linux 4.4 kernel. Passing in both is what says
-the two backends behave the same behind the Ring API.
+"""One behavioural suite, three worlds: the emulated and the uring backends
+over the real kernel (inside a throwaway namespace) and the kernel ring
+backend over aionlmmap.testing's simulated Linux 4.4 kernel. Passing in all
+is what says the backends behave the same behind the Ring API.
 
-Every test also runs on asyncio and uvloop (conftest), so four times.
+Every test also runs on asyncio and uvloop (conftest), so six times.
 """
 
 from __future__ import annotations
@@ -41,15 +41,14 @@ IFINFOMSG = struct.Struct("=BxHiII")
 
 
 class RealWorld:
-    """The emulated backend on this machine's kernel, in a namespace."""
+    """The emulated (or uring) backend on this machine's kernel, in a namespace."""
 
-    backend = "emulated"
-
-    def __init__(self, netns: str) -> None:
+    def __init__(self, netns: str, backend: str = "emulated") -> None:
         self.netns = netns
+        self.backend = backend
 
     def open(self, **kwargs: Any) -> aionlmmap.Ring:
-        return aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=self.netns, backend="emulated", **kwargs)
+        return aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=self.netns, backend=self.backend, **kwargs)  # type: ignore[arg-type]
 
     async def add_links(self, *names: str) -> None:
         # veth pairs: this kernel has no dummy module; the peer gets a "p" suffix.
@@ -87,10 +86,12 @@ class SimulatedWorld:
         return Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, payload=payload)
 
 
-@pytest.fixture(params=["emulated-real-kernel", "kernel-simulated-kernel"])
+@pytest.fixture(params=["emulated-real-kernel", "uring-real-kernel", "kernel-simulated-kernel"])
 def world(request: pytest.FixtureRequest) -> Iterator[RealWorld | SimulatedWorld]:
     if request.param == "emulated-real-kernel":
         yield RealWorld(request.getfixturevalue("netns"))
+    elif request.param == "uring-real-kernel":
+        yield RealWorld(request.getfixturevalue("netns"), "uring")
     else:
         yield SimulatedWorld()
 

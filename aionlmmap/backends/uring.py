@@ -19,8 +19,9 @@ How it maps onto frames (the Ring above is unchanged):
   io_uring_recvmsg_out``, the sender's ``sockaddr_nl`` and the control
   messages (NETLINK_PKTINFO: the group; SCM_CREDENTIALS) in front of the
   datagram, and we fill nm_len, nm_group, nm_pid, nm_uid, nm_gid from them.
-  The datagram starts ``_PREFIX`` bytes into the data area
-  (:meth:`UringBackend.frame_data`).
+  The buffer starts 60 bytes before the frame header, so that the datagram
+  lands at +24 and the header is not touched (with SO_PASSCRED the prefix
+  goes into the data area instead, see ``_in_place``).
 - Releasing a frame makes it UNUSED; it is provided again when the receive
   next ends. ``hold()`` marks it SKIP: it stays out of the buffer ring.
 - A dry buffer ring ends the multishot receive (-ENOBUFS without F_MORE,
@@ -75,6 +76,7 @@ _SEND = 1 << 61  #: user_data of a send: | TX frame index
 _CANCEL = 1 << 60
 _IORING_OP_ASYNC_CANCEL = 14
 _MAX_RECV_ERRORS = 16  #: re-arms after unexpected errors in a row before the reader gives up
+_U32 = struct.Struct("=I")
 _pack_header_into = NL_MMAP_HDR.pack_into
 _unpack_out = RECVMSG_OUT.unpack_from
 _unpack_cmsg = _CMSG_HDR.unpack_from
@@ -118,22 +120,39 @@ class UringBackend:
         rx_config.validate()
         tx_config.validate()
         if rx_config.data_size <= _PREFIX:
-            raise ValueError(f"RX frames of {rx_config.frame_size} bytes leave no room behind the {_PREFIX}-byte receive header")
+            raise ValueError(f"RX frames of {rx_config.frame_size} bytes leave no room beside the {_PREFIX}-byte receive header")
         self._sock = sock
         self._fd = sock.fileno()
         self.rx_config = rx_config
         self.tx_config = tx_config
-        self._memory = mmap.mmap(-1, rx_config.ring_size + tx_config.ring_size)
+        # Where the kernel's prefix goes. Without SO_PASSCRED it writes
+        # recvmsg_out, the address and the PKTINFO message in the 60 bytes
+        # before the frame header (the unused tail of the frame before: a
+        # datagram there ends sooner, see _capacity) and the header itself
+        # stays ours, so the datagram lands at +24 like every other
+        # backend's, and the Ring's fast paths (rx_views) apply. With
+        # credentials the control messages would reach into the header, so
+        # the whole prefix goes into the data area instead (frame_data).
+        self._in_place = not sock.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED)
+        lead = mmap.PAGESIZE  # room for frame 0's prefix
+        self._memory = mmap.mmap(-1, lead + rx_config.ring_size + tx_config.ring_size)
         self._base, self._anchor = sys_.address_of(self._memory)
         view = memoryview(self._memory)
         self._view = view
-        self.rx = _UringRxRing(self._memory, rx_config, 0)
+        self.rx = _UringRxRing(self._memory, rx_config, lead)
         self.rx.starved_eventfd = -1
-        self.tx = FrameRing(self._memory, tx_config, rx_config.ring_size)
+        self.tx = FrameRing(self._memory, tx_config, lead + rx_config.ring_size)
         rx_data = rx_config.data_size
         self._rx_data = [view[self.rx.data_offset(i) : self.rx.data_offset(i) + rx_data] for i in range(rx_config.frame_nr)]
         self._tx_data = [view[self.tx.data_offset(i) : self.tx.data_offset(i) + tx_config.data_size] for i in range(tx_config.frame_nr)]
-        self._capacity = rx_data - _PREFIX
+        if self._in_place:
+            self._buffer_at = [self.rx.data_offset(i) - _PREFIX for i in range(rx_config.frame_nr)]
+            self._buffer_size = rx_config.frame_size
+            self.rx_views = self._rx_data
+        else:
+            self._buffer_at = [self.rx.data_offset(i) for i in range(rx_config.frame_nr)]
+            self._buffer_size = rx_data
+        self._capacity = self._buffer_size - _PREFIX
         entries = _next_power_of_two(tx_config.frame_nr + 4)
         try:
             self._uring = uring or Uring(entries, _next_power_of_two(2 * (rx_config.frame_nr + tx_config.frame_nr) + 8), _next_power_of_two(rx_config.frame_nr))
@@ -220,7 +239,7 @@ class UringBackend:
                 break
             status = rx.status(index)
             if status == UNUSED:
-                uring.provide(self._base + rx.data_offset(index), self.rx_config.data_size, index)
+                uring.provide(self._base + self._buffer_at[index], self._buffer_size, index)
                 provided[index] = True
                 self._in_kernel.append(index)
                 added += 1
@@ -287,22 +306,23 @@ class UringBackend:
             # our bookkeeping is wrong: better loud than misrouted.
             raise RuntimeError(f"io_uring used buffer {index} where frame {expected} was next")
         self._provided[index] = False
-        data = self._rx_data[index]
-        _namelen, control_length, payload_length, msg_flags = _unpack_out(data, 0)
-        sender = struct.unpack_from("=I", data, RECVMSG_OUT.size + 4)[0]
+        memory = self._memory
+        start = self._buffer_at[index]
+        _namelen, control_length, payload_length, msg_flags = _unpack_out(memory, start)
+        sender = _U32.unpack_from(memory, start + RECVMSG_OUT.size + 4)[0]
         group = uid = gid = 0
-        offset = RECVMSG_OUT.size + _SOCKADDR_NL
+        offset = start + RECVMSG_OUT.size + _SOCKADDR_NL
         end = offset + min(control_length, _CONTROL_SPACE)
         for _ in range(4):  # at most PKTINFO and credentials
             if end - offset < _CMSG_HDR.size:
                 break
-            length, level, kind = _unpack_cmsg(data, offset)
+            length, level, kind = _unpack_cmsg(memory, offset)
             if length < _CMSG_HDR.size or offset + length > end:
                 break
             if level == SOL_NETLINK and kind == NETLINK_PKTINFO:
-                group = PKTINFO.unpack_from(data, offset + _CMSG_HDR.size)[0]
+                group = PKTINFO.unpack_from(memory, offset + _CMSG_HDR.size)[0]
             elif level == socket.SOL_SOCKET and kind == _SCM_CREDENTIALS:
-                _pid, uid, gid = UCRED.unpack_from(data, offset + _CMSG_HDR.size)
+                _pid, uid, gid = UCRED.unpack_from(memory, offset + _CMSG_HDR.size)
             offset += (length + 7) & ~7
         copied = res - _PREFIX
         if msg_flags & socket.MSG_TRUNC or copied < payload_length or copied < 0:
@@ -317,6 +337,8 @@ class UringBackend:
         return False  # placed in the stream through overrun_marks
 
     def frame_data(self, index: int, length: int) -> memoryview:
+        if self._in_place:
+            return self._rx_data[index][:length]
         return self._rx_data[index][_PREFIX : _PREFIX + length]
 
     def read_copy(self, index: int, length: int) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import mmap
 import os
 import socket
 import struct
@@ -307,3 +308,44 @@ async def test_many_sends_go_out_in_one_enter() -> None:
             ring.send_nowait(Message(RTM_NEWLINK, 0, payload=bytes(16 + i)), atomic=True)
         await ring.drain()
         assert len(uring.sent) == 3 and uring.enters - before == 1
+
+
+# -- what the kernel does: a socket overrun in a multishot receive -------------------------------
+def test_a_socket_overrun_ends_the_multishot_receive_with_enobufs_and_no_buffer() -> None:
+    """Found out here (Linux 6.x): netlink_overrun() sets sk_err; the armed
+    multishot RECVMSG meets it in skb_recv_datagram and completes with
+    -ENOBUFS, without IORING_CQE_F_MORE and without a buffer (the buffer it
+    picked goes back). Armed again, it delivers what was queued before."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
+    uring = _uring_sys.Uring(8, 64, 4)
+    memory = mmap.mmap(-1, 4 * 4096)
+    address, anchor = _uring_sys.address_of(memory)
+    header = bytearray(56)
+    header_buffer = (ctypes.c_char * 56).from_buffer(header)
+    try:
+        sock.bind((0, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        noop_ack = struct.pack("=IHHII", 16, 1, NLM_F_REQUEST | 0x4, 7, 0)
+        for _ in range(200):  # ACKs pile up unread until the receive buffer overflows
+            sock.send(noop_ack)
+        for bid in range(4):
+            uring.provide(address + bid * 4096, 4096, bid)
+        uring.publish_buffers()
+
+        def arm() -> list[tuple[int, int, int]]:
+            uring.prepare(_uring_sys.IORING_OP_RECVMSG, sock.fileno(), ctypes.addressof(header_buffer), 0, 1,
+                          flags=_uring_sys.IOSQE_BUFFER_SELECT, ioprio=_uring_sys.IORING_RECV_MULTISHOT)
+            uring.submit(wait=1)
+            return uring.completions()
+
+        first = arm()
+        assert first[0][1] == -errno.ENOBUFS
+        assert not first[0][2] & (_uring_sys.IORING_CQE_F_MORE | _uring_sys.IORING_CQE_F_BUFFER)
+        again = arm()  # sk_err was cleared by the receive: the queued ACKs come now
+        assert again and again[0][1] > 0 and again[0][2] & _uring_sys.IORING_CQE_F_BUFFER
+        assert (again[0][2] >> 16) == 0  # the first buffer, which the failed receive gave back
+    finally:
+        del header_buffer, anchor
+        uring.close()
+        memory.close()
+        sock.close()

@@ -112,13 +112,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=100_000, help="route events in the storm (adds and deletes)")
+    parser.add_argument("--scenarios", default="dump,storm", help="comma-separated: dump, storm")
     options = parser.parse_args()
+    scenarios = options.scenarios.split(",")
     if shutil.which("strace") is None:
         raise SystemExit("strace is needed: apt-get install strace")
     rows: list[dict[str, Any]] = []
+    if "dump" in scenarios:
+        rows += _dumps(options.routes)
+    if "storm" in scenarios:
+        rows += _storms(options.events)
+    print(f"{'scenario':8} {'contestant':10} {'messages':>9} {'rate/s':>10} {'syscalls/1000':>14}  top calls per 1000 messages")
+    for row in rows:
+        print(f"{row['scenario']:8} {row['contestant']:10} {row['messages']:>9} {row['rate']:>10.0f} {row['syscalls_per_1000']:>14.1f}  {row['top']}")
+    print(json.dumps(rows))
+
+
+def _dumps(routes: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     with namespace("uring-dump") as space:
         space.add_route_device()
-        space.add_routes(options.routes)
+        space.add_routes(routes)
         for name in (*BACKENDS, "c"):
             if name == "c":
                 timed, _ = _c_child(space, "dump", False, 0)
@@ -127,7 +141,12 @@ def main() -> None:
                 timed, _ = _python_child(space, "dump", name, False, 0)
                 traced, counts = _python_child(space, "dump", name, True, 0)
             rows.append(_row(name, "dump", timed, counts, traced))
-    storm_n = options.events // 2
+    return rows
+
+
+def _storms(events: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    storm_n = events // 2
     for name in (*BACKENDS, "c"):
         results = []
         for traced_run in (False, True):
@@ -138,10 +157,7 @@ def main() -> None:
                 else:
                     results.append(_python_child(space, "storm", name, traced_run, storm_n))
         rows.append(_row(name, "storm", results[0][0], results[1][1], results[1][0]))
-    print(f"{'scenario':8} {'contestant':10} {'messages':>9} {'rate/s':>10} {'syscalls/1000':>14}  top calls per 1000 messages")
-    for row in rows:
-        print(f"{row['scenario']:8} {row['contestant']:10} {row['messages']:>9} {row['rate']:>10.0f} {row['syscalls_per_1000']:>14.1f}  {row['top']}")
-    print(json.dumps(rows))
+    return rows
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ class ScriptedUring:
         self.pending_sqes: list[tuple[int, int, int, int]] = []
         self.eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.enters = 0
+        self.sk_err = False  #: netlink_overrun() happened: the next receive fails with it
 
     def register_eventfd(self) -> int:
         return self.eventfd
@@ -145,6 +146,9 @@ class ScriptedUring:
         for opcode, address, length, user_data in sqes:
             if opcode == _uring_sys.IORING_OP_RECVMSG:
                 self.armed = True
+                if self.sk_err and self.buffers:
+                    self.sk_err = False
+                    self.overrun()
                 self._run()
             elif opcode == _uring_sys.IORING_OP_SEND:
                 self.sent.append(ctypes.string_at(address, length))
@@ -232,6 +236,19 @@ async def test_an_enobufs_completion_with_buffers_left_is_an_overrun_in_its_plac
         await asyncio.sleep(0.01)  # the backend re-arms
         uring.deliver(newlink_event(3))
         assert await receive_all(ring, 4) == [1, 2, "overrun", 3]
+        assert ring.stats.overruns == 1
+
+
+async def test_an_overrun_while_dry_is_reported_after_the_datagrams_queued_before_it() -> None:
+    ring, uring = scripted_ring(frames=4)
+    async with ring:
+        for seq in range(1, 7):
+            uring.deliver(newlink_event(seq))  # 1-4 in frames, 5-6 queued: dry
+        uring.sk_err = True  # then the socket queue overflowed: 5 and 6 are older than the loss
+        got = await receive_all(ring, 7)
+        uring.deliver(newlink_event(7))
+        got += await receive_all(ring, 1)
+        assert got[:7] == [1, 2, 3, 4, 5, 6, "overrun"] and got[7:] == [7]
         assert ring.stats.overruns == 1
 
 

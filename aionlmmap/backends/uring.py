@@ -27,14 +27,16 @@ How it maps onto frames (the Ring above is unchanged):
 - A dry buffer ring ends the multishot receive (-ENOBUFS without F_MORE,
   no buffer consumed): datagrams wait in the socket's receive queue; the
   free frames are provided and the receive armed again (one
-  ``io_uring_enter`` per lap of the ring). With no free frame, a release
-  writes the eventfd so that the loop wakes to do it.
+  ``io_uring_enter`` per lap of the ring). With no free frame, the first
+  release schedules that on the loop (call_soon: no syscall to wake it).
 - Buffers are provided only while nothing is armed, so the frames we count
   as the kernel's are exactly the ones it has. -ENOBUFS while it had some
   is then the socket's own overrun (netlink_overrun set sk_err; the receive
-  met it in skb_recv_datagram, which clears it): reported as an overrun at
-  that point of the stream. A socket overrun while the ring is dry stays in
-  sk_err and comes out on the next receive.
+  met it in skb_recv_datagram, which clears it). The socket drops all new
+  datagrams until its queue is read empty, so what is queued is older than
+  the loss: the overrun is placed once the re-armed receive has caught up.
+  A socket overrun while the ring is dry stays in sk_err and comes out on
+  the next receive.
 - A datagram larger than a frame's data area minus the prefix comes with
   MSG_TRUNC: counted in ``truncated`` and delivered as an empty frame.
 - TX: every VALID TX frame becomes one ``IORING_OP_SEND`` (a datagram), all
@@ -43,6 +45,7 @@ How it maps onto frames (the Ring above is unchanged):
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import logging
@@ -83,21 +86,16 @@ _unpack_cmsg = _CMSG_HDR.unpack_from
 
 
 class _UringRxRing(FrameRing):
-    """The RX ring, with a wake-up on release while the receive is starved."""
+    """The RX ring, calling back on the first release while the receive is
+    starved (buffer ring dry, no free frame to provide)."""
 
-    __slots__ = ("starved_eventfd",)
+    __slots__ = ("starved", "on_starved_release")
 
     def release(self, index: int) -> None:
         super().release(index)
-        efd = self.starved_eventfd
-        if efd >= 0:
-            # The buffer ring ran dry and nothing is armed: wake the loop so
-            # that fill() provides this frame and arms the receive again.
-            self.starved_eventfd = -1
-            try:
-                os.eventfd_write(efd, 1)
-            except OSError:
-                pass
+        if self.starved:
+            self.starved = False
+            self.on_starved_release()
 
 
 def _next_power_of_two(value: int) -> int:
@@ -140,7 +138,8 @@ class UringBackend:
         view = memoryview(self._memory)
         self._view = view
         self.rx = _UringRxRing(self._memory, rx_config, lead)
-        self.rx.starved_eventfd = -1
+        self.rx.starved = False
+        self.rx.on_starved_release = self._schedule_refill
         self.tx = FrameRing(self._memory, tx_config, lead + rx_config.ring_size)
         rx_data = rx_config.data_size
         self._rx_data = [view[self.rx.data_offset(i) : self.rx.data_offset(i) + rx_data] for i in range(rx_config.frame_nr)]
@@ -173,6 +172,7 @@ class UringBackend:
         self._provided = [False] * rx_config.frame_nr
         self._producer = 0  #: the next frame to provide
         self._armed = False
+        self._overrun_pending = False
         self._recv_errors = 0
         self.solo_frames: set[int] = set()
         self.frames_produced = 0
@@ -223,10 +223,36 @@ class UringBackend:
                 break
             self._arm()  # runs at once on what the socket holds
             self._reap()
+        if self._overrun_pending and self._armed:
+            # Armed again and caught up (an armed receive posts what is
+            # queued at once): the loss lies after what came so far.
+            self._overrun_pending = False
+            self.overrun_marks.append(self.frames_produced)
         full = not self._armed and not self._in_kernel
-        if full:
-            self.rx.starved_eventfd = self._eventfd
+        self.rx.starved = full
         return full
+
+    def _schedule_refill(self) -> None:
+        # A frame came back while nothing is armed: provide it and arm the
+        # receive once the consumer's current step is over (more frames are
+        # usually released by then), from the loop, without a syscall to
+        # wake it. Outside a loop, wake the loop through the eventfd.
+        try:
+            asyncio.get_running_loop().call_soon(self._refill)
+        except RuntimeError:
+            try:
+                os.eventfd_write(self._eventfd, 1)
+            except OSError:
+                pass
+
+    def _refill(self) -> None:
+        if self._closed or self._armed:
+            return
+        self._provide()
+        if self._in_kernel:
+            self._arm()  # what it posts wakes the loop (eventfd) for fill()
+        else:
+            self.rx.starved = True
 
     def _provide(self) -> None:
         rx = self.rx
@@ -285,9 +311,13 @@ class UringBackend:
             if res == -errno.ENOBUFS:
                 if self._in_kernel:
                     # Buffers were there: the socket itself dropped messages
-                    # (sk_err = ENOBUFS, reported once by the receive).
+                    # (sk_err = ENOBUFS, reported once by the receive). While
+                    # congested the socket drops everything new
+                    # (NETLINK_S_CONGESTED until the queue is read empty),
+                    # so what is queued now is older than the loss: the
+                    # report goes where the queue has run empty (fill).
                     self.overruns += 1
-                    self.overrun_marks.append(self.frames_produced)
+                    self._overrun_pending = True
                 else:
                     self.dry_rings += 1
             elif res != -errno.ECANCELED and res != -errno.EINTR:
@@ -403,7 +433,7 @@ class UringBackend:
         if self._closed:
             return
         self._closed = True
-        self.rx.starved_eventfd = -1
+        self.rx.starved = False
         uring = self._uring
         try:
             if self._armed:

@@ -68,8 +68,8 @@ class Requester:
         ``seq`` and ``pid`` are set by the ring; NLM_F_REQUEST is added, and
         NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
         loop = self._attach()
-        cost = self._answer_cost(msg) if ack else 1
-        _count, answers = await self._admit(loop, [cost], whole=True)
+        costs = self._answer_costs([msg]) if ack else [1]
+        _count, answers = await self._admit(loop, costs, whole=True)
         try:
             request, pending = self._proto.start(msg, dump=False, ack=ack)
             return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
@@ -87,22 +87,21 @@ class Requester:
     #   answer needs the head frame too). The backend's answer_room() counts
     #   them; a request is admitted when its answers fit beside those of the
     #   requests already in flight.
-    def _answer_cost(self, msg: Message) -> int:
-        """Answers a request with NLM_F_ACK may get, each needing a frame:
-        the ACK, plus a reply for rtnetlink GET requests (type & 3 == 2) and
-        NLM_F_ECHO, or the notification of a change on a subscribed ring.
-        Other families' request types are not known here: two."""
-        if msg.flags & NLM_F_ECHO:
-            return 2
-        if self.protocol == NETLINK_ROUTE:
-            if msg.type >= NLMSG_MIN_TYPE and msg.type & 3 == 2:
-                return 2
-            # A change notifies its group before it is ACKed (rtnl_notify in
-            # the handler, netlink_ack after it): on a ring that joined
-            # groups, that notification takes a frame too.
-            subscribed = getattr(self._backend, "subscribed", None)
-            return 2 if subscribed is not None and subscribed() else 1
-        return 2
+    def _answer_costs(self, messages: Sequence[Message]) -> list[int]:
+        """Answers each request with NLM_F_ACK may get, each needing a frame
+        on the kernel ring: the ACK, plus a reply for rtnetlink GET requests
+        (type & 3 == 2) and NLM_F_ECHO, or the notification of a change on a
+        subscribed ring. Other families' request types are not known here:
+        two. Elsewhere only the count of requests matters: one each."""
+        if not hasattr(self._backend, "answer_room"):
+            return [1] * len(messages)
+        if self.protocol != NETLINK_ROUTE:
+            return [2] * len(messages)
+        # A change notifies its group before it is ACKed (rtnl_notify in the
+        # handler, netlink_ack after it): on a ring that joined groups, that
+        # notification takes a frame too.
+        change = 2 if self._backend.subscribed() else 1
+        return [2 if msg.flags & NLM_F_ECHO or (msg.type >= NLMSG_MIN_TYPE and msg.type & 3 == 2) else change for msg in messages]
 
     def _frame_room(self) -> int | None:
         """Answers the kernel ring can take now (None: not a frame-bound backend)."""
@@ -232,7 +231,7 @@ class Requester:
             request, pending = self._proto.start(msg, dump=False)
             requests.append(request)
             pendings.append(pending)
-        costs = [self._answer_cost(msg) for msg in messages]
+        costs = self._answer_costs(messages)
         if not atomic:
             results = []
             first = 0
@@ -255,12 +254,15 @@ class Requester:
         else:
             for pending in pendings:
                 pending.batch = pendings
-            barrier_request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
-            admitted = (0, 0)
             try:
                 # Every member's answers and the barrier's ACK come back in
                 # one sendmsg (nfnetlink_rcv_batch): they need room at once.
                 admitted = await self._admit(loop, costs + [1], whole=True)
+            except BaseException:
+                self._abandon(pendings)
+                raise
+            barrier_request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
+            try:
                 self._queue_tx(requests, True, pendings)
                 self._queue_tx([barrier_request], False, [barrier])
                 await self._wait_pending(loop, barrier)

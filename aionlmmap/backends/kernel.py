@@ -364,8 +364,10 @@ class KernelBackend:
 
     def subscribed(self) -> bool:
         """The socket joined a multicast group: a change it requests may be
-        notified to it as well (a frame more per request, see answer_room)."""
-        return bool(self._sys.subscribed())
+        notified to it as well (a frame more per request, see answer_room).
+        A syscalls object that cannot tell counts as subscribed."""
+        ask = getattr(self._sys, "subscribed", None)
+        return True if ask is None else bool(ask())
 
     def take_overrun(self) -> bool:
         pending = self._overrun_pending

@@ -173,6 +173,7 @@ class UringBackend:
         self._producer = 0  #: the next frame to provide
         self._armed = False
         self._overrun_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._recv_errors = 0
         self.solo_frames: set[int] = set()
         self.frames_produced = 0
@@ -201,6 +202,13 @@ class UringBackend:
         may copy frames out for a starving waiter)."""
         if self._closed:
             return False
+        if self._loop is None:
+            # The loop whose reader calls us (asking once: get_running_loop
+            # costs a getpid() syscall).
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
         if not self._reap():
             # Nothing posted: reset the eventfd (level-triggered), then look
             # once more, for a completion posted in between. While
@@ -237,13 +245,14 @@ class UringBackend:
         # receive once the consumer's current step is over (more frames are
         # usually released by then), from the loop, without a syscall to
         # wake it. Outside a loop, wake the loop through the eventfd.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon(self._refill)
+            return
         try:
-            asyncio.get_running_loop().call_soon(self._refill)
-        except RuntimeError:
-            try:
-                os.eventfd_write(self._eventfd, 1)
-            except OSError:
-                pass
+            os.eventfd_write(self._eventfd, 1)
+        except OSError:
+            pass
 
     def _refill(self) -> None:
         if self._closed or self._armed:

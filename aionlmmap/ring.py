@@ -161,7 +161,6 @@ class Ring(FrameKeeper, Requester, Transmitter):
         self._active_dump: PendingRequest | None = None
         self._dump_slot_waiters: list[asyncio.Future[None]] = []
         self._stale_seqs: set[int] = set()
-        self._in_flight: asyncio.Semaphore | None = None
         # An answer costs its skb's truesize in receive buffer: about 1 KiB
         # for an ACK, 2-4 KiB for a reply and its ACK (an RTM_GETLINK reply
         # is allocated at if_nlmsg_size()). Budget 4 KiB per request;

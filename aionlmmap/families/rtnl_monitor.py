@@ -45,7 +45,7 @@ from .rtnl_codec import (
     neighbour_dump_request,
     rule_dump_request,
 )
-from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, RTA_OIF, RTA_TABLE, RTM_F_CLONED
+from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFA_F_TENTATIVE, RTA_OIF, RTA_TABLE, RTM_F_CLONED
 from .rtnl_objects import Event, Kind, Link
 from .rtnl_requests import link_index_payload
 from .rtnl_state import MESSAGE_KINDS, Scope, StateTracker, followed_kinds
@@ -130,6 +130,8 @@ class MonitorEngine:
         self.polled_at: float | None = None
         #: links changed since the last poll (their addresses are dumped then)
         self.settling: set[int] = set()
+        #: devices with a tentative IPv6 address (dumped at each poll)
+        self.tentative: set[int] = set()
         #: figures for tests and curious users
         self.resyncs = 0
         self.reconciles = 0
@@ -191,7 +193,7 @@ class MonitorEngine:
 
     def _next_poll(self) -> float | None:
         """When the next poll is due, or None if nothing needs one."""
-        if not self.poll or not ("neighbour" in self.tracker.state or self.settling):
+        if not self.poll or not ("neighbour" in self.tracker.state or self.settling or self.tentative):
             return None
         if self.polled_at is None:
             self.polled_at = asyncio.get_running_loop().time()
@@ -210,11 +212,16 @@ class MonitorEngine:
         if "neighbour" in tracker.state:
             tracker.dirty.add(Scope("neighbour"))
         if "address" in tracker.state:
-            tracker.dirty.update(Scope("address", ifindex=ifindex) for ifindex in self.settling)
+            tracker.dirty.update(Scope("address", ifindex=ifindex) for ifindex in self.settling | self.tentative)
         self.settling.clear()
+        events = await self.reconcile()
+        # inet6_addr_modify() tells nothing while an address is tentative
+        # (ip address replace/change of one that waits for DAD, or on a
+        # device without carrier, where it stays tentative): poll those.
+        self.tentative = {address.ifindex for address in tracker.objects("address").values() if address.flags & IFA_F_TENTATIVE}
         self.polled_at = asyncio.get_running_loop().time()
         self.polls += 1
-        return await self.reconcile()
+        return events
 
     # -- notifications -------------------------------------------------------------------
     def apply(self, msg: Message, action: str, kind: Kind) -> list[Event]:
@@ -240,7 +247,10 @@ class MonitorEngine:
                 return []  # dumps leave out cached routes too
             return tracker.apply_route(action, msg[1], route)
         if kind == "address":
-            return tracker.apply_address(action, decode_address(buffer, start, end, self.names))
+            address = decode_address(buffer, start, end, self.names)
+            if address.flags & IFA_F_TENTATIVE:
+                self.tentative.add(address.ifindex)
+            return tracker.apply_address(action, address)
         if kind == "neighbour":
             event = tracker.apply(action, "neighbour", decode_neighbour(buffer, start, end, self.names))
         else:
@@ -273,6 +283,7 @@ class MonitorEngine:
         for kind in self.followed:
             events += tracker.replace(kind, snapshot[kind])
         self.names._links = tracker.state["link"]  # noqa: SLF001 - replace() swapped the dict
+        self.tentative = {address.ifindex for address in tracker.objects("address").values() if address.flags & IFA_F_TENTATIVE}
         tracker.uncertain = _queued(self.ring)
         self.applied_while_dirty = 0
         self.resyncs += 1

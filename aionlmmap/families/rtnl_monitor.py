@@ -31,7 +31,7 @@ import attrs
 
 from ..attributes import AttributeBuilder
 from ..constants import NLM_F_REQUEST, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_GETADDR, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE
-from ..errors import DumpInterruptedError, OverrunError
+from ..errors import DecodeError, DumpInterruptedError, OverrunError
 from ..message import Message
 from ..ring import Ring
 from .rtnl_codec import (
@@ -175,7 +175,12 @@ class MonitorEngine:
                 continue
             entry = MESSAGE_KINDS.get(msg[0])
             if entry is not None:
-                for event in self.apply(msg, entry[0], entry[1]):
+                try:
+                    changes = self.apply(msg, entry[0], entry[1])
+                except DecodeError:
+                    ring.stats.decode_errors += 1  # a malformed notification: counted and skipped
+                    changes = []
+                for event in changes:
                     if event.kind in shown:
                         yield event
             queued = _queued(ring)
@@ -228,33 +233,22 @@ class MonitorEngine:
         tracker = self.tracker
         if kind not in tracker.state:
             return []
-        buffer, start, end = msg[6].buffer, msg[4], msg[5]
+        obj = _decode(msg, kind, self.names)
+        if obj is None:
+            return []
         if kind == "link":
-            if buffer[start] != AF_UNSPEC:
-                return []  # AF_BRIDGE port notifications share RTNLGRP_LINK
-            link = decode_link(buffer, start, end)
             if action == "new":
-                self.settling.add(link.ifindex)
+                self.settling.add(obj.ifindex)
             else:
-                self.settling.discard(link.ifindex)
-            return tracker.apply_link(action, link, resolve)
-        family = buffer[start]
-        if family not in _FAMILIES:
-            return []  # bridge fdb entries (AF_BRIDGE) share RTNLGRP_NEIGH; not followed
+                self.settling.discard(obj.ifindex)
+            return tracker.apply_link(action, obj, resolve)
         if kind == "route":
-            route = decode_route(buffer, start, end, self.names)
-            if route.flags & RTM_F_CLONED:
-                return []  # dumps leave out cached routes too
-            return tracker.apply_route(action, msg[1], route)
+            return tracker.apply_route(action, msg[1], obj)
         if kind == "address":
-            address = decode_address(buffer, start, end, self.names)
-            if address.flags & IFA_F_TENTATIVE:
-                self.tentative.add(address.ifindex)
-            return tracker.apply_address(action, address)
-        if kind == "neighbour":
-            event = tracker.apply(action, "neighbour", decode_neighbour(buffer, start, end, self.names))
-        else:
-            event = tracker.apply(action, "rule", decode_rule(buffer, start, end))
+            if obj.flags & IFA_F_TENTATIVE:
+                self.tentative.add(obj.ifindex)
+            return tracker.apply_address(action, obj)
+        event = tracker.apply(action, kind, obj)
         return [event] if event is not None else []
 
     # -- dumps ---------------------------------------------------------------------------
@@ -371,11 +365,15 @@ async def passthrough(client: RtnlClient, ring: Ring, wanted: list[Kind]) -> Asy
         if entry is None:
             continue
         action, kind = entry
-        buffer, start, end = msg[6].buffer, msg[4], msg[5]
+        try:
+            obj = _decode(msg, kind, names)
+        except DecodeError:
+            ring.stats.decode_errors += 1  # a malformed notification: counted and skipped
+            continue
+        if obj is None:
+            continue
         if kind == "link":
-            if buffer[start] != AF_UNSPEC:
-                continue
-            link = decode_link(buffer, start, end)
+            link = obj
             if msg[0] == RTM_DELLINK:
                 links.pop(link.ifindex, None)
             else:
@@ -383,16 +381,24 @@ async def passthrough(client: RtnlClient, ring: Ring, wanted: list[Kind]) -> Asy
             if kind in wanted:
                 yield Event(action, kind, resolve(link, links))  # type: ignore[arg-type]
             continue
-        if kind not in wanted or buffer[start] not in _FAMILIES:
-            continue
-        if kind == "route":
-            obj: Any = decode_route(buffer, start, end, names)
-            if obj.flags & RTM_F_CLONED:
-                continue
-        elif kind == "address":
-            obj = decode_address(buffer, start, end, names)
-        elif kind == "neighbour":
-            obj = decode_neighbour(buffer, start, end, names)
-        else:
-            obj = decode_rule(buffer, start, end)
-        yield Event(action, kind, obj)  # type: ignore[arg-type]
+        if kind in wanted:
+            yield Event(action, kind, obj)  # type: ignore[arg-type]
+
+
+def _decode(msg: Message, kind: Kind, names: Any) -> Any:
+    """The object of one notification, or None if the monitor leaves it
+    out (bridge ports and fdb entries, other families' routes and rules,
+    cached routes: what the dumps leave out too)."""
+    buffer, start, end = msg[6].buffer, msg[4], msg[5]
+    if kind == "link":
+        return decode_link(buffer, start, end) if buffer[start] == AF_UNSPEC else None
+    if buffer[start] not in _FAMILIES:
+        return None
+    if kind == "route":
+        route = decode_route(buffer, start, end, names)
+        return None if route.flags & RTM_F_CLONED else route
+    if kind == "address":
+        return decode_address(buffer, start, end, names)
+    if kind == "neighbour":
+        return decode_neighbour(buffer, start, end, names)
+    return decode_rule(buffer, start, end)

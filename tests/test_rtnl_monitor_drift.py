@@ -231,3 +231,54 @@ async def test_a_rename_renames_the_device_in_every_object_of_the_view(netns: st
         ip(netns, "route", "add", "203.0.113.0/24", "via", "192.0.2.2", "table", "100")
         await exact(netns, view, ALL[:4])
         assert not [obj for (_kind, _key), obj in view.state.items() if getattr(obj, "dev", None) == "ma0"]
+
+
+async def test_proxy_entries_and_bridge_fdb_entries_stay_out_of_the_view_as_out_of_the_dump(netns: str) -> None:
+    # The neighbour dump without NTF_PROXY lists no proxy entries and the
+    # monitor leaves out AF_BRIDGE fdb entries (RTNLGRP_NEIGH carries both).
+    quiet_ipv6(netns)
+    pair(netns, "xa0", "xa1")
+    ip(netns, "link", "add", "xbr0", "type", "bridge")
+    async with watching(netns, links=True, addresses=False, routes=False, neighbours=True) as view:
+        ip(netns, "neigh", "add", "proxy", "2001:db8::5", "dev", "xa0")
+        ip(netns, "link", "set", "xa1", "master", "xbr0")
+        ip(netns, "link", "set", "xbr0", "up")
+        ip(netns, "neigh", "add", "192.0.2.9", "lladdr", "02:00:00:00:00:09", "dev", "xa0")
+        await exact(netns, view, ["link", "neighbour"])
+        assert not [neighbour for (kind, _key), neighbour in view.state.items() if kind == "neighbour" and neighbour.dst == "2001:db8::5"]
+
+
+async def test_the_route_monitor_example_shows_replaced_and_silently_dropped_routes_leave(netns: str) -> None:
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    quiet_ipv6(netns)
+    pair(netns, "ea0", "ea1")
+    ip(netns, "addr", "add", "192.0.2.1/24", "dev", "ea0")
+    example = pathlib.Path(__file__).parent.parent / "examples" / "route_monitor.py"
+    process = await asyncio.create_subprocess_exec(sys.executable, str(example), "--netns", netns, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    async def until(text: str) -> list[str]:
+        seen = []
+        async with asyncio.timeout(10):
+            while True:
+                line = (await process.stdout.readline()).decode()  # type: ignore[union-attr]
+                assert line, f"the example ended: {seen}"
+                seen.append(line.rstrip("\n"))
+                if text in line:
+                    return seen
+
+    try:
+        await until("routes:")
+        ip(netns, "route", "add", "203.0.113.0/24", "via", "192.0.2.2")
+        assert (await until("203.0.113.0/24"))[-1].startswith("+ 203.0.113.0/24 via 192.0.2.2")
+        ip(netns, "route", "replace", "203.0.113.0/24", "via", "192.0.2.3")
+        lines = await until("via 192.0.2.3")
+        assert [line.split("   ")[0] for line in lines[-2:]] == ["- 203.0.113.0/24 via 192.0.2.2 dev ea0", "+ 203.0.113.0/24 via 192.0.2.3 dev ea0"]
+        ip(netns, "link", "set", "ea0", "down")  # no RTM_DELROUTE for it
+        assert (await until("203.0.113.0/24"))[-1].startswith("- 203.0.113.0/24 via 192.0.2.3")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 20) == 0

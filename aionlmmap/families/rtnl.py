@@ -19,7 +19,6 @@ sending anything; kernel refusals are :class:`aionlmmap.NetlinkError`
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -49,7 +48,6 @@ from ..constants import (
     RTM_NEWROUTE,
     RTM_NEWRULE,
 )
-from ..errors import DumpInterruptedError, OverrunError
 from ..message import Message
 from ..ring import Ring
 from .rtnl_codec import (
@@ -66,7 +64,7 @@ from .rtnl_codec import (
     route_dump_request,
     rule_dump_request,
 )
-from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFF_UP, RTM_F_CLONED, RT_TABLE_MAIN
+from .rtnl_constants import AF_INET, AF_INET6, RT_TABLE_MAIN
 from .rtnl_objects import Address, Event, Kind, Link, Neighbour, Nexthop, Route, Rule
 from .rtnl_requests import (
     address_payload,
@@ -87,7 +85,6 @@ __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbo
 _RULE_FAMILIES = (AF_INET, AF_INET6)
 _NEW = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 _DUMP = NLM_F_REQUEST | NLM_F_DUMP
-_RESYNC_ATTEMPTS = 20
 Device = int | str
 
 

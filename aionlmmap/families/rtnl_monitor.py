@@ -45,7 +45,7 @@ from .rtnl_codec import (
     neighbour_dump_request,
     rule_dump_request,
 )
-from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFA_F_TENTATIVE, RTA_OIF, RTA_TABLE, RTM_F_CLONED
+from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFA_F_TENTATIVE, NTF_PROXY, RTA_OIF, RTA_TABLE, RTM_F_CLONED
 from .rtnl_objects import Event, Kind, Link
 from .rtnl_requests import link_index_payload
 from .rtnl_state import MESSAGE_KINDS, Scope, StateTracker, followed_kinds
@@ -400,5 +400,8 @@ def _decode(msg: Message, kind: Kind, names: Any) -> Any:
     if kind == "address":
         return decode_address(buffer, start, end, names)
     if kind == "neighbour":
-        return decode_neighbour(buffer, start, end, names)
+        neighbour = decode_neighbour(buffer, start, end, names)
+        # Proxy entries (pneigh) are dumped only on request (NTF_PROXY in
+        # the dump's ndm_flags); kernels that announce them are not followed.
+        return None if neighbour.flags & NTF_PROXY else neighbour
     return decode_rule(buffer, start, end)

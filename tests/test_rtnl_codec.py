@@ -292,6 +292,7 @@ def test_tracker_drops_notifications_that_change_nothing() -> None:
 def test_tracker_replace_yields_exactly_the_differences() -> None:
     tracker = StateTracker(["route"])
     tracker.replace("route", [make_route("10.0.0.1"), make_route("10.0.0.2"), make_route("10.0.0.3")])
-    changed = Route(family=2, table=254, dst="10.0.0.3", dst_len=32, priority=0, oif=2, dev="d0", protocol=4)
+    # RTNH_F_LINKDOWN is state, not identity: the same route, changed.
+    changed = Route(family=2, table=254, dst="10.0.0.3", dst_len=32, priority=0, oif=2, dev="d0", flags=16)
     events = tracker.replace("route", [make_route("10.0.0.1"), changed, make_route("10.0.0.4")])
     assert events == [Event("del", "route", make_route("10.0.0.2")), Event("new", "route", changed), Event("new", "route", make_route("10.0.0.4"))]

@@ -85,6 +85,11 @@ def route_flag_names(flags: int) -> list[str]:
     return list(names)
 
 
+# RTNH_F_ONLINK and RTNH_F_PERVASIVE are configuration; the other RTNH_F_*
+# bits are state the kernel changes by itself (RTNH_COMPARE_MASK).
+_NEXTHOP_IDENTITY_FLAGS = 0x6
+
+
 @attrs.frozen
 class Link:
     """A network interface (RTM_NEWLINK).
@@ -184,8 +189,14 @@ class Address:
     dev: str | None = None
 
     @property
-    def key(self) -> tuple[int, int, str, int]:
-        return (self.family, self.ifindex, self.local, self.prefixlen)
+    def key(self) -> tuple[Any, ...]:
+        # The kernel's identity of an address: IPv6 allows one of each
+        # address per device whatever the prefix length (ipv6_chk_same_addr);
+        # IPv4 matches local, prefix length and the peer's prefix
+        # (find_matching_ifa), so one local address may carry several peers.
+        if self.family == AF_INET6:
+            return (self.family, self.ifindex, self.local)
+        return (self.family, self.ifindex, self.local, self.prefixlen, self.address)
 
     def to_json(self) -> dict[str, Any]:
         """One ``addr_info`` entry of ``ip -j address show``."""
@@ -268,11 +279,35 @@ class Route:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        # The prefix alone does not identify a route: IPv6 keeps one
-        # fe80::/64 per interface at the same metric, and IPv4 keeps
-        # appended routes (NLM_F_APPEND) that differ only by device or
-        # gateway. Include both, or a view keyed by this merges them.
-        return (self.family, self.table, self.dst, self.dst_len, self.tos, self.priority, self.oif, self.gateway)
+        """What tells this route apart from every other one the kernel
+        holds: its :attr:`replace_key` plus what the kernel compares between
+        routes that share one. IPv4 keeps several aliases per (table,
+        prefix, tos, priority) (``ip route append``/``prepend``) and tells
+        them apart by type and fib_info (``fib_table_insert``'s fa_match;
+        ``fib_find_info``/``nh_comp`` compare protocol, scope, prefsrc,
+        metrics and every nexthop's device, gateway, weight and flags except
+        the RTNH_F_DEAD/LINKDOWN/OFFLOAD/TRAP state the kernel flips on its
+        own); IPv6 keeps one route per nexthop at one metric (one
+        ``fe80::/64`` per device). State flags stay out: a route whose
+        nexthop went dead is the same route."""
+        return (
+            self.family, self.table, self.dst, self.dst_len, self.src, self.src_len, self.tos, self.priority,
+            self.type, self.protocol, self.scope, self.prefsrc, self.oif, self.gateway, self.flags & _NEXTHOP_IDENTITY_FLAGS,
+            tuple((hop.ifindex, hop.gateway, hop.weight, hop.flags & _NEXTHOP_IDENTITY_FLAGS) for hop in self.nexthops),
+            getattr(self, "nhid", None), getattr(self, "metrics", None),
+        )  # fmt: skip
+
+    @property
+    def replace_key(self) -> tuple[Any, ...]:
+        """The kernel's key of a route: what ``ip route replace``/``change``
+        (NLM_F_REPLACE) replaces and ``ip route add`` refuses to add twice.
+        IPv4 (``fib_table_insert``, ``fib_find_alias``): table, prefix, tos
+        and priority; IPv6 (``fib6_add``, ``fib6_add_rt2``): table,
+        destination and source prefixes and metric. Several routes may share
+        one (see :attr:`key`)."""
+        if self.family == AF_INET6:
+            return (self.family, self.table, self.dst, self.dst_len, self.src, self.src_len, self.priority)
+        return (self.family, self.table, self.dst, self.dst_len, self.tos, self.priority)
 
     @property
     def metric(self) -> int | None:
@@ -405,8 +440,10 @@ class Neighbour:
     dev: str | None = None
 
     @property
-    def key(self) -> tuple[int, int, str | None]:
-        return (self.family, self.ifindex, self.dst)
+    def key(self) -> tuple[Any, ...]:
+        # A proxy entry (pneigh_lookup) lives in a table of its own beside
+        # the neighbour of the same address.
+        return (self.family, self.ifindex, self.dst, self.flags & NTF_PROXY)
 
     @property
     def state_names(self) -> list[str]:

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
     common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
+    common.add_argument("-d", "--details", action="store_true", help="details, as `ip -d` (routes: type, table, protocol, scope always; links: linkinfo...)")
+    common.add_argument("-s", "--stats", action="store_true", help="statistics, as `ip -s` (links: stats64)")
     family = common.add_mutually_exclusive_group()
     family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
     family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
@@ -120,11 +122,11 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     async with _open(args.netns) as nl:
         if kind == "routes" and args.json:
             # Streamed: a 100,000-route table never sits in memory whole.
-            await _write_routes_json(nl, args.family, args.table, out)
+            await _write_routes_json(nl, args.family, args.table, out, details=args.details)
             out.flush()
             return 0
         if kind == "routes":
-            objects, rows = await _route_rows(nl, args.family, args.table)
+            objects, rows = await _route_rows(nl, args.family, args.table, args.details)
         elif args.table is not None:
             raise ValueError("--table applies to routes only")
         elif kind == "links":
@@ -158,29 +160,29 @@ def _route_query(family: int | None, table: str | None) -> tuple[int | None, Any
     return family, table_value
 
 
-async def _route_json(nl: Any, family: int | None, table: str | None) -> AsyncIterator[dict[str, Any]]:
+async def _route_json(nl: Any, family: int | None, table: str | None, details: bool = False) -> AsyncIterator[dict[str, Any]]:
     family, table_value = _route_query(family, table)
-    drop_table = table_value not in (None, "all")
+    drop_table = table_value != "all"
     async for route in nl.routes(family, table_value):
-        item = route.to_json()
+        item = route.to_json(details) if details else route.to_json()
         if drop_table:
             item.pop("table", None)
         yield item
 
 
-async def _route_rows(nl: Any, family: int | None, table: str | None) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    to_json = [item async for item in _route_json(nl, family, table)]
+async def _route_rows(nl: Any, family: int | None, table: str | None, details: bool = False) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    to_json = [item async for item in _route_json(nl, family, table, details)]
     return to_json, [_route_row(item) for item in to_json]
 
 
-async def _write_routes_json(nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096) -> None:
-    """The same text as ``_compact([item async for item in _route_json(...)])``,
-    streamed in chunks: JSON arrays with compact separators are ``[`` + the
-    items joined by ``,`` + ``]``, and each item is ``_compact(route.to_json())``
-    (without "table" for one table), made by ``nl._route_texts`` straight
-    from the dump messages."""
+async def _write_routes_json(nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096, details: bool = False) -> None:
+    """The text ``ip -j route show`` prints, streamed in chunks: JSON arrays
+    with compact separators are ``[`` + the items joined by ``,`` + ``]``,
+    and each item is the route's to_json_items() written as ip writes them
+    (without "table" unless every table is shown), made by
+    ``nl._route_texts`` straight from the dump messages."""
     family, table_value = _route_query(family, table)
-    render = _route_text if table_value in (None, "all") else _route_text_without_table
+    render = _route_renderer(drop_table=table_value != "all", details=details)
     out.write("[")
     separator = ""
     async for texts in nl._route_texts(family, table_value, render, chunk_size):
@@ -190,15 +192,35 @@ async def _write_routes_json(nl: Any, family: int | None, table: str | None, out
     out.write("]\n")
 
 
+def _route_renderer(drop_table: bool, details: bool) -> Callable[[Any], str]:
+    """``render(route)``: one route's compact JSON text as ip writes it.
+
+    print_route() shows "table" only when every table is listed (its
+    ``filter.tb`` is 0); a route with rare attributes goes through
+    to_json_items(), which keeps a key ip prints twice (an ``encap ip``
+    route's tunnel dst)."""
+
+    def render(route: Any) -> str:
+        if route.extra is not None or details:
+            return _items_text(route.to_json_items(details), drop_table)
+        item = route.to_json()
+        if drop_table:
+            item.pop("table", None)
+        return _compact(item)  # type: ignore[no-any-return]
+
+    return render
+
+
 def _route_text(route: Any) -> str:
-    return _compact(route.to_json())  # type: ignore[no-any-return]
+    """One route of ``ip -j route show table all``."""
+    return _ROUTE_TEXT_ALL_TABLES(route)
 
 
-def _route_text_without_table(route: Any) -> str:
-    # `ip route show table N` does not repeat the table in each entry.
-    item = route.to_json()
-    item.pop("table", None)
-    return _compact(item)  # type: ignore[no-any-return]
+def _items_text(items: list[tuple[str, Any]], drop_table: bool = False) -> str:
+    return "{" + ",".join(f"{_compact(key)}:{_compact(value)}" for key, value in items if not (drop_table and key == "table")) + "}"
+
+
+_ROUTE_TEXT_ALL_TABLES = _route_renderer(drop_table=False, details=False)
 
 
 async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:

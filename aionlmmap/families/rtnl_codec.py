@@ -63,21 +63,35 @@ from .rtnl_constants import (
     NDA_DST,
     NDA_IFINDEX,
     NDA_LLADDR,
+    RTA_CACHEINFO,
     RTA_DST,
+    RTA_ENCAP,
+    RTA_ENCAP_TYPE,
+    RTA_FLOW,
     RTA_GATEWAY,
+    RTA_IIF,
+    RTA_MARK,
+    RTA_METRICS,
     RTA_MULTIPATH,
+    RTA_NH_ID,
     RTA_OIF,
     RTA_PREF,
     RTA_PREFSRC,
     RTA_PRIORITY,
     RTA_SRC,
     RTA_TABLE,
+    RTA_UID,
+    RTA_VIA,
     RTEXT_FILTER_SKIP_STATS,
 )
-from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_route
+from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, RouteExtra, Rule, _build_route
 from .rtnl_route_layout import decode as _layout_decode
 from .rtnl_route_layout import is_known as _layout_known
 from .rtnl_route_layout import learn as _layout_learn
+from .rtnl_route_values import CACHEINFO, expires_seconds
+from .rtnl_route_values import metrics as route_metrics
+from .rtnl_route_values import via as route_via
+from .rtnl_route_values import encap as route_encap
 
 __all__ = [
     "IFINFOMSG",
@@ -120,6 +134,7 @@ _NLATTR = struct.Struct("=HH")
 _unpack_nlattr = _NLATTR.unpack_from
 _unpack_rtmsg = RTMSG.unpack_from
 _U32 = struct.Struct("=I")
+_U16 = struct.Struct("=H")
 _unpack_u32 = _U32.unpack_from
 _S32 = struct.Struct("=i")
 
@@ -290,6 +305,11 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
     dst = src = gateway = prefsrc = None
     oif = priority = pref = None
     multipath = None
+    nhid = via = flow = mark = uid = expires = error = iif = None
+    metrics: tuple[tuple[str, Any], ...] = ()
+    encap: tuple[tuple[str, Any], ...] = ()
+    encap_type = 0
+    encap_span = None
     spans: list[tuple[int, int, int, int]] | None = [] if not _layout_known(end - start) else None
     # Inline nlattr walk (fib_dump_info() sends 3-8 attributes): cheaper
     # than building a table and looking each one up again.
@@ -323,7 +343,34 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
             src = format_address(buffer, value, value_end)
         elif attr_type == RTA_MULTIPATH:
             multipath = (value, value_end)
+        elif attr_type == RTA_CACHEINFO:
+            if value_end - value >= CACHEINFO.size:
+                _clntref, _lastuse, ticks, cache_error = CACHEINFO.unpack_from(buffer, value)[:4]
+                expires = expires_seconds(ticks) if ticks else None
+                error = cache_error or None
+        elif attr_type == RTA_METRICS:
+            metrics = route_metrics(bytes(buffer[value:value_end]))
+        elif attr_type == RTA_NH_ID:
+            nhid = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_VIA:
+            via = route_via(bytes(buffer[value:value_end]))
+        elif attr_type == RTA_FLOW:
+            flow = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_MARK:
+            mark = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_UID:
+            uid = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_ENCAP:
+            encap_span = (value, value_end)
+        elif attr_type == RTA_ENCAP_TYPE:
+            if value_end - value >= 2:
+                encap_type = _U16.unpack_from(buffer, value)[0]
+        elif attr_type == RTA_IIF:
+            iif_index = _u32(buffer, (value, value_end))
+            iif = (names.get(iif_index) if names else None) or f"if{iif_index}"
         offset = (value_end + 3) & ~3
+    if encap_span is not None:
+        encap = route_encap(encap_type, bytes(buffer[encap_span[0] : encap_span[1]]))
     route = _build_route(
         family,
         table,
@@ -343,6 +390,10 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
         src_len,
         pref,
         _decode_nexthops(buffer, multipath[0], multipath[1], names) if multipath is not None else (),
+        RouteExtra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+        if nhid is not None or via is not None or flow is not None or mark is not None or uid is not None
+        or expires is not None or error is not None or metrics or iif is not None or encap
+        else None,
     )
     if spans is not None:
         _layout_learn(end - start, spans)
@@ -358,6 +409,7 @@ def _decode_nexthops(buffer: Any, start: int, end: int, names: dict[int, str] | 
             raise DecodeError(f"rtnexthop length {length} at offset {offset} overruns RTA_MULTIPATH")
         attributes = parse_attributes(buffer, offset + RTNEXTHOP.size, offset + length)
         gateway = attributes.get(RTA_GATEWAY)
+        via = attributes.get(RTA_VIA)
         nexthops.append(
             Nexthop(
                 ifindex=ifindex,
@@ -365,6 +417,8 @@ def _decode_nexthops(buffer: Any, start: int, end: int, names: dict[int, str] | 
                 weight=hops + 1,
                 flags=flags,
                 dev=names.get(ifindex) if names else None,
+                via=route_via(bytes(buffer[via[0] : via[1]])) if via is not None else None,
+                flow=_u32(buffer, attributes.get(RTA_FLOW)),
             )
         )
         offset += (length + 3) & ~3

@@ -197,8 +197,31 @@ RTA_CACHEINFO = 12
 RTA_TABLE = 15
 RTA_MARK = 16
 RTA_VIA = 18
+RTA_NEWDST = 19
 RTA_PREF = 20
+RTA_ENCAP_TYPE = 21
+RTA_ENCAP = 22
 RTA_EXPIRES = 23
+RTA_UID = 25
+RTA_TTL_PROPAGATE = 26
+RTA_NH_ID = 30
+
+#: RTA_METRICS members (RTAX_*) by number, as print_rta_metrics() names
+#: them in JSON; RTAX_LOCK (1) is the bitmask of locked metrics, which
+#: ``ip -j`` does not print.
+RTAX_LOCK = 1
+RTAX_RTT = 4
+RTAX_RTTVAR = 5
+RTAX_FEATURES = 12
+RTAX_RTO_MIN = 13
+RTAX_CC_ALGO = 16
+RTAX_HOPLIMIT = 10
+RTAX_FEATURE_ECN = 1
+METRIC_NAMES = {
+    2: "mtu", 3: "window", 4: "rtt", 5: "rttvar", 6: "ssthresh", 7: "cwnd", 8: "advmss", 9: "reordering",
+    10: "hoplimit", 11: "initcwnd", 12: "features", 13: "rto_min", 14: "initrwnd", 15: "quickack",
+    16: "congestion", 17: "fastopen_no_cookie",
+}  # fmt: skip
 
 RTN_UNSPEC = 0
 RTN_UNICAST = 1
@@ -253,6 +276,7 @@ RTM_F_CLONED = 0x200
 RTM_F_LOOKUP_TABLE = 0x1000
 RTM_F_OFFLOAD = 0x2000
 RTM_F_TRAP = 0x4000
+RTM_F_OFFLOAD_FAILED = 0x20000000
 #: print_rt_flags() order and names.
 ROUTE_FLAG_NAMES = (
     (RTNH_F_DEAD, "dead"),
@@ -265,7 +289,17 @@ ROUTE_FLAG_NAMES = (
     (RTNH_F_UNRESOLVED, "unresolved"),
     (RTM_F_OFFLOAD, "rt_offload"),
     (RTM_F_TRAP, "rt_trap"),
+    (RTM_F_OFFLOAD_FAILED, "rt_offload_failed"),
 )
+#: print_cache_flags(): RTCF_* bits of a cached IPv4 route, in its order.
+CACHE_FLAG_NAMES = (
+    (0x80000000, "local"), (0x40000000, "reject"), (0x20000000, "mc"), (0x10000000, "brd"),
+    (0x08000000, "dst-nat"), (0x00800000, "src-nat"), (0x00400000, "masq"), (0x00020000, "dst-direct"),
+    (0x04000000, "src-direct"), (0x00040000, "redirected"), (0x01000000, "redirect"), (0x00200000, "fastroute"),
+    (0x00010000, "notify"), (0x00080000, "proxy"),
+)  # fmt: skip
+#: rtnl_rtrealm_n2a(): /etc/iproute2/rt_realms as Debian ships it.
+REALM_NAMES = {0: "cosmos"}
 ROUTE_PREF_NAMES = {0: "medium", 1: "high", 3: "low"}  # ICMPV6_ROUTER_PREF_*
 
 # --- neighbours: struct ndmsg + NDA_* ------------------------------------------
@@ -348,6 +382,10 @@ def protocol_name(protocol: int) -> str:
 
 def scope_name(scope: int) -> str:
     return SCOPE_NAMES.get(scope) or str(scope)
+
+
+def realm_name(realm: int) -> str:
+    return REALM_NAMES.get(realm) or str(realm)
 
 
 def route_type_name(route_type: int) -> str:

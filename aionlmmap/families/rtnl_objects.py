@@ -50,13 +50,15 @@ from .rtnl_constants import (
     RTPROT_BOOT,
     SCOPE_NAMES,
     TABLE_NAMES,
+    CACHE_FLAG_NAMES,
     protocol_name,
+    realm_name,
     route_type_name,
     scope_name,
     table_name,
 )
 
-__all__ = ["Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event", "link_flag_names", "route_flag_names"]
+__all__ = ["Link", "Address", "Route", "RouteExtra", "Nexthop", "Neighbour", "Rule", "Event", "link_flag_names", "route_flag_names"]
 
 
 def link_flag_names(flags: int, lower_down: bool = False) -> list[str]:
@@ -214,22 +216,53 @@ class Address:
 
 @attrs.frozen
 class Nexthop:
-    """One path of a multipath route (struct rtnexthop)."""
+    """One path of a multipath route (struct rtnexthop and its attributes)."""
 
     ifindex: int
     gateway: str | None = None
     weight: int = 1  #: rtnh_hops + 1, as ``ip route`` shows it
     flags: int = 0
     dev: str | None = None
+    via: tuple[str, str] | None = None  #: RTA_VIA: (family name, address), a gateway of another family
+    flow: int | None = None  #: RTA_FLOW: realms, ``from << 16 | to``
 
     def to_json(self) -> dict[str, Any]:
+        """One entry of a route's ``nexthops`` (print_rta_multipath())."""
         out: dict[str, Any] = {}
         if self.gateway is not None:
             out["gateway"] = self.gateway
+        if self.via is not None:
+            out["via"] = {"family": self.via[0], "host": self.via[1]}
+        if self.flow is not None:
+            out["flow"] = flow_json(self.flow)
         out["dev"] = self.dev or f"if{self.ifindex}"
         out["weight"] = self.weight
         out["flags"] = route_flag_names(self.flags)
         return out
+
+
+def flow_json(flow: int) -> dict[str, str]:
+    """print_rta_flow(): RTA_FLOW's realms, ``from`` only when set."""
+    source, destination = flow >> 16, flow & 0xFFFF
+    out = {"from": realm_name(source)} if source else {}
+    out["to"] = realm_name(destination)
+    return out
+
+
+@attrs.frozen
+class RouteExtra:
+    """The attributes of a route that most routes lack (see ``Route.extra``)."""
+
+    nhid: int | None = None  #: RTA_NH_ID: the nexthop object the route uses
+    via: tuple[str, str] | None = None  #: RTA_VIA: (family name, address), a gateway of another family
+    flow: int | None = None  #: RTA_FLOW: realms, ``from << 16 | to``
+    mark: int | None = None  #: RTA_MARK (route lookups only)
+    uid: int | None = None  #: RTA_UID (route lookups only)
+    expires: int | None = None  #: RTA_CACHEINFO rta_expires in seconds (IPv6 routes with a lifetime, cached routes)
+    error: int | None = None  #: RTA_CACHEINFO rta_error when not 0
+    metrics: tuple[tuple[str, Any], ...] = ()  #: RTA_METRICS as ``ip -j`` names them: (("mtu", 1400), ("ecn", None), ...)
+    iif: str | None = None  #: RTA_IIF's interface name (route lookups, multicast)
+    encap: tuple[tuple[str, Any], ...] = ()  #: RTA_ENCAP as ``ip -j`` prints it: (("encap", "ip"), ("id", 5), ("dst", ...), ...)
 
 
 # Slotted, the hot object of a 100,000-route dump: CPython 3.11 reads a slot
@@ -265,6 +298,11 @@ class Route:
     src_len: int = 0
     pref: int | None = None  #: RTA_PREF (IPv6 router preference)
     nexthops: tuple[Nexthop, ...] = ()
+    #: The attributes most routes lack (RTA_METRICS, RTA_CACHEINFO's
+    #: expires, RTA_ENCAP, ...), or None when the route has none of them:
+    #: a big table's routes then cost one slot for all of them. Read them
+    #: through the properties below (``route.metrics``, ``route.expires``...).
+    extra: RouteExtra | None = None
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -278,12 +316,32 @@ class Route:
     def metric(self) -> int | None:
         return self.priority
 
-    def to_json(self) -> dict[str, Any]:
-        """The object ``ip -j route show table all`` prints for this route."""
+    @property
+    def rare(self) -> bool:
+        """Whether the route has any attribute of :class:`RouteExtra`."""
+        return self.extra is not None
+
+    nhid = property(lambda self: self.extra.nhid if self.extra is not None else None, doc="RTA_NH_ID: the nexthop object the route uses")
+    via = property(lambda self: self.extra.via if self.extra is not None else None, doc="RTA_VIA: (family name, address)")
+    flow = property(lambda self: self.extra.flow if self.extra is not None else None, doc="RTA_FLOW: realms, from << 16 | to")
+    mark = property(lambda self: self.extra.mark if self.extra is not None else None, doc="RTA_MARK")
+    uid = property(lambda self: self.extra.uid if self.extra is not None else None, doc="RTA_UID")
+    expires = property(lambda self: self.extra.expires if self.extra is not None else None, doc="seconds left of the route's lifetime")
+    error = property(lambda self: self.extra.error if self.extra is not None else None, doc="RTA_CACHEINFO rta_error")
+    metrics = property(lambda self: self.extra.metrics if self.extra is not None else (), doc="RTA_METRICS as ip -j names them")
+    iif = property(lambda self: self.extra.iif if self.extra is not None else None, doc="RTA_IIF's interface name")
+    encap = property(lambda self: self.extra.encap if self.extra is not None else (), doc="RTA_ENCAP as ip -j prints it")
+
+    def to_json(self, details: bool = False) -> dict[str, Any]:
+        """The object ``ip -j route show table all`` prints for this route
+        (``details``: ``ip -j -d``, which also prints the default type,
+        table, protocol and scope), keys in print_route()'s order."""
         # Runs once per route of a dump, so it is written for CPython's
         # bytecode: a field that is usually None is tested where it is read
         # (`if self.x is not None` is one POP_JUMP_IF_NONE) and read again
         # only when set; fields usually set are read once into a local.
+        if self.extra is not None or details:
+            return self._to_json_full(details)
         route_type = self.type
         out: dict[str, Any] = {} if route_type == RTN_UNICAST else {"type": ROUTE_TYPE_NAMES[route_type] if route_type < 12 else str(route_type)}
         family = self.family
@@ -298,6 +356,8 @@ class Route:
             out["dst"] = f"{dst}/{dst_len}"
         if self.src is not None:
             out["from"] = self.src if self.src_len == host else f"{self.src}/{self.src_len}"
+        elif self.src_len:
+            out["src"] = f"0/{self.src_len}"
         if self.tos:
             out["tos"] = f"0x{self.tos:02x}"
         if self.gateway is not None:
@@ -306,7 +366,7 @@ class Route:
         if oif is not None:
             out["dev"] = self.dev or f"if{oif}"
         table = self.table
-        if table != RT_TABLE_MAIN:
+        if table != RT_TABLE_MAIN and table:
             out["table"] = TABLE_NAMES.get(table) or str(table)
         flags = self.flags
         if not flags & RTM_F_CLONED:
@@ -321,11 +381,96 @@ class Route:
         if self.priority is not None:
             out["metric"] = self.priority
         out["flags"] = route_flag_names(flags) if flags else []
-        if self.nexthops:
-            out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
         if self.pref is not None:
             out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
+        if self.nexthops:
+            out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
         return out
+
+    def _to_json_full(self, details: bool) -> dict[str, Any]:
+        """to_json() of a route with rare attributes, or with details."""
+        # dict() of the pairs keeps a repeated key where it came first, with
+        # its last value: what json.loads() makes of ip's own output.
+        return dict(self.to_json_items(details))
+
+    def to_json_items(self, details: bool = False) -> list[tuple[str, Any]]:
+        """Every key print_route() prints, in its order, as (key, value)
+        pairs. A key may repeat: ``ip -j`` prints an ``encap ip`` route's
+        tunnel ``dst`` (and ``src``, ``tos``) after the route's own, so its
+        JSON has two ``"dst"`` members; to_json() keeps one, these pairs
+        both (``aionlmmap dump routes --json`` writes them as ip does)."""
+        if self.extra is None and not details:
+            return list(self.to_json().items())
+        route_type = self.type
+        out = _Pairs()
+        if route_type != RTN_UNICAST or details:
+            out["type"] = route_type_name(route_type)
+        host = HOST_PREFIXLEN.get(self.family)
+        dst, dst_len = self.dst, self.dst_len
+        out["dst"] = ("default" if not dst_len else f"0/{dst_len}") if dst is None else dst if dst_len == host else f"{dst}/{dst_len}"
+        if self.src is not None:
+            out["from"] = self.src if self.src_len == host else f"{self.src}/{self.src_len}"
+        elif self.src_len:
+            out["src"] = f"0/{self.src_len}"
+        if self.nhid is not None:
+            out["nhid"] = self.nhid
+        for key, value in self.encap:
+            out[key] = value
+        if self.tos:
+            out["tos"] = f"0x{self.tos:02x}"
+        if self.gateway is not None:
+            out["gateway"] = self.gateway
+        if self.via is not None:
+            out["via"] = {"family": self.via[0], "host": self.via[1]}
+        if self.oif is not None:
+            out["dev"] = self.dev or f"if{self.oif}"
+        table = self.table
+        if table and (table != RT_TABLE_MAIN or details):
+            out["table"] = table_name(table)
+        flags = self.flags
+        if not flags & RTM_F_CLONED:
+            if self.protocol != RTPROT_BOOT or details:
+                out["protocol"] = protocol_name(self.protocol)
+            if self.scope != RT_SCOPE_UNIVERSE or details:
+                out["scope"] = scope_name(self.scope)
+        if self.prefsrc is not None:
+            out["prefsrc"] = self.prefsrc
+        if self.priority is not None:
+            out["metric"] = self.priority
+        out["flags"] = route_flag_names(flags)
+        if self.mark:
+            out["mark"] = self.mark
+        if self.flow is not None:
+            out["flow"] = flow_json(self.flow)
+        if self.uid is not None:
+            out["uid"] = self.uid
+        if flags & RTM_F_CLONED and self.family == AF_INET:
+            out["cache"] = [name for bit, name in CACHE_FLAG_NAMES if flags & bit]
+        if self.expires is not None:
+            out["expires"] = self.expires
+        if self.error is not None:
+            out["error"] = self.error
+        if self.metrics:
+            out["metrics"] = [dict(self.metrics)]
+        if self.iif is not None:
+            out["iif"] = self.iif
+        if self.pref is not None:
+            out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
+        if self.nexthops:
+            out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
+        return out.items
+
+
+class _Pairs:
+    """``pairs[key] = value`` appends: to_json_items() reads like to_json()."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Any]] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.items.append((key, value))
 
 
 class _RouteUnderConstruction(Route):
@@ -375,13 +520,18 @@ _ROUTE_BUILDER_GLOBALS: dict[str, Any] = {"_Building": _RouteUnderConstruction, 
 
 def _compile_build_route() -> Callable[..., Route]:
     namespace = dict(_ROUTE_BUILDER_GLOBALS)
-    source = _route_builder_source("_build_route", ", ".join(_ROUTE_FIELDS), {field: field for field in _ROUTE_FIELDS})
+    # The fields after ``nexthops`` (rare attributes) keep their defaults
+    # when not given, so callers that know none of them pass 18 values.
+    rare_from = _ROUTE_FIELDS.index("nexthops") + 1
+    parameters = [*_ROUTE_FIELDS[:rare_from], *(f"{field.name}={field.default!r}" for field in attrs.fields(Route)[rare_from:])]
+    source = _route_builder_source("_build_route", ", ".join(parameters), {field: field for field in _ROUTE_FIELDS})
     exec(compile(source, "<_build_route>", "exec"), namespace)  # noqa: S102 - generated from Route's own field names
     return namespace["_build_route"]  # type: ignore[no-any-return]
 
 
 #: ``_build_route(family, table, dst, dst_len, type, protocol, scope, flags,
-#: tos, priority, gateway, oif, dev, prefsrc, src, src_len, pref, nexthops)``:
+#: tos, priority, gateway, oif, dev, prefsrc, src, src_len, pref, nexthops,
+#: extra=None)``:
 #: the same Route as ``Route(...)`` with every argument given positionally,
 #: about 4x cheaper (no frozen __setattr__ per field).
 _build_route: Callable[..., Route] = _compile_build_route()

@@ -1,7 +1,7 @@
 """The ``aionlmmap`` command.
 
 ``aionlmmap``                 current links, addresses and routes, then live changes until Ctrl-C
-``aionlmmap dump KIND``       links|addresses|routes|neighbours|rules [--json] [--netns NAME] [-4|-6] [--table N|all]
+``aionlmmap dump KIND``       links|addresses|routes|neighbours|rules|nexthops [--json] [-d] [-s] [--netns NAME] [-4|-6] [--table N|all]
 ``aionlmmap monitor``         changes as lines (``--json``: one JSON object per line)
 ``aionlmmap info``            backend and kernel facts
 
@@ -25,9 +25,9 @@ from typing import Any, TextIO
 
 __all__ = ["main", "build_parser"]
 
-KINDS = ("links", "addresses", "routes", "neighbours", "rules")
+KINDS = ("links", "addresses", "routes", "neighbours", "rules", "nexthops")
 _KIND_ALIASES = {"link": "links", "address": "addresses", "addr": "addresses", "route": "routes", "neighbour": "neighbours",
-                 "neigh": "neighbours", "neighbors": "neighbours", "rule": "rules"}  # fmt: skip
+                 "neigh": "neighbours", "neighbors": "neighbours", "rule": "rules", "nexthop": "nexthops"}  # fmt: skip
 _MONITOR_KINDS = {"link": "links", "address": "addresses", "route": "routes", "neighbour": "neighbours", "rule": "rules"}
 _NUD_NOARP = 0x40
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -122,7 +122,8 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     async with _open(args.netns) as nl:
         if kind == "routes" and args.json:
             # Streamed: a 100,000-route table never sits in memory whole.
-            await _write_routes_json(nl, args.family, args.table, out, details=args.details)
+            nh_info = {nexthop.id: nexthop.to_json(details=True) for nexthop in await _nexthops(nl)} if args.details else None
+            await _write_routes_json(nl, args.family, args.table, out, details=args.details, nh_info=nh_info)
             out.flush()
             return 0
         if kind == "routes":
@@ -139,6 +140,9 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
             # `ip neigh show` hides NOARP entries (multicast mappings) unless asked.
             objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if not neigh.state & _NUD_NOARP]
             rows = [_neighbour_row(item) for item in objects]
+        elif kind == "nexthops":
+            objects = [nexthop.to_json(args.details) for nexthop in await _nexthops(nl, args.family)]
+            rows = [_nexthop_row(item) for item in objects]
         else:
             objects = [rule.to_json() async for rule in nl.rules(args.family or 4)]
             rows = [_rule_row(item) for item in objects]
@@ -175,14 +179,16 @@ async def _route_rows(nl: Any, family: int | None, table: str | None, details: b
     return to_json, [_route_row(item) for item in to_json]
 
 
-async def _write_routes_json(nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096, details: bool = False) -> None:
+async def _write_routes_json(
+    nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096, details: bool = False, nh_info: dict[int, Any] | None = None
+) -> None:
     """The text ``ip -j route show`` prints, streamed in chunks: JSON arrays
     with compact separators are ``[`` + the items joined by ``,`` + ``]``,
     and each item is the route's to_json_items() written as ip writes them
     (without "table" unless every table is shown), made by
     ``nl._route_texts`` straight from the dump messages."""
     family, table_value = _route_query(family, table)
-    render = _route_renderer(drop_table=table_value != "all", details=details)
+    render = _route_renderer(drop_table=table_value != "all", details=details, nh_info=nh_info)
     out.write("[")
     separator = ""
     async for texts in nl._route_texts(family, table_value, render, chunk_size):
@@ -192,7 +198,7 @@ async def _write_routes_json(nl: Any, family: int | None, table: str | None, out
     out.write("]\n")
 
 
-def _route_renderer(drop_table: bool, details: bool) -> Callable[[Any], str]:
+def _route_renderer(drop_table: bool, details: bool, nh_info: dict[int, Any] | None = None) -> Callable[[Any], str]:
     """``render(route)``: one route's compact JSON text as ip writes it.
 
     print_route() shows "table" only when every table is listed (its
@@ -202,7 +208,8 @@ def _route_renderer(drop_table: bool, details: bool) -> Callable[[Any], str]:
 
     def render(route: Any) -> str:
         if route.extra is not None or details:
-            return _items_text(route.to_json_items(details), drop_table)
+            info = nh_info.get(route.nhid) if nh_info and route.nhid is not None else None
+            return _items_text(route.to_json_items(details, info), drop_table)
         item = route.to_json()
         if drop_table:
             item.pop("table", None)
@@ -221,6 +228,19 @@ def _items_text(items: list[tuple[str, Any]], drop_table: bool = False) -> str:
 
 
 _ROUTE_TEXT_ALL_TABLES = _route_renderer(drop_table=False, details=False)
+
+
+async def _nexthops(nl: Any, family: int | None = None) -> list[Any]:
+    """``ip nexthop show``: every nexthop object (of ``family``)."""
+    from .families.rtnl_codec import family_number
+    from .families.rtnl_nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
+
+    names = await nl.names()
+    return [
+        decode_nexthop(msg[6].buffer, msg[4], msg[5], names)
+        async for msg in nl._dump(RTM_GETNEXTHOP, nexthop_dump_request(family_number(family)))
+        if msg[0] == RTM_NEWNEXTHOP
+    ]
 
 
 async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
@@ -351,6 +371,16 @@ def _route_row(route: dict[str, Any]) -> list[str]:
 
 def _neighbour_row(neigh: dict[str, Any]) -> list[str]:
     return [neigh.get("dst", ""), f"dev {neigh['dev']}" if "dev" in neigh else "", neigh.get("lladdr", ""), ",".join(neigh.get("state", []))]
+
+
+def _nexthop_row(nexthop: dict[str, Any]) -> list[str]:
+    if "group" in nexthop:
+        what = "group " + "/".join(f"{member['id']}" + (f",{member['weight']}" if "weight" in member else "") for member in nexthop["group"])
+    elif "blackhole" in nexthop:
+        what = "blackhole"
+    else:
+        what = " ".join(filter(None, [f"via {nexthop['gateway']}" if "gateway" in nexthop else "", f"dev {nexthop['dev']}" if "dev" in nexthop else ""]))
+    return [f"id {nexthop['id']}", what, ",".join(nexthop["flags"])]
 
 
 def _rule_row(rule: dict[str, Any]) -> list[str]:

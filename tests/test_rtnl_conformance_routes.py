@@ -165,8 +165,8 @@ VIEWS = [
     (["--table", "100"], ["route", "show", "table", "100"]),
     (["-6"], ["-6", "route", "show"]),
     (["-6", "--table", "all"], ["-6", "route", "show", "table", "all"]),
-    # -d views: see test_dump_routes_details_json_is_byte_identical_to_ip
-
+    (["-d", "--table", "all"], ["-d", "route", "show", "table", "all"]),
+    (["-d"], ["-d", "route", "show"]),
 ]
 
 
@@ -241,3 +241,54 @@ def test_route_keys_that_were_missing_are_printed(netns: str) -> None:
     assert 4990 <= by_dst["2001:db8:1::/64"]["expires"] <= 5000  # the prefix route of an address with a lifetime
     assert list(by_dst["2001:db8:5::/64"])[-2:] == ["pref", "nexthops"]
     assert [hop["weight"] for hop in by_dst["2001:db8:5::/64"]["nexthops"]] == [2, 1]
+
+
+def build_nexthops(netns: str, seed: int) -> tuple[list[str], int]:
+    """Random nexthop objects: gateways, devices, blackholes, onlink,
+    protocols, IPv4/IPv6, groups with weights, resilient groups."""
+    rng = random.Random(seed)
+    quiet_ipv6(netns)
+    for line in ["link add d0 type veth peer name d1", "link set d0 up", "link set d1 up", "addr add 192.0.2.1/24 dev d0",
+                 "addr add 2001:db8::1/64 dev d0 nodad"]:  # fmt: skip
+        ip(netns, *line.split())
+    commands, singles, refused = [], [], 0
+    for identifier in range(1, 25):
+        proto = f" proto {rng.choice(['static', 'boot', '99', 'zebra'])}" if rng.random() < 0.4 else ""
+        kind = rng.random()
+        if kind < 0.5 or len(singles) < 3:
+            body = rng.choice([f"via 192.0.2.{rng.randint(2, 254)} dev d0", "dev d1", f"via 2001:db8::{rng.randint(2, 999):x} dev d0",
+                               "blackhole", f"via 203.0.113.{rng.randint(1, 254)} dev d0 onlink"])  # fmt: skip
+            family_ok = "2001" not in body
+        else:
+            members = rng.sample([member for member, v4 in singles if v4], min(len([1 for _, v4 in singles if v4]), rng.randint(1, 3)))
+            if not members:
+                continue
+            body = "group " + "/".join(f"{member},{rng.randint(1, 255)}" if rng.random() < 0.5 else str(member) for member in members)
+            if rng.random() < 0.3:
+                body += f" type resilient buckets {rng.choice([2, 8, 32])} idle_timer {rng.randint(0, 300)} unbalanced_timer {rng.randint(0, 60)}"
+            family_ok = None
+        command = f"nexthop add id {identifier} {body}{proto}"
+        if ip(netns, *command.split(), check=False).returncode == 0:
+            commands.append(command)
+            if family_ok is not None and "blackhole" not in body:
+                singles.append((identifier, family_ok))
+        else:
+            refused += 1
+    return commands, refused
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dump_nexthops_json_equals_ip_on_generated_nexthops(netns: str, seed: int) -> None:
+    commands, refused = build_nexthops(netns, seed)
+    print(f"seed {seed}: {len(commands)} nexthops made, {refused} refused by this kernel")
+    assert len(commands) >= 10, f"seed {seed}: only {len(commands)} nexthops could be made ({refused} refused)"
+    context = f"seed {seed}:\n" + "\n".join(commands)
+    for args in ([], ["-d"], ["-4"], ["-6"]):
+        result = subprocess.run([sys.executable, "-m", "aionlmmap", "dump", "nexthops", "--json", "--netns", netns, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        theirs = _ip_text(netns, *args, "nexthop", "show")
+        assert json.loads(result.stdout, object_pairs_hook=list) == json.loads(theirs, object_pairs_hook=list), f"{args} {context}"
+    # routes through them, with -d (nh_info)
+    for identifier in [int(command.split()[3]) for command in commands][:6]:
+        ip(netns, "route", "add", f"10.77.{identifier}.0/24", "nhid", str(identifier), check=False)
+    assert_same_text(_ours(netns, "-d"), _ip_text(netns, "-d", "route", "show"), context)

@@ -393,12 +393,14 @@ class Route:
         # its last value: what json.loads() makes of ip's own output.
         return dict(self.to_json_items(details))
 
-    def to_json_items(self, details: bool = False) -> list[tuple[str, Any]]:
+    def to_json_items(self, details: bool = False, nh_info: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
         """Every key print_route() prints, in its order, as (key, value)
         pairs. A key may repeat: ``ip -j`` prints an ``encap ip`` route's
         tunnel ``dst`` (and ``src``, ``tos``) after the route's own, so its
         JSON has two ``"dst"`` members; to_json() keeps one, these pairs
-        both (``aionlmmap dump routes --json`` writes them as ip does)."""
+        both (``aionlmmap dump routes --json`` writes them as ip does).
+        ``nh_info``: with ``details``, ``ip -j -d route`` shows the nexthop
+        object of a route with ``nhid`` (its ``to_json(details=True)``)."""
         if self.extra is None and not details:
             return list(self.to_json().items())
         route_type = self.type
@@ -456,6 +458,8 @@ class Route:
             out["iif"] = self.iif
         if self.pref is not None:
             out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
+        if nh_info is not None and details and self.nhid is not None:
+            out["nh_info"] = nh_info
         if self.nexthops:
             out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
         return out.items

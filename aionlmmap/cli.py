@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
     common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
     common.add_argument("-d", "--details", action="store_true", help="details, as `ip -d` (routes: type, table, protocol, scope always; links: linkinfo...)")
-    common.add_argument("-s", "--stats", action="store_true", help="statistics, as `ip -s` (links: stats64)")
+    common.add_argument("-s", "--stats", action="count", default=0, help="statistics, as `ip -s` (links: stats64; twice: error counters too)")
     family = common.add_mutually_exclusive_group()
     family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
     family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
@@ -131,7 +131,7 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
         elif args.table is not None:
             raise ValueError("--table applies to routes only")
         elif kind == "links":
-            objects = [link.to_json() async for link in nl.links()]
+            objects = [link.to_json(args.details, args.stats) for link in await _links(nl, stats=bool(args.stats))]
             rows = [_link_row(item) for item in objects]
         elif kind == "addresses":
             objects = await _address_groups(nl, args.family)
@@ -230,6 +230,22 @@ def _items_text(items: list[tuple[str, Any]], drop_table: bool = False) -> str:
 _ROUTE_TEXT_ALL_TABLES = _route_renderer(drop_table=False, details=False)
 
 
+async def _links(nl: Any, stats: bool = False) -> list[Any]:
+    """Every link, with names of lower devices and masters resolved; with
+    ``stats`` from a dump that carries IFLA_STATS64 (``ip -s link``)."""
+    if not stats:
+        return [link async for link in nl.links()]
+    from .families.rtnl_codec import decode_link, link_dump_request, resolve_link
+    from .constants import RTM_GETLINK, RTM_NEWLINK
+
+    links = {}
+    async for msg in nl._dump(RTM_GETLINK, link_dump_request(stats=True)):
+        if msg[0] == RTM_NEWLINK:
+            link = decode_link(msg[6].buffer, msg[4], msg[5])
+            links[link.ifindex] = link
+    return [resolve_link(link, links) for link in links.values()]
+
+
 async def _nexthops(nl: Any, family: int | None = None) -> list[Any]:
     """``ip nexthop show``: every nexthop object (of ``family``)."""
     from .families.rtnl_codec import family_number
@@ -246,6 +262,7 @@ async def _nexthops(nl: Any, family: int | None = None) -> list[Any]:
 async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
     """``ip -j address show``: one entry per link with its ``addr_info``."""
     links = [link.to_json() async for link in nl.links()]
+    names = {link["ifindex"]: link["ifname"] for link in links}
     by_index: dict[int, list[dict[str, Any]]] = {link["ifindex"]: [] for link in links}
     async for address in nl.addresses(family):
         by_index.setdefault(address.ifindex, []).append(address.to_json())
@@ -257,16 +274,32 @@ async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
         link.pop("linkmode", None)  # `ip address` leaves out linkmode and the alias
         link.pop("ifalias", None)
         if family is not None:
-            for key in ("link_type", "address", "broadcast", "link_netnsid"):
+            for key in ("link_type", "address", "broadcast", "link_pointtopoint", "permaddr"):
                 link.pop(key, None)
         if family == 6:
             # `ip -6 address` reads the AF_INET6 link dump (inet6_fill_ifinfo),
-            # which has no qdisc, group or master.
-            for key in ("qdisc", "group", "master"):
+            # which has no qdisc, group, master, altnames or IFLA_LINK_NETNSID:
+            # ip then names the lower device by its index in *this*
+            # namespace ("link": "d1" or "if2"), even for a veth whose peer
+            # lives in another one.
+            for key in ("qdisc", "group", "master", "altnames"):
                 link.pop(key, None)
+            if "link_index" in link:
+                index = link.pop("link_index")
+                link.pop("link_netnsid", None)
+                link = _insert_before(link, "ifname", "link", names.get(index) or f"if{index}")
         link["addr_info"] = infos
         groups.append(link)
     return groups
+
+
+def _insert_before(item: dict[str, Any], before: str, key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, current in item.items():
+        if name == before:
+            out[key] = value
+        out[name] = current
+    return out
 
 
 # --- monitor ----------------------------------------------------------------------

@@ -44,6 +44,7 @@ from .rtnl_constants import (
     IFA_FLAGS,
     IFA_LABEL,
     IFA_LOCAL,
+    IFA_RT_PRIORITY,
     IFLA_ADDRESS,
     IFLA_BROADCAST,
     IFLA_EXT_MASK,
@@ -84,6 +85,8 @@ from .rtnl_constants import (
     RTA_VIA,
     RTEXT_FILTER_SKIP_STATS,
 )
+from .rtnl_link_values import decode_altnames, decode_details, decode_stats64
+from .rtnl_link_values import IFLA_PERM_ADDRESS, IFLA_PROTO_DOWN
 from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, RouteExtra, Rule, _build_route
 from .rtnl_route_layout import decode as _layout_decode
 from .rtnl_route_layout import is_known as _layout_known
@@ -192,10 +195,16 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
     span = get(IFLA_IFNAME)
     kind = None
     info = get(IFLA_LINKINFO)
+    linkinfo = None
     if info is not None:
-        kind_span = parse_attributes(buffer, info[0], info[1]).get(IFLA_INFO_KIND)
+        linkinfo = parse_attributes(buffer, info[0], info[1])
+        kind_span = linkinfo.get(IFLA_INFO_KIND)
         if kind_span is not None:
             kind = _string(buffer, kind_span)
+    address = format_lladdr(buffer, *table[IFLA_ADDRESS]) if IFLA_ADDRESS in table else None
+    permaddr_span = get(IFLA_PERM_ADDRESS)
+    permaddr = format_lladdr(buffer, *permaddr_span) if permaddr_span is not None else None
+    proto_down = get(IFLA_PROTO_DOWN)
     operstate = get(IFLA_OPERSTATE)
     linkmode = get(IFLA_LINKMODE)
     netnsid = get(IFLA_LINK_NETNSID)
@@ -210,13 +219,19 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
         group=_u32(buffer, get(IFLA_GROUP)),
         txqlen=_u32(buffer, get(IFLA_TXQLEN)),
         link_type=link_type,
-        address=format_lladdr(buffer, *table[IFLA_ADDRESS]) if IFLA_ADDRESS in table else None,
+        address=address,
         broadcast=format_lladdr(buffer, *table[IFLA_BROADCAST]) if IFLA_BROADCAST in table else None,
         kind=kind,
         alias=_string(buffer, table[IFLA_IFALIAS]) if IFLA_IFALIAS in table else None,
         link_ifindex=_u32(buffer, get(IFLA_LINK)),
         link_netnsid=_S32.unpack_from(buffer, netnsid[0])[0] if netnsid is not None else None,
         master_ifindex=_u32(buffer, get(IFLA_MASTER)),
+        altnames=decode_altnames(buffer, table),
+        # print_linkinfo() shows the permanent address only when it differs
+        permaddr=permaddr if permaddr != address else None,
+        proto_down=bool(proto_down is not None and proto_down[1] > proto_down[0] and buffer[proto_down[0]]),
+        stats=decode_stats64(buffer, table),
+        details=decode_details(buffer, table, linkinfo),
     )
 
 
@@ -235,11 +250,11 @@ def resolve_link(link: Link, links: dict[int, Link]) -> Link:
     )
 
 
-def link_dump_request(kind: str | None = None, master: int | None = None) -> bytes:
+def link_dump_request(kind: str | None = None, master: int | None = None, stats: bool = False) -> bytes:
     """ifinfomsg + filters ``rtnl_dump_ifinfo`` applies in the kernel
     (IFLA_MASTER, IFLA_LINKINFO/IFLA_INFO_KIND) + IFLA_EXT_MASK skipping the
-    statistics blocks (smaller messages)."""
-    builder = AttributeBuilder().add_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+    statistics blocks (smaller messages) unless ``stats`` asks for them."""
+    builder = AttributeBuilder().add_u32(IFLA_EXT_MASK, 0 if stats else RTEXT_FILTER_SKIP_STATS)
     if master is not None:
         builder.add_u32(IFLA_MASTER, master)
     if kind is not None:
@@ -283,6 +298,7 @@ def decode_address(buffer: Any, start: int, end: int, names: dict[int, str] | No
         valid_lft=valid,
         preferred_lft=preferred,
         dev=names.get(ifindex) if names else None,
+        metric=_u32(buffer, table.get(IFA_RT_PRIORITY)),
     )
 
 

@@ -167,7 +167,8 @@ IFA_F_NOPREFIXROUTE = 0x200
 IFA_F_MCAUTOJOIN = 0x400
 IFA_F_STABLE_PRIVACY = 0x800
 
-#: iproute2's ifa_flag_names, in print order; IFA_F_PERMANENT is shown inverted as "dynamic".
+#: iproute2's ifa_flag_names, in print order (print_ifa_flags()):
+#: IFA_F_PERMANENT is shown inverted, as "dynamic", at its place in the list.
 ADDRESS_FLAG_NAMES = (
     (IFA_F_SECONDARY, "secondary", "temporary"),  # one bit: "temporary" for IPv6
     (IFA_F_NODAD, "nodad", "nodad"),
@@ -176,6 +177,7 @@ ADDRESS_FLAG_NAMES = (
     (IFA_F_HOMEADDRESS, "home", "home"),
     (IFA_F_DEPRECATED, "deprecated", "deprecated"),
     (IFA_F_TENTATIVE, "tentative", "tentative"),
+    (IFA_F_PERMANENT, "dynamic", "dynamic"),
     (IFA_F_MANAGETEMPADDR, "mngtmpaddr", "mngtmpaddr"),
     (IFA_F_NOPREFIXROUTE, "noprefixroute", "noprefixroute"),
     (IFA_F_MCAUTOJOIN, "autojoin", "autojoin"),

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import attrs
 
+from .rtnl_link_values import LinkDetails, LinkStats
 from .rtnl_constants import (
     ADDRESS_FLAG_NAMES,
     AF_INET,
@@ -30,6 +31,7 @@ from .rtnl_constants import (
     HOST_PREFIXLEN,
     IFA_F_PERMANENT,
     IFF_RUNNING,
+    IFF_POINTOPOINT,
     IFF_UP,
     LINK_FLAG_ORDER,
     LINK_TYPE_NAMES,
@@ -115,6 +117,15 @@ class Link:
     link: str | None = None  #: name of ``link_ifindex`` when it is in this namespace
     master: str | None = None  #: name of ``master_ifindex``
     lower_up: bool | None = None  #: whether the ``link`` device is up (iproute2's M-DOWN)
+    altnames: tuple[str, ...] = ()  #: IFLA_PROP_LIST's IFLA_ALT_IFNAME names
+    permaddr: str | None = None  #: IFLA_PERM_ADDRESS when it differs from ``address``
+    proto_down: bool = False  #: IFLA_PROTO_DOWN
+    #: IFLA_STATS64: in notifications, and in dumps that ask for statistics
+    #: (``link_dump_request(stats=True)``). Counters move all the time, so
+    #: they take no part in equality: a link is "changed" when its
+    #: configuration changes, not its traffic.
+    stats: LinkStats | None = attrs.field(default=None, eq=False)
+    details: LinkDetails | None = None  #: what ``ip -d link`` adds
 
     @property
     def key(self) -> int:
@@ -124,8 +135,10 @@ class Link:
     def is_up(self) -> bool:
         return bool(self.flags & IFF_UP)
 
-    def to_json(self) -> dict[str, Any]:
-        """The object ``ip -j link show`` prints for this link."""
+    def to_json(self, details: bool = False, stats: int = 0) -> dict[str, Any]:
+        """The object ``ip -j link show`` prints for this link (``details``:
+        ``ip -d``; ``stats``: 1 for ``ip -s``, 2 for ``ip -s -s``), keys in
+        print_linkinfo()'s order."""
         out: dict[str, Any] = {"ifindex": self.ifindex}
         link_ifindex = self.link_ifindex
         if link_ifindex is not None:
@@ -155,11 +168,23 @@ class Link:
         if self.address is not None:
             out["address"] = self.address
         if self.broadcast is not None:
+            if self.flags & IFF_POINTOPOINT:
+                out["link_pointtopoint"] = True
             out["broadcast"] = self.broadcast
+        if self.permaddr is not None:
+            out["permaddr"] = self.permaddr
         if self.link_netnsid is not None:
             out["link_netnsid"] = self.link_netnsid
+        if self.proto_down:
+            out["proto_down"] = True
+        if details and self.details is not None:
+            out.update(self.details.items())
         if self.alias:
             out["ifalias"] = self.alias
+        if stats and self.stats is not None:
+            out["stats64"] = self.stats.to_json(stats)
+        if self.altnames:
+            out["altnames"] = list(self.altnames)
         return out
 
 
@@ -184,6 +209,7 @@ class Address:
     valid_lft: int | None = None
     preferred_lft: int | None = None
     dev: str | None = None
+    metric: int | None = None  #: IFA_RT_PRIORITY: the metric of the address's prefix route
 
     @property
     def key(self) -> tuple[int, int, str, int]:
@@ -195,17 +221,23 @@ class Address:
         if self.address is not None and self.address != self.local:
             out["address"] = self.address
         out["prefixlen"] = self.prefixlen
+        if self.metric is not None:
+            out["metric"] = self.metric
         if self.broadcast is not None:
             out["broadcast"] = self.broadcast
         if self.anycast is not None:
             out["anycast"] = self.anycast
         out["scope"] = scope_name(self.scope)
         flags = self.flags
-        if not flags & IFA_F_PERMANENT:
-            out["dynamic"] = True
         for bit, name, name6 in ADDRESS_FLAG_NAMES:
-            if flags & bit:
+            if bit == IFA_F_PERMANENT:
+                if not flags & bit:
+                    out["dynamic"] = True
+            elif flags & bit:
                 out[name6 if self.family == AF_INET6 else name] = True
+            flags &= ~bit
+        if flags:
+            out["ifa_flags"] = f"{flags:02x}"  # bits iproute2 has no name for
         if self.label is not None:
             out["label"] = self.label
         if self.valid_lft is not None:

@@ -30,6 +30,8 @@ _KIND_ALIASES = {"link": "links", "address": "addresses", "addr": "addresses", "
                  "neigh": "neighbours", "neighbors": "neighbours", "rule": "rules", "nexthop": "nexthops"}  # fmt: skip
 _MONITOR_KINDS = {"link": "links", "address": "addresses", "route": "routes", "neighbour": "neighbours", "rule": "rules"}
 _NUD_NOARP = 0x40
+_NTF_PROXY = 0x08
+_NTF_EXT_LEARNED = 0x10
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -137,14 +139,13 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
             objects = await _address_groups(nl, args.family)
             rows = [row for group in objects for row in _address_rows(group)]
         elif kind == "neighbours":
-            # `ip neigh show` hides NOARP entries (multicast mappings) unless asked.
-            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if not neigh.state & _NUD_NOARP]
+            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if _ip_shows_neighbour(neigh)]
             rows = [_neighbour_row(item) for item in objects]
         elif kind == "nexthops":
             objects = [nexthop.to_json(args.details) for nexthop in await _nexthops(nl, args.family)]
             rows = [_nexthop_row(item) for item in objects]
         else:
-            objects = [rule.to_json() async for rule in nl.rules(args.family or 4)]
+            objects = [rule.to_json(args.details) async for rule in nl.rules(args.family or 4)]
             rows = [_rule_row(item) for item in objects]
     if args.json:
         out.write(_compact(objects))
@@ -153,6 +154,16 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
         _write_table(out, rows)
     out.flush()
     return 0
+
+
+def _ip_shows_neighbour(neigh: Any) -> bool:
+    """`ip neigh show`'s default filter (print_neigh() with filter.state =
+    0xFF & ~NUD_NOARP): entries in no NUD state and NOARP-only entries
+    (multicast mappings) are hidden, except proxy and externally learned
+    ones. The API (RtnlClient.neighbours) returns every entry."""
+    if neigh.state & 0xFF & ~_NUD_NOARP:
+        return True
+    return bool(neigh.flags & (_NTF_PROXY | _NTF_EXT_LEARNED))
 
 
 def _route_query(family: int | None, table: str | None) -> tuple[int | None, Any]:

@@ -26,7 +26,15 @@ from .rtnl_constants import (
     AF_INET,
     AF_INET6,
     AF_UNSPEC,
+    FRA_DPORT_RANGE,
     FRA_DST,
+    FRA_FLOW,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
+    FRA_SPORT_RANGE,
+    FRA_SUPPRESS_IFGROUP,
+    FRA_TUN_ID,
+    FRA_UID_RANGE,
     FRA_FWMARK,
     FRA_FWMASK,
     FRA_GOTO,
@@ -64,6 +72,7 @@ from .rtnl_constants import (
     NDA_DST,
     NDA_IFINDEX,
     NDA_LLADDR,
+    NDA_PROTOCOL,
     RTA_CACHEINFO,
     RTA_DST,
     RTA_ENCAP,
@@ -460,6 +469,7 @@ def decode_neighbour(buffer: Any, start: int, end: int, names: dict[int, str] | 
     table = parse_attributes(buffer, start + NDMSG.size, end)
     dst = table.get(NDA_DST)
     lladdr = table.get(NDA_LLADDR)
+    protocol = table.get(NDA_PROTOCOL)
     return Neighbour(
         family=family,
         ifindex=ifindex,
@@ -469,6 +479,7 @@ def decode_neighbour(buffer: Any, start: int, end: int, names: dict[int, str] | 
         flags=flags,
         type=neigh_type,
         dev=names.get(ifindex) if names else None,
+        protocol=buffer[protocol[0]] if protocol is not None and protocol[1] > protocol[0] else None,
     )
 
 
@@ -494,6 +505,10 @@ def decode_rule(buffer: Any, start: int, end: int) -> Rule:
     src = get(FRA_SRC)
     dst = get(FRA_DST)
     protocol = get(FRA_PROTOCOL)
+    l3mdev = get(FRA_L3MDEV)
+    ip_proto = get(FRA_IP_PROTO)
+    tun_id = get(FRA_TUN_ID)
+    gateway = get(RTA_GATEWAY)  # an old "nat" rule's map-to address
     return Rule(
         family=family,
         priority=_u32(buffer, get(FRA_PRIORITY)) or 0,
@@ -510,9 +525,29 @@ def decode_rule(buffer: Any, start: int, end: int) -> Rule:
         iifname=_string(buffer, attrs_table[FRA_IIFNAME]) if FRA_IIFNAME in attrs_table else None,
         oifname=_string(buffer, attrs_table[FRA_OIFNAME]) if FRA_OIFNAME in attrs_table else None,
         goto=_u32(buffer, get(FRA_GOTO)),
-        protocol=buffer[protocol[0]] if protocol is not None else None,
+        protocol=buffer[protocol[0]] if protocol is not None and protocol[1] > protocol[0] else None,
         suppress_prefixlen=_u32(buffer, get(FRA_SUPPRESS_PREFIXLEN)),
+        suppress_ifgroup=_u32(buffer, get(FRA_SUPPRESS_IFGROUP)),
+        l3mdev=bool(l3mdev is not None and l3mdev[1] > l3mdev[0] and buffer[l3mdev[0]]),
+        uid_range=_pair(buffer, get(FRA_UID_RANGE), _UID_RANGE),
+        ip_proto=buffer[ip_proto[0]] if ip_proto is not None and ip_proto[1] > ip_proto[0] else None,
+        sport=_pair(buffer, get(FRA_SPORT_RANGE), _PORT_RANGE),
+        dport=_pair(buffer, get(FRA_DPORT_RANGE), _PORT_RANGE),
+        flow=_u32(buffer, get(FRA_FLOW)),
+        tun_id=int.from_bytes(bytes(buffer[tun_id[0] : tun_id[0] + 8]), "big") if tun_id is not None and tun_id[1] - tun_id[0] >= 8 else None,
+        nat_gateway=format_address(buffer, *gateway) if gateway is not None else None,
     )
+
+
+#: struct fib_rule_uid_range {u32 start, end}; struct fib_rule_port_range {u16 start, end}
+_UID_RANGE = struct.Struct("=II")
+_PORT_RANGE = struct.Struct("=HH")
+
+
+def _pair(buffer: Any, span: tuple[int, int] | None, layout: struct.Struct) -> tuple[int, int] | None:
+    if span is None or span[1] - span[0] < layout.size:
+        return None
+    return layout.unpack_from(buffer, span[0])  # type: ignore[return-value]
 
 
 def rule_dump_request(family: int = AF_UNSPEC) -> bytes:

@@ -337,6 +337,7 @@ NTF_SELF = 0x02
 NTF_MASTER = 0x04
 NTF_PROXY = 0x08
 NTF_EXT_LEARNED = 0x10
+NTF_OFFLOADED = 0x20
 NTF_ROUTER = 0x80
 
 # --- rules: struct fib_rule_hdr + FRA_* ---------------------------------------
@@ -358,6 +359,10 @@ FRA_PROTOCOL = 21
 FRA_IP_PROTO = 22
 FRA_SPORT_RANGE = 23
 FRA_DPORT_RANGE = 24
+FRA_TUN_ID = 12
+FIB_RULE_UNRESOLVED = 0x4
+FIB_RULE_IIF_DETACHED = 0x8
+FIB_RULE_OIF_DETACHED = 0x10
 
 FR_ACT_UNSPEC = 0
 FR_ACT_TO_TBL = 1
@@ -384,6 +389,38 @@ def protocol_name(protocol: int) -> str:
 
 def scope_name(scope: int) -> str:
     return SCOPE_NAMES.get(scope) or str(scope)
+
+
+#: rtnl_group_n2a(): /etc/iproute2/group as Debian ships it.
+GROUP_NAMES = {0: "default"}
+
+
+def group_name(group: int) -> str:
+    return GROUP_NAMES.get(group) or str(group)
+
+
+#: inet_proto_n2a()'s built-in names; others come from /etc/protocols
+#: (getprotobynumber), read once, and "ipproto-N" when it has none.
+_IP_PROTOCOL_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 1: "icmp", 58: "ipv6-icmp"}
+_etc_protocols: dict[int, str] | None = None
+
+
+def ip_protocol_name(number: int) -> str:
+    global _etc_protocols
+    name = _IP_PROTOCOL_NAMES.get(number)
+    if name is not None:
+        return name
+    if _etc_protocols is None:
+        _etc_protocols = {}
+        try:
+            with open("/etc/protocols", encoding="utf-8", errors="replace") as file:
+                for line in file:
+                    fields = line.split("#", 1)[0].split()
+                    if len(fields) >= 2 and fields[1].isdigit():
+                        _etc_protocols.setdefault(int(fields[1]), fields[0])
+        except OSError:
+            pass
+    return _etc_protocols.get(number) or f"ipproto-{number}"
 
 
 def realm_name(realm: int) -> str:

@@ -24,7 +24,14 @@ from .rtnl_constants import (
     AF_INET,
     AF_INET6,
     FAMILY_NAMES,
+    FIB_RULE_IIF_DETACHED,
     FIB_RULE_INVERT,
+    FIB_RULE_OIF_DETACHED,
+    FIB_RULE_UNRESOLVED,
+    RTN_NAT,
+    RTPROT_KERNEL,
+    group_name,
+    ip_protocol_name,
     FR_ACT_GOTO,
     FR_ACT_NOP,
     FR_ACT_TO_TBL,
@@ -38,6 +45,7 @@ from .rtnl_constants import (
     LINKMODE_NAMES,
     NEIGH_STATE_NAMES,
     NTF_EXT_LEARNED,
+    NTF_OFFLOADED,
     NTF_PROXY,
     NTF_ROUTER,
     OPERSTATE_NAMES,
@@ -589,6 +597,7 @@ class Neighbour:
     flags: int = 0  #: NTF_* bits
     type: int = 0
     dev: str | None = None
+    protocol: int | None = None  #: NDA_PROTOCOL: who installed the entry
 
     @property
     def key(self) -> tuple[int, int, str | None]:
@@ -613,8 +622,12 @@ class Neighbour:
             out["proxy"] = None
         if self.flags & NTF_EXT_LEARNED:
             out["extern_learn"] = None
+        if self.flags & NTF_OFFLOADED:
+            out["offload"] = None
         if self.state:
             out["state"] = self.state_names
+        if self.protocol is not None:
+            out["protocol"] = protocol_name(self.protocol)
         return out
 
 
@@ -643,6 +656,15 @@ class Rule:
     goto: int | None = None
     protocol: int | None = None
     suppress_prefixlen: int | None = None
+    suppress_ifgroup: int | None = None  #: FRA_SUPPRESS_IFGROUP
+    l3mdev: bool = False  #: FRA_L3MDEV: look up the table of the packet's L3 master device
+    uid_range: tuple[int, int] | None = None  #: FRA_UID_RANGE (start, end)
+    ip_proto: int | None = None  #: FRA_IP_PROTO
+    sport: tuple[int, int] | None = None  #: FRA_SPORT_RANGE (start, end)
+    dport: tuple[int, int] | None = None  #: FRA_DPORT_RANGE (start, end)
+    flow: int | None = None  #: FRA_FLOW: realms, ``from << 16 | to``
+    tun_id: int | None = None  #: FRA_TUN_ID
+    nat_gateway: str | None = None  #: RTA_GATEWAY of an old "nat" rule (map-to)
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -651,11 +673,14 @@ class Rule:
             self.tos, self.flags & FIB_RULE_INVERT, self.fwmark, self.fwmask, self.iifname, self.oifname, self.goto,
         )  # fmt: skip
 
-    def to_json(self) -> dict[str, Any]:
-        """The object ``ip -j rule show`` prints for this rule."""
+    def to_json(self, details: bool = False) -> dict[str, Any]:
+        """The object ``ip -j rule show`` prints for this rule, keys in
+        print_rule()'s order (``details``: ``ip -d``, which also prints
+        the kernel protocol)."""
         host = HOST_PREFIXLEN.get(self.family)
         out: dict[str, Any] = {"priority": self.priority}
-        if self.flags & FIB_RULE_INVERT:
+        flags = self.flags
+        if flags & FIB_RULE_INVERT:
             out["not"] = None
         if self.src is not None:
             out["src"] = self.src
@@ -676,24 +701,58 @@ class Rule:
         if self.tos:
             out["tos"] = f"0x{self.tos:02x}"
         if self.fwmark is not None or self.fwmask is not None:
-            out["fwmark"] = f"0x{self.fwmark or 0:x}"
+            # print_0xhex(): C's "%#llx", which writes 0 as "0"
+            out["fwmark"] = f"{self.fwmark:#x}" if self.fwmark else "0"
             if self.fwmask is not None and self.fwmask != 0xFFFFFFFF:
-                out["fwmask"] = f"0x{self.fwmask:x}"
+                out["fwmask"] = f"{self.fwmask:#x}" if self.fwmask else "0"
         if self.iifname is not None:
             out["iif"] = self.iifname
+            if flags & FIB_RULE_IIF_DETACHED:
+                out["iif_detached"] = None
         if self.oifname is not None:
             out["oif"] = self.oifname
+            if flags & FIB_RULE_OIF_DETACHED:
+                out["oif_detached"] = None
+        if self.l3mdev:
+            out["l3mdev"] = None
+        if self.uid_range is not None:
+            out["uid_start"], out["uid_end"] = self.uid_range
+        if self.ip_proto is not None:
+            out["ipproto"] = ip_protocol_name(self.ip_proto)
+        for name, ports in (("sport", self.sport), ("dport", self.dport)):
+            if ports is not None:
+                if ports[0] == ports[1]:
+                    out[name] = ports[0]
+                else:
+                    out[f"{name}_start"], out[f"{name}_end"] = ports
+        if self.tun_id is not None:
+            out["tun_id"] = self.tun_id
         if self.table:
             out["table"] = table_name(self.table)
             if self.suppress_prefixlen is not None and self.suppress_prefixlen != 0xFFFFFFFF:
                 out["suppress_prefixlen"] = self.suppress_prefixlen
+            if self.suppress_ifgroup is not None and self.suppress_ifgroup != 0xFFFFFFFF:
+                out["suppress_ifgroup"] = group_name(self.suppress_ifgroup)
+        if self.flow is not None:
+            if self.flow >> 16:
+                out["flow_from"] = realm_name(self.flow >> 16)
+            out["flow_to"] = realm_name(self.flow & 0xFFFF)
         action = self.action
-        if action == FR_ACT_GOTO:
+        if action == RTN_NAT:
+            if self.nat_gateway is not None:
+                out["nat_gateway"] = self.nat_gateway
+            else:
+                out["masquerade"] = None
+        elif action == FR_ACT_GOTO:
             out["goto"] = self.goto if self.goto is not None else "none"
+            if flags & FIB_RULE_UNRESOLVED:
+                out["unresolved"] = None
         elif action == FR_ACT_NOP:
-            out["action"] = "nop"
+            out["nop"] = None
         elif action != FR_ACT_TO_TBL:
             out["action"] = route_type_name(action)  # FR_ACT_BLACKHOLE.. share RTN_* numbers
+        if self.protocol is not None and ((self.protocol and self.protocol != RTPROT_KERNEL) or details):
+            out["protocol"] = protocol_name(self.protocol)
         return out
 
 

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump = commands.add_parser("dump", parents=[common], help="print one kind of object and exit")
     dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES)), metavar="KIND", help="|".join(KINDS))
     dump.add_argument("--table", metavar="N|all", help="routes: table id or name (default main), or all")
+    dump.add_argument("--cache", action="store_true", help="routes: the route exceptions (PMTU, redirects), as `ip route show cache`")
     monitor = commands.add_parser("monitor", parents=[common], help="follow changes until Ctrl-C")
     monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule (default link,address,route)")
     monitor.add_argument("--no-resync", action="store_true", help="do not start with the current state, and stop on an overrun")
@@ -122,16 +123,26 @@ def _open(netns: str | None) -> Any:
 async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     kind = _KIND_ALIASES.get(args.kind, args.kind)
     async with _open(args.netns) as nl:
-        if kind == "routes" and args.json:
+        if kind == "routes" and args.cache:
+            cached = await _cached_routes(nl, args.family, args.table)
+            if args.json:
+                # print_route() shows "table" only when every table is listed
+                drop_table = args.table != "all"
+                out.write("[" + ",".join(_items_text(route.to_json_items(args.details), drop_table) for route in cached) + "]\n")
+                out.flush()
+                return 0
+            objects = [route.to_json(args.details) for route in cached]
+            rows = [_route_row(item) for item in objects]
+        elif kind == "routes" and args.json:
             # Streamed: a 100,000-route table never sits in memory whole.
             nh_info = {nexthop.id: nexthop.to_json(details=True) for nexthop in await _nexthops(nl)} if args.details else None
             await _write_routes_json(nl, args.family, args.table, out, details=args.details, nh_info=nh_info)
             out.flush()
             return 0
-        if kind == "routes":
+        elif kind == "routes":
             objects, rows = await _route_rows(nl, args.family, args.table, args.details)
-        elif args.table is not None:
-            raise ValueError("--table applies to routes only")
+        elif args.table is not None or args.cache:
+            raise ValueError("--table and --cache apply to routes only")
         elif kind == "links":
             objects = [link.to_json(args.details, args.stats) for link in await _links(nl, stats=bool(args.stats))]
             rows = [_link_row(item) for item in objects]
@@ -183,6 +194,22 @@ async def _route_json(nl: Any, family: int | None, table: str | None, details: b
         if drop_table:
             item.pop("table", None)
         yield item
+
+
+async def _cached_routes(nl: Any, family: int | None, table: str | None) -> list[Any]:
+    """``ip route show cache``: the kernel's route exceptions (RTM_F_CLONED)."""
+    from .constants import RTM_GETROUTE, RTM_NEWROUTE
+    from .families.rtnl_codec import decode_route, family_number, route_dump_request
+    from .families.rtnl_constants import RTM_F_CLONED
+
+    family, table_value = _route_query(family, table)
+    names = await nl.names()
+    table_id = None if table_value in (None, "all") else int(table_value)
+    return [
+        route
+        async for msg in nl._dump(RTM_GETROUTE, route_dump_request(family_number(family), table_id, cached=True))
+        if msg[0] == RTM_NEWROUTE and (route := decode_route(msg[6].buffer, msg[4], msg[5], names)).flags & RTM_F_CLONED
+    ]
 
 
 async def _route_rows(nl: Any, family: int | None, table: str | None, details: bool = False) -> tuple[list[dict[str, Any]], list[list[str]]]:

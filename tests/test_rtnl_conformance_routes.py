@@ -292,3 +292,42 @@ def test_dump_nexthops_json_equals_ip_on_generated_nexthops(netns: str, seed: in
     for identifier in [int(command.split()[3]) for command in commands][:6]:
         ip(netns, "route", "add", f"10.77.{identifier}.0/24", "nhid", str(identifier), check=False)
     assert_same_text(_ours(netns, "-d"), _ip_text(netns, "-d", "route", "show"), context)
+
+
+def test_dump_routes_cache_is_byte_identical_to_ip(netns: str) -> None:
+    """Route exceptions (`ip route show cache`): a PMTU exception made by a
+    real "fragmentation needed" / "packet too big" from a router namespace
+    with a smaller MTU, IPv4 (with its "cache" flags) and IPv6."""
+    router, far = f"{netns}-r", f"{netns}-b"
+    for name in (router, far):
+        subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        script = [
+            (netns, f"link add a0 type veth peer name r0 netns {router}"), (router, f"link add r1 type veth peer name b0 netns {far}"),
+            (netns, "addr add 10.1.0.1/24 dev a0"), (netns, "addr add 2001:db8:1::1/64 dev a0 nodad"),
+            (router, "addr add 10.1.0.2/24 dev r0"), (router, "addr add 2001:db8:1::2/64 dev r0 nodad"),
+            (router, "addr add 10.2.0.1/24 dev r1"), (router, "addr add 2001:db8:2::1/64 dev r1 nodad"),
+            (far, "addr add 10.2.0.2/24 dev b0"), (far, "addr add 2001:db8:2::2/64 dev b0 nodad"),
+            (router, "link set r1 mtu 1300"), (far, "link set b0 mtu 1300"),
+            (netns, "link set a0 up"), (router, "link set r0 up"), (router, "link set r1 up"), (far, "link set b0 up"), (far, "link set lo up"),
+            (netns, "route add default via 10.1.0.2"), (netns, "-6 route add default via 2001:db8:1::2"),
+            (far, "route add default via 10.2.0.1"), (far, "-6 route add default via 2001:db8:2::1"),
+        ]  # fmt: skip
+        for name, command in script:
+            ip(name, *command.split())
+        subprocess.run(["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"], check=True, timeout=30)
+        # Bounded: a few pings until both exceptions exist (DAD is off; ND takes a moment).
+        for _ in range(10):
+            subprocess.run(["ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1400", "10.2.0.2"], capture_output=True, timeout=30)
+            subprocess.run(["ip", "netns", "exec", netns, "ping", "-6", "-c", "1", "-W", "1", "-s", "1400", "2001:db8:2::2"], capture_output=True, timeout=30)
+            if len(json.loads(_ip_text(netns, "route", "show", "table", "all", "cache"))) >= 2:
+                break
+        cached = json.loads(_ip_text(netns, "route", "show", "table", "all", "cache"))
+        assert {route["dst"] for route in cached} == {"10.2.0.2", "2001:db8:2::2"}, cached
+        for cli_args, ip_args in [([], []), (["-6"], ["-6"]), (["--table", "all"], ["table", "all"]), (["-d"], ["-d"]), (["-d", "--table", "all"], ["-d", "table", "all"])]:
+            ip_command = [arg for arg in ip_args if arg.startswith("-")] + ["route", "show"] + [arg for arg in ip_args if not arg.startswith("-")] + ["cache"]
+            assert_same_text(_ours(netns, "--cache", *cli_args), _ip_text(netns, *ip_command), f"cache {cli_args}")
+        assert json.loads(_ours(netns, "--cache"))[0]["metrics"] == [{"mtu": 1300}]
+    finally:
+        for name in (router, far):
+            subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)

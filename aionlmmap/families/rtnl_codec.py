@@ -93,6 +93,7 @@ from .rtnl_constants import (
     RTA_UID,
     RTA_VIA,
     RTEXT_FILTER_SKIP_STATS,
+    RTM_F_CLONED,
 )
 from .rtnl_link_values import decode_altnames, decode_details, decode_stats64
 from .rtnl_link_values import IFLA_PERM_ADDRESS, IFLA_PROTO_DOWN
@@ -450,14 +451,17 @@ def _decode_nexthops(buffer: Any, start: int, end: int, names: dict[int, str] | 
     return tuple(nexthops)
 
 
-def route_dump_request(family: int = AF_UNSPEC, table: int | None = None) -> bytes:
+def route_dump_request(family: int = AF_UNSPEC, table: int | None = None, cached: bool = False) -> bytes:
     """rtmsg + RTA_TABLE: with NETLINK_GET_STRICT_CHK the kernel dumps only
     that table (ip_valid_fib_dump_req / inet6_dump_fib). ``table=None``
-    dumps every table."""
+    dumps every table. ``cached``: RTM_F_CLONED in rtm_flags asks for the
+    route exceptions (PMTU, redirects: ``ip route show cache``) instead of
+    the routes (inet_dump_fib's dump_exceptions, inet6_dump_fib)."""
+    flags = RTM_F_CLONED if cached else 0
     if table is None:
-        return RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+        return RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, flags)
     # rtm_table holds 8 bits; RTA_TABLE carries the full 32-bit id.
-    return RTMSG.pack(family, 0, 0, 0, table if table < 256 else 0, 0, 0, 0, 0) + AttributeBuilder().add_u32(RTA_TABLE, table).build()
+    return RTMSG.pack(family, 0, 0, 0, table if table < 256 else 0, 0, 0, 0, flags) + AttributeBuilder().add_u32(RTA_TABLE, table).build()
 
 
 # --- neighbours -----------------------------------------------------------------

@@ -416,6 +416,8 @@ class Route:
             scope = self.scope
             if scope != RT_SCOPE_UNIVERSE:
                 out["scope"] = _SCOPE_TEXT[scope] if 0 <= scope < 256 else str(scope)
+        elif family == AF_INET:
+            return self._to_json_full(False)  # a cached IPv4 route prints its "cache" flags
         if self.prefsrc is not None:
             out["prefsrc"] = self.prefsrc
         if self.priority is not None:

@@ -11,12 +11,14 @@ or embed it::
 
 Layers: ``state`` (pure view, change log, query parsing), ``broadcast``
 (bounded per-client fan-out), ``service`` (the monitor task), ``source``
-(rtnl.monitor as an event source), ``app`` (aiohttp routes). See
+(rtnl.monitor as an event source), ``metrics`` (``/metrics`` for
+Prometheus), ``app`` (aiohttp routes, authentication, limits). See
 docs/service.md.
 """
 
-from .app import Settings, create_app
+from .app import Settings, create_app, create_runner
+from .metrics import StatsReader
 from .service import SYNCED, NetStateService
 from .source import rtnl_source
 
-__all__ = ["SYNCED", "NetStateService", "Settings", "create_app", "rtnl_source"]
+__all__ = ["SYNCED", "NetStateService", "Settings", "StatsReader", "create_app", "create_runner", "rtnl_source"]

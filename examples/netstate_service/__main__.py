@@ -90,8 +90,22 @@ def read_token(path: str, option: str) -> str:
     return token
 
 
+def raise_file_limit(wanted: int) -> None:
+    """Each SSE client holds a socket: lift the soft RLIMIT_NOFILE (often
+    1024) towards ``wanted``, within the hard limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("only %d file descriptors allowed (hard limit); --max-clients %d may not be reachable", target, wanted - 256)
+
+
 async def serve(arguments: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    raise_file_limit(arguments.max_clients + 256)
     netns = arguments.netns
     if arguments.insecure_no_auth and arguments.token is None and not is_loopback(arguments.host):
         log.warning("serving %s WITHOUT authentication (--insecure-no-auth): anyone who reaches it reads this host's network state", arguments.host)

@@ -41,6 +41,7 @@ import contextlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class Settings:
     token: str | None = attrs.field(default=None, repr=False)  #: bearer token every route wants (None: no auth)
     metrics_token: str | None = attrs.field(default=None, repr=False)  #: a token that opens /metrics only
     max_clients: int = 1024  #: SSE clients at once; more get 503
+    send_buffer: int = 256 * 1024  #: SO_SNDBUF of an SSE connection (the kernel's share of a client's backlog)
     idle_timeout: float = 15.0  #: a connection that sends no complete request for this long is closed
     max_query_length: int = 1024  #: longer query strings get 400
 
@@ -299,6 +301,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
             content_type="application/json",
             headers={"Retry-After": "5"},
         )
+    _bound_send_buffer(request, settings.send_buffer)
     subscription = service.hub.subscribe(request.headers.get("Last-Event-ID"))
     stream = EventSourceResponse(ping_interval=settings.ping_interval)
     watcher: asyncio.Task[None] | None = None
@@ -334,6 +337,20 @@ async def _events(request: web.Request) -> web.StreamResponse:
             stream.stop_streaming()
             await stream.wait()
     return stream
+
+
+def _bound_send_buffer(request: web.Request, size: int) -> None:
+    # A stream's backlog lives in three places: the subscription queue
+    # (queue_limit changes), aiohttp's writer (it drains past 64 KiB) and the
+    # kernel's send buffer, which TCP autotuning lets grow to tcp_wmem's
+    # maximum (4 MiB by default) per socket. Capping SO_SNDBUF bounds the
+    # last, and makes a client that stops reading block the writer soon, so
+    # it is resynced or, after send_timeout, dropped.
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 async def _send(stream: EventSourceResponse, data: str, event_id: str | None, event: str, settings: Settings, retry: int | None = None) -> None:

@@ -18,7 +18,8 @@ docs/service.md.
 
 from .app import Settings, create_app, create_runner
 from .metrics import StatsReader
+from .nft_view import NftablesView
 from .service import SYNCED, NetStateService
 from .source import rtnl_source
 
-__all__ = ["SYNCED", "NetStateService", "Settings", "StatsReader", "create_app", "create_runner", "rtnl_source"]
+__all__ = ["SYNCED", "NetStateService", "NftablesView", "Settings", "StatsReader", "create_app", "create_runner", "rtnl_source"]

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .app import Settings, create_app, create_runner
 from .metrics import StatsReader
+from .nft_view import NftablesView
 from .service import NetStateService
 from .source import rtnl_source
 
@@ -36,6 +37,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replay", type=int, default=1024, help="changes kept for Last-Event-ID replay (default 1024)")
     parser.add_argument("--queue-limit", type=int, default=256, help="changes queued per SSE client before it is resynced (default 256)")
     parser.add_argument("--no-neighbours", action="store_true", help="do not follow the neighbour table")
+    parser.add_argument("--no-nftables", action="store_true", help="do not follow the nf_tables ruleset (/api/nftables)")
     parser.add_argument("--token-file", help="file holding the bearer token every request must send (Authorization: Bearer TOKEN)")
     parser.add_argument("--metrics-token-file", help="file holding a token that opens /metrics only (for Prometheus' authorization config)")
     parser.add_argument("--insecure-no-auth", action="store_true", help="allow a non-loopback --host without a token (anyone who can reach it reads the host's network state)")
@@ -122,7 +124,8 @@ async def serve(arguments: argparse.Namespace) -> None:
         send_timeout=arguments.send_timeout,
         idle_timeout=arguments.idle_timeout,
     )
-    app = create_app(service, settings, StatsReader(netns))
+    nftables = None if arguments.no_nftables else NftablesView(service, netns)
+    app = create_app(service, settings, StatsReader(netns), nftables)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -7,6 +7,9 @@ Routes (all GET; nothing here changes the system):
 - ``/api/routes?family=&table=``       like ``ip -j route show [table T]``
 - ``/api/neighbours?family=&nud=all``  like ``ip -j neigh show [nud all]``
 - ``/api/rules?family=``               like ``ip -j rule show``
+- ``/api/nftables``                    the nf_tables ruleset as ``nft -j list
+  ruleset`` prints it (when the app has an NftablesView); its changes
+  stream on ``/api/events`` as ``nft_*`` kinds
 - ``/api/status``                      readiness and counters
 - ``/metrics``                         Prometheus text format: node_exporter's
   network metrics plus ``aionlmmap_*`` (see metrics.py)
@@ -52,6 +55,7 @@ from aiohttp_sse import EventSourceResponse
 
 from .broadcast import Resync, Subscription
 from .metrics import CONTENT_TYPE, NetworkMetrics, StatsReader, render_metrics
+from .nft_view import NftablesView
 from .service import NetStateService
 from .state import QueryError, parse_family, parse_nud, parse_table
 
@@ -81,6 +85,7 @@ SERVICE = web.AppKey("netstate_service", NetStateService)
 SETTINGS = web.AppKey("netstate_settings", Settings)
 STATS = web.AppKey("netstate_stats", StatsReader)
 NETWORK = web.AppKey("netstate_network_metrics", NetworkMetrics)
+NFTABLES = web.AppKey("netstate_nftables", NftablesView | None)  # type: ignore[arg-type]
 
 
 def create_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web.AppRunner:
@@ -100,11 +105,17 @@ def create_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web
     )
 
 
-def create_app(service: NetStateService, settings: Settings | None = None, stats_reader: StatsReader | None = None) -> web.Application:
+def create_app(
+    service: NetStateService,
+    settings: Settings | None = None,
+    stats_reader: StatsReader | None = None,
+    nftables: NftablesView | None = None,
+) -> web.Application:
     """An aiohttp app serving ``service``; starting the app starts the
     service's monitor, cleaning it up stops it (and ends every SSE stream).
     ``stats_reader`` reads the counters ``/metrics`` publishes (default: a
-    reader of this process's namespace)."""
+    reader of this process's namespace); ``nftables`` (optional) follows
+    the ruleset for ``/api/nftables``."""
     stats_reader = stats_reader or StatsReader()
     settings = settings or Settings()
     for name in ("token", "metrics_token"):
@@ -116,6 +127,7 @@ def create_app(service: NetStateService, settings: Settings | None = None, stats
     app[SETTINGS] = settings
     app[STATS] = stats_reader
     app[NETWORK] = NetworkMetrics()
+    app[NFTABLES] = nftables
     app.cleanup_ctx.append(_service_lifetime)
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", _index)
@@ -124,6 +136,7 @@ def create_app(service: NetStateService, settings: Settings | None = None, stats
     app.router.add_get("/api/routes", _collection_handler("routes", ("family", "table")))
     app.router.add_get("/api/neighbours", _collection_handler("neighbours", ("family", "nud")))
     app.router.add_get("/api/rules", _collection_handler("rules", ("family",)))
+    app.router.add_get("/api/nftables", _nftables)
     app.router.add_get("/api/status", _status)
     app.router.add_get("/api/events", _events)
     app.router.add_get("/metrics", _metrics)
@@ -135,9 +148,15 @@ async def _service_lifetime(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     app[STATS].register_ring = service.register_ring
     await service.start()
+    view = app[NFTABLES]
+    view_task = asyncio.create_task(view.run(), name="netstate-nftables") if view is not None else None
     try:
         yield
     finally:
+        if view_task is not None:
+            view_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await view_task
         await service.stop()
         await app[STATS].aclose()
 
@@ -265,9 +284,26 @@ def _collection_handler(name: str, allowed: tuple[str, ...]) -> Callable[[web.Re
     return handler
 
 
+async def _nftables(request: web.Request) -> web.Response:
+    _check_parameters(request, ())
+    view = request.app[NFTABLES]
+    if view is None:
+        raise web.HTTPNotFound(text='{"error": "the nf_tables view is not enabled in this service"}', content_type="application/json")
+    if not await view.wait_ready(request.app[SETTINGS].ready_timeout) or view.ruleset is None:
+        message = "the nf_tables ruleset is still loading; retry in a moment"
+        if view.last_error:
+            message = f"the nf_tables ruleset cannot be read yet ({view.last_error}); the service keeps retrying"
+        raise web.HTTPServiceUnavailable(text=json.dumps({"error": message}), content_type="application/json", headers={"Retry-After": "1"})
+    return web.json_response({"nftables": view.ruleset})
+
+
 async def _status(request: web.Request) -> web.Response:
     _check_parameters(request, ())
-    return web.json_response(request.app[SERVICE].status())
+    status = request.app[SERVICE].status()
+    view = request.app[NFTABLES]
+    if view is not None:
+        status["nftables"] = view.status()
+    return web.json_response(status)
 
 
 async def _metrics(request: web.Request) -> web.Response:

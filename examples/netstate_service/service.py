@@ -174,8 +174,15 @@ class NetStateService:
                 # Requests keep being served from the last state (if there is
                 # one yet). After a reconnect, what the new source does not
                 # report again is gone.
-                self._unconfirmed = set(self.state.keys())
+                # Only the source's own kinds: the nf_tables view feeds its
+                # objects through apply_external and keeps them current itself.
+                self._unconfirmed = {(kind, key) for kind, key in self.state.keys() if not kind.startswith("nft_")}
                 await asyncio.sleep(delay)
+
+    def apply_external(self, event: Any) -> None:
+        """Apply an event from another feed than the source (the nf_tables
+        view): same view, change log and fan-out."""
+        self._handle(event)
 
     def _on_source_waiting(self, generation: int) -> None:
         if generation == self._generation and self._synced_generation != generation:

@@ -57,6 +57,13 @@ COLLECTIONS: dict[str, str] = {
     "route": "routes",
     "neighbour": "neighbours",
     "rule": "rules",
+    # nf_tables objects (nft_view.py): one change per object, so SSE clients
+    # see each table, chain, set, element and rule come and go
+    "nft_table": "nft_tables",
+    "nft_chain": "nft_chains",
+    "nft_set": "nft_sets",
+    "nft_element": "nft_elements",
+    "nft_rule": "nft_rules",
 }
 KINDS = tuple(COLLECTIONS)
 ACTIONS = ("new", "del")

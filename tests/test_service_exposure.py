@@ -46,6 +46,9 @@ class NoCounters(StatsReader):
     async def read(self) -> dict[int, Any]:
         return {}
 
+    async def conntrack(self) -> None:
+        return None
+
 
 @pytest.fixture
 async def guarded():

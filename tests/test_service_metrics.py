@@ -142,6 +142,27 @@ async def test_promtool_accepts_the_output(metrics_client):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+async def test_conntrack_entries_equal_the_namespaces_count(metrics_client):
+    """node_nf_conntrack_entries{,_limit} equal the namespace's
+    nf_conntrack_count and nf_conntrack_max after conntrack saw traffic."""
+    client, first, _second, _service = metrics_client
+    run("ip", "netns", "exec", first, "nft", "-f", "-",
+        input="add table ip track\nadd chain ip track out { type filter hook output priority 0; }\nadd rule ip track out ct state new counter\n")  # fmt: skip
+    for index in range(3):
+        run("ip", "netns", "exec", first, "ping", "-c", "1", "-q", "-p", f"{index:02x}", "10.99.0.2")
+    run("ip", "netns", "exec", first, "ping", "-c", "1", "-q", "127.0.0.1")
+
+    def sysctl(name: str) -> int:
+        return int(run("ip", "netns", "exec", first, "cat", f"/proc/sys/net/netfilter/{name}").stdout)
+
+    before = sysctl("nf_conntrack_count")
+    ours = samples(await scrape(client))
+    after = sysctl("nf_conntrack_count")
+    assert before == after >= 1  # ICMP entries live 30 s: stable during the scrape
+    assert ours[("node_nf_conntrack_entries", ())] == before
+    assert ours[("node_nf_conntrack_entries_limit", ())] == sysctl("nf_conntrack_max")
+
+
 def test_label_values_are_escaped_as_the_text_format_requires():
     assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
 

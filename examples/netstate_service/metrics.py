@@ -11,6 +11,11 @@ node_exporter work unchanged:
 - ``node_network_up``, ``node_network_info``, ``node_network_mtu_bytes``,
   ``node_network_carrier`` and the other netclass gauges: from the links the
   monitor keeps live (no dump).
+- ``node_nf_conntrack_entries`` and ``_entries_limit`` (node_exporter's
+  conntrack collector): one ctnetlink ``IPCTNL_MSG_CT_GET_STATS`` request
+  per scrape, which answers the namespace's ``nf_conntrack_count`` and
+  ``nf_conntrack_max``; absent where conntrack is not available, as
+  node_exporter leaves them out when its /proc files are missing.
 - ``aionlmmap_*``: the service's own counters (ring frames, COPY frames,
   overruns, foreign messages dropped, monitor resyncs, SSE clients).
 
@@ -32,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -39,12 +45,14 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from aionlmmap.attributes import parse_attributes
 from aionlmmap.families.rtnl_stats import LinkStats64, link_stats
 
 __all__ = ["CONTENT_TYPE", "StatsReader", "render_metrics", "escape_label_value"]
 
 #: text format 0.0.4, as node_exporter serves it (every Prometheus 2.x parses it)
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+log = logging.getLogger("netstate_service")
 
 # <linux/if.h>
 _IFF_UP = 0x1
@@ -83,6 +91,26 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+# <linux/netfilter/nfnetlink_conntrack.h>: IPCTNL_MSG_CT_GET_STATS answers
+# CTA_STATS_GLOBAL_ENTRIES / _MAX_ENTRIES (ctnetlink_stat_ct) as be32.
+_CT_GET_STATS = 1 << 8 | 5  # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET_STATS
+_CTA_STATS_GLOBAL_ENTRIES, _CTA_STATS_GLOBAL_MAX_ENTRIES = 1, 2
+_NFGENMSG_SIZE = 4
+
+
+def decode_conntrack_stats(buffer: Any, start: int, end: int) -> tuple[int, int | None]:
+    """(entries, max entries) from an IPCTNL_MSG_CT_GET_STATS reply payload."""
+    table = parse_attributes(buffer, start + _NFGENMSG_SIZE, end)
+    values = {}
+    for attr_type in (_CTA_STATS_GLOBAL_ENTRIES, _CTA_STATS_GLOBAL_MAX_ENTRIES):
+        span = table.get(attr_type)
+        if span is not None and span[1] - span[0] == 4:
+            values[attr_type] = int.from_bytes(bytes(buffer[span[0] : span[1]]), "big")
+    if _CTA_STATS_GLOBAL_ENTRIES not in values:
+        raise ValueError("ctnetlink stats reply without CTA_STATS_GLOBAL_ENTRIES")
+    return values[_CTA_STATS_GLOBAL_ENTRIES], values.get(_CTA_STATS_GLOBAL_MAX_ENTRIES)
+
+
 class StatsReader:
     """Runs the per-scrape ``RTM_GETSTATS`` dump on a NETLINK_ROUTE ring of
     its own, opened on first use (in ``netns``) and kept for later scrapes.
@@ -94,6 +122,8 @@ class StatsReader:
         self.ring: Any = None
         self._lock = asyncio.Lock()
         self._inflight: asyncio.Future[dict[int, LinkStats64]] | None = None
+        self.netfilter: Any = None
+        self.conntrack_error: str | None = None
         self.dumps = 0
         #: called as ``register_ring("stats", ring)`` when a ring opens (the
         #: app sets it to NetStateService.register_ring for aionlmmap_* metrics)
@@ -137,10 +167,37 @@ class StatsReader:
         self.dumps += 1
         return stats
 
+    async def conntrack(self) -> tuple[int, int | None] | None:
+        """(entries, limit) of the namespace's conntrack table, or None when
+        conntrack cannot be asked (not built, no ctnetlink): logged once."""
+        import aionlmmap
+        from aionlmmap.constants import NLM_F_REQUEST
+        from aionlmmap.families.nfnetlink import encode_nfgenmsg
+        from aionlmmap.message import Message
+
+        try:
+            if self.netfilter is None:
+                ring = aionlmmap.open(aionlmmap.NETLINK_NETFILTER, netns=self.netns, backend=self.backend)
+                await ring.__aenter__()
+                self.netfilter = ring
+            replies = await self.netfilter.request(Message(_CT_GET_STATS, NLM_F_REQUEST, payload=encode_nfgenmsg(0)))
+            for reply in replies:
+                if reply[0] == _CT_GET_STATS:
+                    return decode_conntrack_stats(reply[6].buffer, reply[4], reply[5])
+            raise ValueError("no ctnetlink stats reply")
+        except (OSError, ValueError) as exc:
+            if self.conntrack_error is None:
+                log.info("conntrack counts unavailable (%s); node_nf_conntrack_* left out", exc)
+            self.conntrack_error = str(exc)
+            return None
+
     async def aclose(self) -> None:
         ring, self.ring = self.ring, None
         if ring is not None:
             await ring.aclose()
+        netfilter, self.netfilter = self.netfilter, None
+        if netfilter is not None:
+            await netfilter.aclose()
 
 
 class _LinkLabels:
@@ -294,6 +351,18 @@ class _ServiceCollector:
 async def render_metrics(service: Any, reader: StatsReader, network: NetworkMetrics | None = None) -> bytes:
     """The whole ``/metrics`` body: node_network_* then aionlmmap_*."""
     stats = await reader.read()
+    conntrack = await reader.conntrack()
     network = network or NetworkMetrics()
     text = network.render(service.state.objects("link"), stats)
+    if conntrack is not None:
+        entries, limit = conntrack
+        text += (
+            "# HELP node_nf_conntrack_entries Number of currently allocated flow entries for connection tracking.\n"
+            f"# TYPE node_nf_conntrack_entries gauge\nnode_nf_conntrack_entries {entries}\n"
+        )
+        if limit is not None:
+            text += (
+                "# HELP node_nf_conntrack_entries_limit Maximum size of connection tracking table.\n"
+                f"# TYPE node_nf_conntrack_entries_limit gauge\nnode_nf_conntrack_entries_limit {limit}\n"
+            )
     return text.encode() + generate_latest(_ServiceCollector(service))  # type: ignore[arg-type]

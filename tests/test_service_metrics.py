@@ -283,3 +283,32 @@ async def test_prometheus_scrapes_the_kernels_counter_within_one_interval(netns_
                     assert response.status == 401
     finally:
         await runner.cleanup()
+
+
+def test_the_stats_walk_and_the_message_decoder_agree_on_every_layout():
+    """walk_stats (the fast path over a whole datagram) and decode_stats
+    (one message) give the same counters, for the kernel's current struct,
+    an older shorter one, and a pad attribute before it."""
+    import random
+    import struct as struct_module
+
+    from aionlmmap.families.rtnl_stats import FIELDS, IF_STATS_MSG, RTM_NEWSTATS, LinkStats64, decode_stats, walk_stats
+
+    seed = random.randrange(1 << 32)
+    generator = random.Random(seed)
+    datagram, expected = bytearray(), {}
+    for ifindex in range(1, 40):
+        count = generator.choice([len(FIELDS), len(FIELDS) - 1, len(FIELDS) - 2])
+        values = [generator.randrange(1 << 64) for _ in range(count)]
+        attribute = struct_module.pack("=HH", 4 + 8 * count, 1) + struct_module.pack(f"={count}Q", *values)
+        if generator.random() < 0.3:
+            attribute = struct_module.pack("=HH", 4, 0) + attribute  # IFLA_STATS_UNSPEC padding
+        payload = IF_STATS_MSG.pack(0, 0, 0, ifindex, 1) + attribute
+        message = struct_module.pack("=IHHII", 16 + len(payload), RTM_NEWSTATS, 2, 1, 0) + payload
+        assert decode_stats(message, 16, len(message)) == (ifindex, LinkStats64(*values)), seed
+        datagram += message
+        expected[ifindex] = LinkStats64(*values)
+    datagram += struct_module.pack("=IHHIIi", 20, 3, 2, 1, 0, 0)  # NLMSG_DONE
+    out: dict[int, LinkStats64] = {}
+    walk_stats(bytes(datagram), len(datagram), out)
+    assert out == expected, f"seed {seed}"

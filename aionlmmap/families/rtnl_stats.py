@@ -35,6 +35,7 @@ __all__ = [
     "stats_dump_request",
     "decode_stats",
     "link_stats",
+    "walk_stats",
 ]
 
 # <linux/rtnetlink.h>: RTM_NEWSTATS = 92, RTM_GETSTATS = 94
@@ -118,13 +119,51 @@ def decode_stats(buffer: Any, start: int, end: int) -> tuple[int, LinkStats64 | 
     return ifindex, LinkStats64(*struct.unpack_from(f"={count}Q", buffer, first))
 
 
+#: nlmsghdr length and type, if_stats_msg ifindex, then the first nlattr's
+#: length and type: where the kernel puts IFLA_STATS_LINK_64 first, with no
+#: pad attribute before it (64-bit arches with efficient unaligned access,
+#: see nla_need_padding_for_64bit), its struct starts right after.
+_FAST_HEAD = struct.Struct("=IH14xI4xHH")
+_FAST_DATA = _FAST_HEAD.size
+_FAST_NLA_LEN = 4 + _ALL.size
+_LENGTH_AND_TYPE = struct.Struct("=IH")
+
+
+def walk_stats(buffer: Any, end: int, out: dict[int, LinkStats64]) -> None:
+    """Decode the RTM_NEWSTATS messages in ``buffer[:end]`` (whole messages
+    whose headers the ring checked, as ``Ring.dump_chunks`` yields them)
+    into ``out``; messages of another layout take :func:`decode_stats`."""
+    offset = 0
+    unpack_head, unpack_all = _FAST_HEAD.unpack_from, _ALL.unpack_from
+    while offset < end:
+        if end - offset < _FAST_DATA:  # a short message (NLMSG_DONE, an error): not ours
+            length, msg_type = _LENGTH_AND_TYPE.unpack_from(buffer, offset)
+            offset = (offset + length + 3) & ~3
+            continue
+        length, msg_type, ifindex, nla_len, nla_type = unpack_head(buffer, offset)
+        if msg_type == RTM_NEWSTATS:
+            if nla_type == IFLA_STATS_LINK_64 and nla_len == _FAST_NLA_LEN and length >= _FAST_DATA + _ALL.size:
+                out[ifindex] = LinkStats64(*unpack_all(buffer, offset + _FAST_DATA))
+            else:
+                index, stats = decode_stats(buffer, offset + 16, offset + length)
+                if stats is not None:
+                    out[index] = stats
+        offset = (offset + length + 3) & ~3
+
+
+
 async def link_stats(ring: Any) -> dict[int, LinkStats64]:
     """ifindex -> counters, from one RTM_GETSTATS dump on ``ring`` (an open
-    NETLINK_ROUTE ring of the namespace to read)."""
+    NETLINK_ROUTE ring of the namespace to read), decoded a datagram at a
+    time straight from the frames (``Ring.dump_chunks``)."""
     out: dict[int, LinkStats64] = {}
-    async for msg in ring.dump(stats_dump_request(), on_interrupt="ignore"):
-        if msg[0] == RTM_NEWSTATS:
-            ifindex, stats = decode_stats(msg[6].buffer, msg[4], msg[5])
-            if stats is not None:
-                out[ifindex] = stats
+    async for frame, body in ring.dump_chunks(stats_dump_request(), on_interrupt="ignore"):
+        if body.__class__ is int:
+            walk_stats(frame.buffer, body, out)
+        else:  # messages the ring routed one by one
+            for msg in body:
+                if msg[0] == RTM_NEWSTATS:
+                    ifindex, stats = decode_stats(msg[6].buffer, msg[4], msg[5])
+                    if stats is not None:
+                        out[ifindex] = stats
     return out

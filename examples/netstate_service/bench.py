@@ -3,8 +3,8 @@ throwaway namespace that is deleted afterwards)::
 
     python -m examples.netstate_service.bench --links 1000 --scrapes 30
 
-Prints the median and worst wall time of a whole HTTP scrape, and of its
-parts: the RTM_GETSTATS dump, the node_network_* rendering, and, for
+Prints the median and worst wall time of a whole HTTP scrape (and the
+CPU time it took, which a busy machine disturbs less), and of its parts: the RTM_GETSTATS dump, the node_network_* rendering, and, for
 comparison, rendering the same samples through prometheus_client's
 ``generate_latest``.
 """
@@ -24,7 +24,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily
 
 from .app import Settings, create_app, create_runner
-from .metrics import NETDEV_COUNTERS, NetworkMetrics, StatsReader
+from .metrics import NETDEV_COUNTERS, NetworkMetrics, StatsReader, render_metrics
 from .service import NetStateService
 from .source import rtnl_source
 
@@ -60,19 +60,27 @@ async def measure(netns: str, scrapes: int) -> None:
         links = service.state.objects("link")
         print(f"{len(links)} links in the view")
         async with aiohttp.ClientSession() as session:
-            http, sizes = [], set()
+            http, http_cpu, sizes = [], [], set()
             for _ in range(scrapes):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
                     body = await response.read()
                 http.append(time.perf_counter() - started)
+                http_cpu.append(time.process_time() - cpu)
                 sizes.add(len(body))
-        dumps, renders, client_renders = [], [], []
+        dumps, renders, client_renders, conntrack, bodies, bodies_cpu = [], [], [], [], [], []
         network = NetworkMetrics()
         for _ in range(scrapes):
             started = time.perf_counter()
             stats = await reader.read()
             dumps.append(time.perf_counter() - started)
+            started, cpu = time.perf_counter(), time.process_time()
+            await render_metrics(service, reader, network)
+            bodies.append(time.perf_counter() - started)
+            bodies_cpu.append(time.process_time() - cpu)
+            started = time.perf_counter()
+            await reader.conntrack()
+            conntrack.append(time.perf_counter() - started)
             started = time.perf_counter()
             network.render(links, stats)
             renders.append(time.perf_counter() - started)
@@ -89,7 +97,11 @@ async def measure(netns: str, scrapes: int) -> None:
             client_renders.append(time.perf_counter() - started)
         samples_per_scrape = body.count(b"\n") - body.count(b"\n#")
         print(f"/metrics over HTTP ({samples_per_scrape} samples, {max(sizes)} bytes): {_milliseconds(http)}")
+        print(f"  CPU time of it (server and client):        {_milliseconds(http_cpu)}")
+        print(f"  the whole body, without HTTP:              {_milliseconds(bodies)}")
+        print(f"  CPU time of it:                            {_milliseconds(bodies_cpu)}")
         print(f"  RTM_GETSTATS dump + decode:                {_milliseconds(dumps)}")
+        print(f"  ctnetlink conntrack count request:         {_milliseconds(conntrack)}")
         print(f"  node_network_* rendering (metrics.py):     {_milliseconds(renders)}")
         ratio = statistics.median(client_renders) / statistics.median(renders)
         print(f"  counters only via prometheus_client:       {_milliseconds(client_renders)} ({ratio:.1f}x the whole rendering)")

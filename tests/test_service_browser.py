@@ -202,8 +202,8 @@ async def test_an_nft_rule_added_in_the_netns_appears_in_the_page_without_reload
         async with Browser() as browser:
             page = await browser.page()
             await page.call("Page.navigate", url=url)
-            await page.wait_for("document.getElementById('connection').dataset.state === 'live'", 30, "the stream is not live")
             await page.wait_for("document.querySelector('#links tr[data-ifname=\"lo\"]') !== null", 30, "lo did not appear")
+            await page.wait_for("document.getElementById('connection').dataset.state === 'live'", 10, "the stream is not live")
             await page.evaluate("window.__before_change = 'same page'; true")
 
             nft(netns, 'add table inet page\nadd chain inet page input { type filter hook input priority 0; policy accept; }\n'

@@ -41,6 +41,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -189,8 +190,10 @@ def _presented_token(request: web.Request) -> str | None:
 def _token_matches(presented: str | None, expected: str | None) -> bool:
     if presented is None or expected is None:
         return False
-    # hmac.compare_digest takes time independent of where the strings differ.
-    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected.encode())
+    # hmac.compare_digest takes time independent of where the strings
+    # differ; comparing digests also hides the token's length.
+    presented_digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+    return hmac.compare_digest(presented_digest, hashlib.sha256(expected.encode()).digest())
 
 
 def _unauthorized(request: web.Request) -> web.HTTPUnauthorized:

@@ -5,8 +5,9 @@ Pure: no asyncio, no sockets. The asyncio side (``broadcast.py``,
 change *is* lives here, where it is cheap to test.
 
 - :class:`NetState` holds one table per kind (``link``, ``address``,
-  ``route``, ``neighbour``, ``rule``), keyed by the object's ``.key``. It is
-  updated only by monitor events (``rtnl.monitor(resync=True)``): the HTTP
+  ``route``, ``neighbour``, ``rule``, and the ``nft_*`` kinds of the
+  nf_tables view), keyed by the object's ``.key``. It is updated only by
+  events (``rtnl.monitor(resync=True)``, the nf_tables view): the HTTP
   endpoints read it, they never re-dump.
 - :class:`ChangeLog` numbers the visible changes and keeps the last few
   hundred, so a reconnecting SSE client (``Last-Event-ID``) can be replayed

@@ -74,7 +74,7 @@ class RulesetGenerator:
 
     def element(self, key_type: str, interval: bool) -> str:
         if key_type == "inet_service":
-            low = self.random.randrange(1, 60000)
+            low = self.random.randrange(1, 60) * 1000 + self.random.randrange(0, 800)  # a range stays in its thousand
             return f"{low}-{low + self.random.randrange(1, 100)}" if interval and self.random.random() < 0.5 else str(low)
         if interval and self.random.random() < 0.5:
             return f"10.{self.random.randrange(256)}.{self.random.randrange(256)}.0/24"
@@ -83,7 +83,7 @@ class RulesetGenerator:
     def match(self, network: str, transport: str, table: tuple[str, str]) -> str:
         """One match of a rule whose network (ip/ip6) and transport (tcp/udp)
         protocols are fixed: nft refuses conflicting ones in one rule."""
-        choices = ["l4", "port", "mark", "ifname"]
+        choices = ["l4", "port", "mark", "ifname", "ct", "anonymous"]
         if network == "ip":
             choices += ["ip", "ip", "prefix"]
             if any(key_type == "ipv4_addr" for _, key_type, _ in self.sets.get(table, [])):
@@ -102,6 +102,16 @@ class RulesetGenerator:
             return f"ip {direction} {op}@{name}"
         if kind == "ip6":
             return f"ip6 {direction} {op}{self.address(6)}"
+        if kind == "ct":
+            states = self.random.sample(["invalid", "established", "related", "new", "untracked"], self.random.randrange(1, 4))
+            return f"ct state {','.join(states)}"
+        if kind == "anonymous":
+            if network == "ip" and self.random.random() < 0.5:
+                members = {self.element("ipv4_addr", True) for _ in range(self.random.randrange(1, 4))}
+                members = set({member.split(".")[1]: member for member in members}.values())  # no overlaps
+                return f"ip {direction} {op}{{ {', '.join(sorted(members))} }}"
+            ports = sorted({str(self.random.randrange(1, 65535)) for _ in range(self.random.randrange(1, 5))})
+            return f"{transport} {self.random.choice(['sport', 'dport'])} {op}{{ {', '.join(ports)} }}"
         if kind == "l4":
             return f"meta l4proto {transport}"
         if kind == "port":
@@ -144,8 +154,8 @@ class RulesetGenerator:
                 self.sets.setdefault(table, []).append((name, key_type, interval))
                 flags = "flags interval; " if interval else "flags timeout; timeout 1h; " if timeout else ""
                 elements = {self.element(key_type, interval) for _ in range(self.random.randrange(0, 6))}
-                if interval:  # overlapping intervals are refused: keep one per /16
-                    elements = set({element.split(".")[1] if "." in element else element: element for element in elements}.values())
+                if interval:  # overlapping intervals are refused: keep one per /16 or per thousand ports
+                    elements = set({element.split(".")[1] if "." in element else int(element.split("-")[0]) // 1000: element for element in elements}.values())
                 body = f"elements = {{ {', '.join(sorted(elements))} }}; " if elements else ""
                 script.append(f"add set {family} {table[1]} {name} {{ type {key_type}; {flags}{body}}}\n")
             for index in range(self.random.randrange(1, 4)):

@@ -11,8 +11,8 @@ operations (``payload`` load + ``cmp``), nft folds them back into
 (``meta nfproto``, ``meta l4proto`` before a port), and names payload
 fields. The folding here covers the statements the library's rule builder
 writes and their neighbours: ip/ip6 saddr/daddr (a value, a prefix, a
-named set), tcp/udp sport/dport, meta l4proto/mark/iifname/oifname,
-counter, log, verdicts (jump/goto included). Anything else is shown as
+named or anonymous set), tcp/udp sport/dport, meta l4proto/mark/iifname/
+oifname, ct state, counter, log, verdicts (jump/goto included). Anything else is shown as
 nft's raw form where it has one (``payload`` by base/offset/len) or as
 ``{"unsupported": {"name": ...}}``, never dropped silently.
 
@@ -29,15 +29,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aionlmmap.families.nftables_codec import Chain, Element, Rule, Set, Table
-from aionlmmap.families.nftables_expr import Bitwise, Cmp, Counter, Log, Lookup, Meta, NfprotoDependency, Payload, Queue, Verdict
+from aionlmmap.families.nftables_expr import Bitwise, Cmp, Counter, Ct, Log, Lookup, Meta, NfprotoDependency, Payload, Queue, Verdict
 
-__all__ = ["ruleset_json", "table_json", "chain_json", "set_json", "element_json", "rule_json", "expressions_json"]
+__all__ = ["anonymous_sets", "ruleset_json", "table_json", "chain_json", "set_json", "element_json", "rule_json", "expressions_json"]
 
 #: json_schema_version of nft's JSON (libnftables-json(5))
 JSON_SCHEMA_VERSION = 1
 _SET_FLAG_ORDER = ("constant", "interval", "timeout", "dynamic")  # nft's set_print_json order
 _NFPROTO_NAMES = {2: "ip", 10: "ip6"}
 _L4PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 58: "ipv6-icmp", 132: "sctp", 136: "udplite"}
+#: ct state bits (NF_CT_STATE_BIT(ctinfo), NF_CT_STATE_INVALID_BIT, NF_CT_STATE_UNTRACKED_BIT) in nft's print order
+_CT_STATES = ((1, "invalid"), (2, "established"), (4, "related"), (8, "new"), (64, "untracked"))
 #: (protocol, payload offset, length) -> field name (the header field nft prints)
 _FIELDS = {
     ("ip", 9, 1): "protocol",
@@ -125,11 +127,11 @@ def set_json(nft_set: Set, elements: Sequence[Element] | None) -> dict[str, Any]
     return out
 
 
-def rule_json(rule: Rule) -> dict[str, Any]:
+def rule_json(rule: Rule, anonymous: dict[str, list[Any]] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"family": rule.family, "table": rule.table, "chain": rule.chain, "handle": rule.handle}
     if rule.comment is not None:
         out["comment"] = rule.comment
-    out["expr"] = expressions_json(rule.expressions, rule.family)
+    out["expr"] = expressions_json(rule.expressions, rule.family, anonymous)
     return out
 
 
@@ -137,7 +139,9 @@ class _Folder:
     """Walks a rule's expressions, keeping what nft's delinearization keeps:
     the loaded value waiting for its comparison, the protocol context."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, anonymous: dict[str, list[Any]] | None = None) -> None:
+        self.anonymous = anonymous or {}
+        self.state_mask: int | None = None
         self.network: str | None = family if family in ("ip", "ip6") else None
         self.transport: str | None = None
         self.left: dict[str, Any] | None = None
@@ -190,6 +194,18 @@ class _Folder:
             self.left = {"meta": {"key": item.key}}
             self.left_kind = ("meta", item.key)
             self.prefix_len = None
+        elif isinstance(item, Ct):
+            self.left = {"ct": {"key": item.key}}
+            self.left_kind = ("ct", item.key)
+            self.prefix_len = self.state_mask = None
+        elif isinstance(item, Bitwise) and self.left_kind == ("ct", "state") and not any(item.xor) and len(item.mask) == 4:
+            # `ct state established,related`: (state & mask) != 0, the mask
+            # in host order (the register holds the kernel's u32).
+            self.state_mask = struct.unpack("=I", item.mask)[0]
+        elif isinstance(item, Cmp) and self.state_mask is not None and item.op == "!=" and not any(item.data):
+            names = [name for bit, name in _CT_STATES if self.state_mask & bit]
+            self.out.append({"match": {"op": "in", "left": self.left, "right": names[0] if len(names) == 1 else names}})
+            self.left, self.state_mask = None, None
         elif isinstance(item, Bitwise) and self.left is not None and not any(item.xor):
             bits = "".join(f"{byte:08b}" for byte in item.mask)
             ones = len(bits.rstrip("0"))
@@ -205,7 +221,9 @@ class _Folder:
             self.out.append({"match": {"op": item.op, "left": self.left, "right": right}})
             self.left, self.prefix_len = None, None
         elif isinstance(item, Lookup) and self.left is not None:
-            self.out.append({"match": {"op": "!=" if item.invert else "==", "left": self.left, "right": f"@{item.set}"}})
+            # An anonymous set (`{ 22, 80 }` written in the rule) is shown inline.
+            right: Any = {"set": self.anonymous[item.set]} if item.set in self.anonymous else f"@{item.set}"
+            self.out.append({"match": {"op": "!=" if item.invert else "==", "left": self.left, "right": right}})
             self.left = None
         elif isinstance(item, Counter):
             self.out.append({"counter": {"packets": item.packets, "bytes": item.bytes}})
@@ -245,9 +263,34 @@ class _Folder:
         return int.from_bytes(data, "big") if len(data) <= 8 else "0x" + data.hex()
 
 
-def expressions_json(expressions: Sequence[Any], family: str) -> list[dict[str, Any]]:
-    """A rule's ``expr`` list as nft -j prints it (see the module docstring)."""
-    return _Folder(family).run(expressions)
+def expressions_json(expressions: Sequence[Any], family: str, anonymous: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
+    """A rule's ``expr`` list as nft -j prints it (see the module docstring).
+    ``anonymous``: the elements (as nft prints them) of the table's
+    anonymous sets by name, for rules that look one up."""
+    return _Folder(family, anonymous).run(expressions)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # nft prints an anonymous set's elements in key order.
+    if isinstance(value, dict):
+        inner = value.get("prefix", {}).get("addr") or (value.get("range") or [None])[0] or value.get("elem", {}).get("val")
+        return _sort_key(inner)
+    if isinstance(value, str):
+        try:
+            return (0, int(ipaddress.ip_address(value)))
+        except ValueError:
+            return (1, value)
+    return (0, value) if isinstance(value, int) else (2, str(value))
+
+
+def anonymous_sets(sets: Iterable[tuple[Set, Sequence[Element]]]) -> dict[tuple[str, str], dict[str, list[Any]]]:
+    """(family, table) -> {anonymous set name: its elements as nft prints them}."""
+    out: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    for nft_set, elements in sets:
+        if "anonymous" in nft_set.flags:
+            values = sorted((element_json(element, nft_set) for element in elements), key=_sort_key)
+            out.setdefault((nft_set.family, nft_set.table), {})[nft_set.name] = values
+    return out
 
 
 def ruleset_json(
@@ -271,6 +314,8 @@ def ruleset_json(
     rules_by_chain: dict[tuple[str, str, str], list[Rule]] = {}
     for rule in rules:
         rules_by_chain.setdefault((rule.family, rule.table, rule.chain), []).append(rule)
+    sets = list(sets)
+    anonymous = anonymous_sets(sets)
     for nft_set, elements in sets:
         if "anonymous" in nft_set.flags:
             continue
@@ -281,5 +326,6 @@ def ruleset_json(
         table_chains = chains_by_table.get(key, [])
         out.extend({"chain": chain_json(chain)} for chain in table_chains)
         for chain in table_chains:
-            out.extend({"rule": rule_json(rule)} for rule in rules_by_chain.get((chain.family, chain.table, chain.name), []))
+            table_sets = anonymous.get(key, {})
+            out.extend({"rule": rule_json(rule, table_sets)} for rule in rules_by_chain.get((chain.family, chain.table, chain.name), []))
     return out

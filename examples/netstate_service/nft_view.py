@@ -36,7 +36,7 @@ from typing import Any
 
 import attrs
 
-from .nft_json import JSON_SCHEMA_VERSION, chain_json, element_json, rule_json, ruleset_json, set_json, table_json
+from .nft_json import JSON_SCHEMA_VERSION, anonymous_sets, chain_json, element_json, rule_json, ruleset_json, set_json, table_json
 
 __all__ = ["NFNLGRP_NFTABLES", "NFT_KINDS", "NftObject", "NftablesView"]
 
@@ -164,7 +164,7 @@ class NftablesView:
             tables = await nft.tables()
             chains = await nft.chains()
             sets = await nft.sets()
-            set_elements = [(nft_set, [] if "anonymous" in nft_set.flags else await nft.elements(nft_set)) for nft_set in sets]
+            set_elements = [(nft_set, await nft.elements(nft_set)) for nft_set in sets]
             rules = await nft.rules()
             if await nft.generation() == before:
                 break
@@ -192,8 +192,9 @@ class NftablesView:
                 value = _without_expires(element_json(element, nft_set))
                 key = (nft_set.family, nft_set.table, nft_set.name, json.dumps(value, sort_keys=True))
                 objects[("nft_element", key)] = {"family": nft_set.family, "table": nft_set.table, "set": nft_set.name, "elem": value}
+        anonymous = anonymous_sets(set_elements)
         for rule in rules:
-            objects[("nft_rule", (rule.family, rule.table, rule.chain, rule.handle))] = rule_json(rule)
+            objects[("nft_rule", (rule.family, rule.table, rule.chain, rule.handle))] = rule_json(rule, anonymous.get((rule.family, rule.table)))
         previous, self._objects = self._objects, objects
         apply = self.service.apply_external
         for (kind, key), document in previous.items():

@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--links", type=int, default=1000, help="links to create (veth pairs count as two)")
     parser.add_argument("--scrapes", type=int, default=30)
     arguments = parser.parse_args()
-    netns = f"aionlmmap-bench-{uuid.uuid4().hex[:8]}"
+    netns = f"netstate-bench-{uuid.uuid4().hex[:8]}"  # not aionlmmap-bench-*: tests/test_benchmarks.py counts those
     _ip("netns", "add", netns)
     try:
         _ip("-n", netns, "link", "set", "lo", "up")

@@ -340,3 +340,31 @@ def test_the_client_counts_malformed_messages_and_goes_on() -> None:
     good_body = _attr(c.CTA_TUPLE_ORIG | 0x8000, _tuple(b"\x0a\0\0\x01", b"\x0a\0\0\x02", 6, 3, 4))
     assert client._flow(Message(c.NFNL_SUBSYS_CTNETLINK << 8, 0, payload=_message(good_body))).original.dport == 4
     assert client.counts.malformed == 1
+
+
+def test_cli_dump_conntrack_json_equals_the_tool(tracked_pair: tuple[str, str]) -> None:
+    first = tracked_pair[0]
+    with traffic(tracked_pair, 99, 12):
+        out = run(sys.executable, "-m", "aionlmmap", "dump", "conntrack", "--json", "--netns", first).stdout
+        tool = conntrack_xml(first)
+        text = run(sys.executable, "-m", "aionlmmap", "dump", "conntrack", "--netns", first, "-6").stdout
+    ours = json.loads(out)
+    assert_same_as_tool(ours, tool, 99)
+    assert len(text.splitlines()) == sum(1 for item in tool.values() if item["family"] == "ipv6")
+    assert all(line.startswith("ipv6 ") for line in text.splitlines())
+
+
+async def test_cli_monitor_conntrack_prints_events(netns: str) -> None:
+    _enable_conntrack(netns)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "aionlmmap", "monitor", "--kinds", "conntrack", "--json", "--netns", netns, stdout=subprocess.PIPE)
+    try:
+        await asyncio.sleep(1.0)  # the command starts and joins its groups
+        async with conntrack.open(netns=netns) as ct:
+            await ct.create(TupleSpec("192.0.2.9", "198.51.100.9", "udp", sport=4000, dport=53), timeout=60)
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 10)
+        event = json.loads(line)
+        assert (event["action"], event["kind"], event["object"]["original"]["sport"]) == ("new", "conntrack", 4000)
+    finally:
+        process.terminate()
+        await process.wait()

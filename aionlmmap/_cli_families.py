@@ -27,6 +27,26 @@ def add_dump_options(dump: argparse.ArgumentParser) -> None:
     dump.add_argument("-u", "--udp", action="store_true", help="sockets: UDP")
     dump.add_argument("-x", "--unix", action="store_true", help="sockets: unix")
     dump.add_argument("filter", nargs="*", metavar="state S", help="sockets: `state NAME` (ss's state names and groups)")
+    # `dump sockets --json -t state listening`: the filter words come after
+    # options, which plain parse_known_args would leave unmatched (the
+    # positionals are consumed together when KIND is seen).
+    dump.__class__ = _IntermixedParser
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Parses its positionals after all options (parse_known_intermixed_args,
+    which calls parse_known_args again inside: hence the guard)."""
+
+    _inside = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -289,3 +289,15 @@ def test_cli_dump_sockets_json_and_state_filter(netns: str) -> None:
         tool = ss_rows(netns, "-t", "state", "listening")
         assert Counter(row[:1] + row[2:] for row in our_rows(listening)) == Counter(row[:1] + row[2:] for row in tool if row[0] == "tcp")
         assert all(item["netid"] == "udp" and item["family"] == "inet6" for item in v6)
+
+
+async def test_fast_json_text_equals_to_json(netns: str) -> None:
+    from aionlmmap.families.sock_diag.objects import json_text
+
+    compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    with socket_set(netns, 31, 20):
+        async with sock_diag.open(netns=netns) as sd:
+            socks = [sock async for sock in sd.inet("tcp")] + [sock async for sock in sd.inet("udp", extensions=["shutdown"])]
+    assert socks
+    for sock in socks:
+        assert json_text(sock) == compact(sock.to_json())

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from .client import open as _open
 from .client import state_mask
+from .objects import InetSocket, json_text
 
 __all__ = ["dump", "parse_filter"]
 
@@ -42,7 +43,7 @@ async def dump(args: argparse.Namespace, out: TextIO) -> int:
             separator = ""
             async for sock in sd.sockets(tcp=tcp, udp=udp, unix=unix, family=args.family, states=states):
                 out.write(separator)
-                out.write(_compact(sock.to_json()))
+                out.write(json_text(sock) if sock.__class__ is InetSocket else _compact(sock.to_json()))
                 separator = ","
             out.write("]\n")
         else:

@@ -83,16 +83,34 @@ class SockDiagClient:
         if families is None:
             raise ValueError(f"family {family!r}: use 4, 6 or None")
         mask = state_mask(states)
-        bits = codec.extension_bits(list(extensions))
+        wanted = list(extensions)
+        bits = codec.extension_bits(wanted)
         bytecode = filter.compile() if filter is not None else None
-        decode = codec.decode_inet
         counts = self.counts
+        text = codec.AddressText()
         for af in families:
-            async for msg in self.ring.dump(codec.inet_request(af, number, mask, bits, bytecode)):
+            request = codec.inet_request(af, number, mask, bits, bytecode)
+            if not wanted:
+                # The fast path: walk each dump chunk in one call, leaving
+                # the attributes the kernel always adds (shutdown, mark,
+                # cgroup id, sockopt) undecoded.
+                async for frame, chunk in self.ring.dump_chunks(request):
+                    if chunk.__class__ is int:
+                        for sock in codec.decode_inet_chunk(frame.buffer, chunk, number, counts, text):
+                            yield sock
+                        continue
+                    for msg in chunk:
+                        if msg[0] == c.SOCK_DIAG_BY_FAMILY:
+                            try:
+                                yield codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, False, text)
+                            except DecodeError:
+                                counts.malformed += 1
+                continue
+            async for msg in self.ring.dump(request):
                 if msg[0] != c.SOCK_DIAG_BY_FAMILY:
                     continue
                 try:
-                    yield decode(msg[6].buffer, msg[4], msg[5], number, counts)
+                    yield codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, True, text)
                 except DecodeError:
                     counts.malformed += 1
 

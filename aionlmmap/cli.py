@@ -23,6 +23,8 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
+from . import _cli_families
+
 __all__ = ["main", "build_parser"]
 
 KINDS = ("links", "addresses", "routes", "neighbours", "rules", "nexthops")
@@ -52,13 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--netns", metavar="NAME", help="network namespace for the default view")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     dump = commands.add_parser("dump", parents=[common], help="print one kind of object and exit")
-    dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES)), metavar="KIND", help="|".join(KINDS))
+    dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES) | set(_cli_families.DUMP_KINDS)), metavar="KIND", help="|".join(KINDS + _cli_families.DUMP_KINDS))
+    _cli_families.add_dump_options(dump)
     dump.add_argument("--table", metavar="N|all", help="routes: table id or name (default main), or all")
     dump.add_argument("--cache", action="store_true", help="routes: the route exceptions (PMTU, redirects), as `ip route show cache`")
     monitor = commands.add_parser("monitor", parents=[common], help="follow changes until Ctrl-C")
     monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule (default link,address,route)")
     monitor.add_argument("--no-resync", action="store_true", help="do not start with the current state, and stop on an overrun")
     commands.add_parser("info", parents=[common], help="ring backend and kernel facts")
+    _cli_families.add_commands(commands, common)
     return parser
 
 
@@ -75,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = lambda: _monitor(args, sys.stdout)  # noqa: E731
     elif command == "info":
         job = lambda: _info(args, sys.stdout)  # noqa: E731
+    elif command in _cli_families.COMMANDS:
+        job = lambda: _cli_families.run(args, sys.stdout)  # noqa: E731
     else:
         job = lambda: _overview_then_follow(args, sys.stdout)  # noqa: E731
     try:
@@ -122,6 +128,8 @@ def _open(netns: str | None) -> Any:
 # --- dump -------------------------------------------------------------------------
 async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     kind = _KIND_ALIASES.get(args.kind, args.kind)
+    if kind in _cli_families.DUMP_KINDS:
+        return await _cli_families.dump(args, out)
     async with _open(args.netns) as nl:
         if kind == "routes" and args.cache:
             cached = await _cached_routes(nl, args.family, args.table)
@@ -353,6 +361,8 @@ def _monitor_flags(kinds_text: str) -> dict[str, bool]:
 
 
 async def _monitor(args: argparse.Namespace, out: TextIO) -> int:
+    if _cli_families.handles_monitor(args.kinds):
+        return await _cli_families.monitor(args, out)
     flags = _monitor_flags(args.kinds)
     async with _open(args.netns) as nl:
         await _follow(nl, out, flags, json_lines=args.json, resync=not args.no_resync, family=args.family)

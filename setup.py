@@ -35,7 +35,8 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001  # CompileError, LinkError, CCompilerError, OSError
-            _notice(f"cannot compile {ext.name}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}")
+            # The compiler's own output went to the build log above; one line here.
+            _notice(f"cannot compile {ext.name}: {type(exc).__name__}{': ' + str(exc).strip()[:120] if str(exc).strip() else ''}")
 
 
 def _extensions() -> list[Extension]:

@@ -12,6 +12,7 @@ Twins:
     aionlmmap.message:      header_run, parse_frame
     aionlmmap.attributes:   iter_attributes, parse_attributes
     aionlmmap.families.nfqueue: decode_packet_header, packet_head
+    aionlmmap.families.rtnl_addresses: ipv6_text
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
 (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
@@ -69,6 +70,9 @@ cdef extern from *:
                                  Py_ssize_t start, Py_ssize_t end, object frame)
     uint32_t ntohl(uint32_t)
     uint16_t ntohs(uint16_t)
+    const char *inet_ntop(int af, const void *src, char *dst, unsigned int size)
+    int AF_INET6
+    int INET6_ADDRSTRLEN
 
 cdef enum:
     NLMSG_HDRLEN = 16
@@ -78,20 +82,23 @@ cdef enum:
 #: the core this module is (aionlmmap info)
 CORE = "compiled"
 
-# Set by bind_message() when aionlmmap.message imports this module (it
-# cannot be imported from here: message imports us).
+# What this module needs from the pure modules (the Message class, the
+# reference functions it hands unusual inputs to) is looked up on first
+# use, not at import: aionlmmap.message imports this module while it is
+# itself being imported, and the twins must work whichever core the pure
+# modules selected (the differential tests call both).
 cdef object _Message = None
 cdef object _pure_header_run = None
 cdef object _pure_parse_frame = None
 
 
-def bind_message(message_class, pure_header_run, pure_parse_frame):
-    """Called once by :mod:`aionlmmap.message`: the class parse_frame
-    builds, and the reference functions for inputs off the common path."""
+cdef int _bind_message() except -1:
     global _Message, _pure_header_run, _pure_parse_frame
-    _Message = message_class
-    _pure_header_run = pure_header_run
-    _pure_parse_frame = pure_parse_frame
+    from aionlmmap import message
+    _pure_header_run = message._pure_header_run
+    _pure_parse_frame = message._pure_parse_frame
+    _Message = message.Message
+    return 0
 
 
 cdef inline uint32_t _u32(const uint8_t *data):
@@ -117,6 +124,8 @@ def header_run(buffer, Py_ssize_t offset, Py_ssize_t end):
     cdef const uint8_t *data
     cdef uint32_t length
     cdef Py_ssize_t step, fit, count, position
+    if _Message is None:
+        _bind_message()
     if offset < 0 or end < 0:
         return _pure_header_run(buffer, offset, end)
     if end - offset < NLMSG_HDRLEN:
@@ -152,6 +161,8 @@ def parse_frame(frame, Py_ssize_t length):
     cdef Py_ssize_t message_end
     cdef uint32_t message_length
     cdef list messages = []
+    if _Message is None:
+        _bind_message()
     cdef object cls = _Message
     buffer = frame.buffer
     error = None
@@ -189,12 +200,12 @@ cdef object _pure_iter_attributes = None
 cdef object _pure_parse_attributes = None
 
 
-def bind_attributes(pure_iter_attributes, pure_parse_attributes):
-    """Called once by :mod:`aionlmmap.attributes`: the reference functions
-    for inputs off the common path."""
+cdef int _bind_attributes() except -1:
     global _pure_iter_attributes, _pure_parse_attributes
-    _pure_iter_attributes = pure_iter_attributes
-    _pure_parse_attributes = pure_parse_attributes
+    from aionlmmap import attributes
+    _pure_iter_attributes = attributes._pure_iter_attributes
+    _pure_parse_attributes = attributes._pure_parse_attributes
+    return 0
 
 
 def iter_attributes(buffer, Py_ssize_t start=0, end=None):
@@ -206,6 +217,8 @@ def iter_attributes(buffer, Py_ssize_t start=0, end=None):
     cdef uint16_t length, attr_type
     stop = len(buffer) if end is None else end
     if start < 0 or stop < 0 or stop > len(buffer):
+        if _pure_iter_attributes is None:
+            _bind_attributes()
         yield from _pure_iter_attributes(buffer, start, stop)
         return
     offset = start
@@ -240,6 +253,8 @@ def parse_attributes(buffer, Py_ssize_t start=0, end=None):
     cdef uint16_t length, attr_type
     cdef dict table = {}
     stop = len(buffer) if end is None else end
+    if _pure_parse_attributes is None:
+        _bind_attributes()
     if start < 0 or stop < 0:
         return _pure_parse_attributes(buffer, start, stop)
     PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
@@ -271,13 +286,6 @@ def parse_attributes(buffer, Py_ssize_t start=0, end=None):
 cdef object _pure_decode_packet_header = None
 
 
-def bind_nfqueue(pure_decode_packet_header):
-    """Called once by :mod:`aionlmmap.families.nfqueue`: the reference
-    function for packets off the common path."""
-    global _pure_decode_packet_header
-    _pure_decode_packet_header = pure_decode_packet_header
-
-
 def decode_packet_header(payload):
     """Twin of :func:`aionlmmap.families.nfqueue.decode_packet_header`:
     ``(packet_id, hw_protocol, hook)`` when NFQA_PACKET_HDR comes first, as
@@ -293,6 +301,10 @@ def decode_packet_header(payload):
             return ntohl(_u32(data + 8)), ntohs(_u16(data + 12)), data[14]
     finally:
         PyBuffer_Release(&view)
+    global _pure_decode_packet_header
+    if _pure_decode_packet_header is None:
+        from aionlmmap.families import nfqueue
+        _pure_decode_packet_header = nfqueue._pure_decode_packet_header
     return _pure_decode_packet_header(payload)
 
 
@@ -313,3 +325,24 @@ def packet_head(buffer, Py_ssize_t start, bytes expected_head):
         return ntohl(_u32(data + 8)), ntohs(_u16(data + 12)), data[14]
     finally:
         PyBuffer_Release(&view)
+
+
+# --- aionlmmap.families.rtnl_addresses --------------------------------------------
+
+
+cdef object _pure_ipv6_text = None
+
+
+def ipv6_text(raw):
+    """Twin of :func:`aionlmmap.families.rtnl_addresses.ipv6_text`:
+    ``inet_ntop(AF_INET6, raw)``, here glibc's own, which is what ``ip``
+    calls (the reference re-implements it)."""
+    global _pure_ipv6_text
+    cdef char text[64]
+    if type(raw) is not bytes or len(<bytes>raw) != 16:
+        if _pure_ipv6_text is None:
+            from aionlmmap.families import rtnl_addresses
+            _pure_ipv6_text = rtnl_addresses._pure_ipv6_text
+        return _pure_ipv6_text(raw)
+    inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
+    return text.decode("ascii")

@@ -316,6 +316,5 @@ _pure_parse_attributes = parse_attributes
 from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
 
 if _speedups is not None:
-    _speedups.bind_attributes(_pure_iter_attributes, _pure_parse_attributes)
     iter_attributes = _speedups.iter_attributes  # noqa: F811
     parse_attributes = _speedups.parse_attributes  # noqa: F811

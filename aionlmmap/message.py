@@ -402,6 +402,5 @@ _pure_parse_frame = parse_frame
 from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
 
 if _speedups is not None:
-    _speedups.bind_message(Message, _pure_header_run, _pure_parse_frame)
     header_run = _speedups.header_run  # noqa: F811
     parse_frame = _speedups.parse_frame  # noqa: F811

@@ -256,9 +256,10 @@ def _core_in_subprocess(env_value: str | None) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     code = (
         "import json, aionlmmap.message as m, aionlmmap.attributes as a, aionlmmap._extensions as e\n"
-        "from aionlmmap.families import nfqueue as q\n"
+        "from aionlmmap.families import nfqueue as q, rtnl_addresses as r\n"
         "print(json.dumps({'core': e.CORE, 'parse_frame': type(m.parse_frame).__name__, "
-        "'parse_attributes': type(a.parse_attributes).__name__, 'decode': type(q.decode_packet_header).__name__}))"
+        "'parse_attributes': type(a.parse_attributes).__name__, 'decode': type(q.decode_packet_header).__name__, "
+        "'ipv6_text': type(r.ipv6_text).__name__}))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
     return json.loads(out.stdout)  # type: ignore[no-any-return]
@@ -266,12 +267,14 @@ def _core_in_subprocess(env_value: str | None) -> dict[str, str]:
 
 def test_the_compiled_core_is_selected_when_built() -> None:
     assert _core_in_subprocess(None) == {"core": "compiled", "parse_frame": "cython_function_or_method",
-                                         "parse_attributes": "cython_function_or_method", "decode": "cython_function_or_method"}
+                                         "parse_attributes": "cython_function_or_method", "decode": "cython_function_or_method",
+                                         "ipv6_text": "cython_function_or_method"}
 
 
 @pytest.mark.parametrize("value", ["1", "yes"])
 def test_no_extensions_selects_pure_python(value: str) -> None:
-    assert _core_in_subprocess(value) == {"core": "pure-python", "parse_frame": "function", "parse_attributes": "function", "decode": "function"}
+    assert _core_in_subprocess(value) == {"core": "pure-python", "parse_frame": "function", "parse_attributes": "function", "decode": "function",
+                                          "ipv6_text": "function"}
 
 
 def test_no_extensions_set_to_zero_keeps_the_compiled_core() -> None:
@@ -285,3 +288,31 @@ def test_aionlmmap_info_names_the_core_in_use() -> None:
     env.pop("AIONLMMAP_NO_EXTENSIONS")
     out = subprocess.run([sys.executable, "-m", "aionlmmap", "info"], env=env, capture_output=True, text=True, timeout=60, check=True)
     assert "core: compiled (aionlmmap._speedups" in out.stdout
+
+
+# --- rtnl_addresses ------------------------------------------------------------------------
+
+
+@st.composite
+def ipv6_addresses(draw: st.DrawFn) -> bytes:
+    """Addresses whose zero runs, ties and IPv4 forms exercise inet_ntop6's cases."""
+    groups = draw(st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x1234, 0xABCD]), min_size=8, max_size=8))
+    if draw(st.booleans()):
+        prefix = draw(st.sampled_from([bytes(10) + b"\xff\xff", bytes(12), bytes(10) + b"\0\x01", bytes(11) + b"\x01"]))
+        return prefix + draw(st.binary(min_size=4, max_size=4))
+    return b"".join(group.to_bytes(2, "big") for group in groups)
+
+
+@settings(max_examples=500)
+@given(st.one_of(ipv6_addresses(), st.binary(min_size=16, max_size=16)))
+def test_ipv6_text_twins_agree(raw: bytes) -> None:
+    from aionlmmap.families import rtnl_addresses
+
+    assert speedups.ipv6_text(raw) == rtnl_addresses._pure_ipv6_text(raw)
+
+
+def test_ipv6_text_twin_hands_other_inputs_to_the_reference() -> None:
+    from aionlmmap.families import rtnl_addresses
+
+    for raw in (bytes(15), bytes(17), bytearray(16)):
+        assert outcome(speedups.ipv6_text, raw) == outcome(rtnl_addresses._pure_ipv6_text, raw)

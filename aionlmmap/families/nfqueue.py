@@ -211,7 +211,6 @@ def encode_config(queue_num: int, *, command: int | None = None, copy_mode: int 
 # Python is selected (aionlmmap._extensions); this definition stays the reference.
 _pure_decode_packet_header = decode_packet_header
 if _speedups is not None:
-    _speedups.bind_nfqueue(_pure_decode_packet_header)
     decode_packet_header = _speedups.decode_packet_header  # noqa: F811
 
 

@@ -22,6 +22,10 @@ from types import ModuleType
 
 __all__ = ["CORE", "CORE_REASON", "speedups", "core_description"]
 
+#: The set of twins this code expects (``_speedups.TWINS_VERSION``); raise
+#: both together whenever a twin is added or changes signature.
+TWINS_VERSION = 3
+
 
 def _load() -> tuple[ModuleType | None, str]:
     if os.environ.get("AIONLMMAP_NO_EXTENSIONS", "") not in ("", "0"):
@@ -30,6 +34,9 @@ def _load() -> tuple[ModuleType | None, str]:
         _speedups = importlib.import_module("._speedups", __package__)
     except ImportError as exc:
         return None, f"the compiled extension is not built ({exc}); reinstall with a C compiler to get it"
+    if getattr(_speedups, "TWINS_VERSION", None) != TWINS_VERSION:
+        return None, (f"the compiled extension at {_speedups.__file__} is a stale build (twins version "
+                      f"{getattr(_speedups, 'TWINS_VERSION', None)}, this code needs {TWINS_VERSION}); rebuild it: pip install .")
     return _speedups, f"aionlmmap._speedups ({_speedups.__file__})"
 
 

@@ -11,7 +11,7 @@ behaviour is the reference's by construction.
 Twins:
     aionlmmap.message:      header_run, parse_frame
     aionlmmap.attributes:   iter_attributes, parse_attributes
-    aionlmmap.families.nfqueue: decode_packet_header, packet_head
+    aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
     aionlmmap.families.rtnl_addresses: ipv6_text
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
@@ -34,6 +34,7 @@ from aionlmmap.errors import DecodeError
 cdef extern from *:
     """
     #include <arpa/inet.h>
+    #include <structmember.h>
     /* A Message (a tuple subclass, aionlmmap.message.Message) built the way
        CPython's tuple_subtype_new builds one, without the temporary tuple
        that tuple.__new__(Message, (...)) would need. */
@@ -65,7 +66,33 @@ cdef extern from *:
         Py_DECREF(message);
         return NULL;
     }
+
+    /* Write slot `offset` of `obj` (a __slots__ member), as CPython's
+       member_set does for a T_OBJECT_EX member: the new reference is
+       stored and the old one, if any, dropped. */
+    static void aionlmmap_set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
+    {
+        PyObject **slot = (PyObject **)((char *)obj + offset);
+        PyObject *old = *slot;
+        Py_INCREF(value);
+        *slot = value;
+        Py_XDECREF(old);
+    }
+
+    /* The offset of the __slots__ member `descriptor` in its instances, or
+       -1 when it is not a plain object member. */
+    static Py_ssize_t aionlmmap_slot_offset(PyObject *descriptor)
+    {
+        if (!Py_IS_TYPE(descriptor, &PyMemberDescr_Type))
+            return -1;
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY))
+            return -1;
+        return member->offset;
+    }
     """
+    void aionlmmap_set_slot(object obj, Py_ssize_t offset, object value)
+    Py_ssize_t aionlmmap_slot_offset(object descriptor)
     object aionlmmap_new_message(object cls, long type, long flags, unsigned long seq, unsigned long pid,
                                  Py_ssize_t start, Py_ssize_t end, object frame)
     uint32_t ntohl(uint32_t)
@@ -81,6 +108,10 @@ cdef enum:
 
 #: the core this module is (aionlmmap info)
 CORE = "compiled"
+#: Which set of twins this build has: aionlmmap._extensions uses the module
+#: only when this matches its own number, so a stale build (a .so left from
+#: an older checkout) means pure Python, never a missing twin at import.
+TWINS_VERSION = 3
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -306,6 +337,84 @@ def decode_packet_header(payload):
         from aionlmmap.families import nfqueue
         _pure_decode_packet_header = nfqueue._pure_decode_packet_header
     return _pure_decode_packet_header(payload)
+
+
+# nfqueue.Packet and where its constructor's six slots live (Packet has
+# __slots__, so each is a member at a fixed offset of the instance).
+cdef object _Packet = None
+cdef object _new_object = object.__new__
+cdef Py_ssize_t _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state
+cdef object _UNDECIDED = None
+cdef object _pure_packet_of = None
+
+
+cdef int _bind_packet() except -1:
+    global _Packet, _UNDECIDED, _pure_packet_of, _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state
+    from aionlmmap.families import nfqueue
+    cdef list offsets = []
+    for name in ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state"):
+        offset = aionlmmap_slot_offset(nfqueue.Packet.__dict__[name])
+        if offset < 0:
+            raise TypeError(f"nfqueue.Packet.{name} is not a plain slot: the compiled twin of Queue._packet_of cannot build Packets")
+        offsets.append(offset)
+    _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state = offsets
+    _UNDECIDED = nfqueue._UNDECIDED
+    _pure_packet_of = nfqueue._pure_packet_of
+    _Packet = nfqueue.Packet
+    return 0
+
+
+def _packet_of(queue, message):
+    """Twin of ``aionlmmap.families.nfqueue.Queue._packet_of`` (installed
+    as that method): the Packet in ``message``, or what the pure
+    ``_unusual_packet_of`` makes of a message off the fast path.
+
+    The Packet is made as ``Packet.__init__`` makes it (the same six slots,
+    nothing else), written straight into its slots: in pure Python the
+    constructor call is about 3,000 instructions of a packet's ~28,000."""
+    cdef Py_buffer view
+    cdef const uint8_t *data
+    cdef Py_ssize_t start
+    cdef tuple fields
+    cdef int fit = 0  # 1: a packet of this queue; -1: off the common path, ask the reference
+    cdef uint32_t packet_id = 0
+    cdef uint16_t hw_protocol = 0
+    cdef uint8_t hook = 0
+    if _Packet is None:
+        _bind_packet()
+    if not isinstance(message, tuple) or len(<tuple>message) != 7:
+        return _pure_packet_of(queue, message)
+    fields = <tuple>message
+    start = fields[4]
+    if fields[0] == 0x0300 and fields[5] - start >= 15:  # NFNL_SUBSYS_QUEUE << 8 | NFQNL_MSG_PACKET
+        expected_head = queue._packet_head
+        PyObject_GetBuffer(fields[6].buffer, &view, PyBUF_SIMPLE)
+        try:
+            if start < 0 or start + 15 > view.len or type(expected_head) is not bytes or len(<bytes>expected_head) != 6:
+                fit = -1
+            else:
+                data = <const uint8_t *>view.buf + start
+                if memcmp(data + 2, <const char *>expected_head, 6) == 0:
+                    fit = 1
+                    packet_id = ntohl(_u32(data + 8))
+                    hw_protocol = ntohs(_u16(data + 12))
+                    hook = data[14]
+        finally:
+            PyBuffer_Release(&view)
+        if fit < 0:
+            return _pure_packet_of(queue, message)
+        if fit:
+            queue.stats.packets += 1
+            packet = _new_object(_Packet)
+            aionlmmap_set_slot(packet, _slot_queue, queue)
+            aionlmmap_set_slot(packet, _slot_message, message)
+            aionlmmap_set_slot(packet, _slot_id, packet_id)
+            aionlmmap_set_slot(packet, _slot_hw_protocol, hw_protocol)
+            aionlmmap_set_slot(packet, _slot_hook_number, hook)
+            aionlmmap_set_slot(packet, _slot_state, _UNDECIDED)
+            queue._outstanding.append(packet)
+            return packet
+    return queue._unusual_packet_of(message)
 
 
 def packet_head(buffer, Py_ssize_t start, bytes expected_head):

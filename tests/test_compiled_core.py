@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -316,3 +317,51 @@ def test_ipv6_text_twin_hands_other_inputs_to_the_reference() -> None:
 
     for raw in (bytes(15), bytes(17), bytearray(16)):
         assert outcome(speedups.ipv6_text, raw) == outcome(rtnl_addresses._pure_ipv6_text, raw)
+
+
+class _NoRing:
+    closed = False
+
+    def send_nowait(self, *messages: Any) -> None:
+        pass
+
+
+def _packet_state(queue: Any, function: Callable[..., Any], message: Any) -> tuple[Any, ...]:
+    """What Queue._packet_of made of ``message``: every slot of the Packet
+    (or the exception), the queue's counters and its outstanding count."""
+    result = outcome(function, queue, message)
+    if result[0] == "ok" and result[1] is not None:
+        packet = result[1]
+        assert type(packet) is nfqueue.Packet and packet._queue is queue and packet._message is message
+        slots = []
+        for name in nfqueue.Packet.__slots__:
+            try:
+                value = getattr(packet, name)
+            except AttributeError:
+                value = "<unset>"
+            slots.append((name, "<same>" if name in ("_queue", "_message") else value))
+        result = ("packet", tuple(slots))
+    return result, attrs.asdict(queue.stats), len(queue._outstanding)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.builds(nfqueue_packet, st.integers(0, 0xFFFFFFFF), st.integers(0, 255), st.sampled_from([0, 0, 1, 0x100]),
+                  st.sampled_from([b"", AttributeBuilder().add_be32(nfqueue.NFQA_MARK, 3).build()])),
+        st.binary(max_size=40),
+    ),
+    st.sampled_from([nfqueue._TYPE_PACKET, nfqueue._TYPE_PACKET, nfqueue._TYPE_VERDICT, 2, 3]),
+    st.booleans(),
+)
+def test_packet_of_twins_make_the_same_packet_and_counts(payload: bytes, msg_type: int, released: bool) -> None:
+    data = message.encode_message(msg_type, 0, 0, 0, payload)
+    frame = ReceivedFrame(memoryview(bytearray(data)))
+    msg = tuple.__new__(Message, (msg_type, 0, 0, 0, 16, 16 + len(payload), frame))
+    if released:
+        frame.retire()
+    states = []
+    for function in (speedups._packet_of, nfqueue._pure_packet_of):
+        queue = nfqueue.Queue(_NoRing(), 0, Message(0))
+        states.append(_packet_state(queue, function, msg))
+    assert states[0] == states[1]

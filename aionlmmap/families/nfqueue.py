@@ -612,6 +612,14 @@ class Queue:
         return sum(1 for packet in self._outstanding if packet._state != _SENT)
 
 
+# The compiled twin of the per-packet fast path (aionlmmap/_speedups.pyx:
+# the header read and the Packet made in C) unless pure Python is selected;
+# the method above stays the reference.
+_pure_packet_of = Queue._packet_of
+if _speedups is not None:
+    Queue._packet_of = _speedups._packet_of  # type: ignore[method-assign]
+
+
 #: RX frames sized for one packet message each (a 64 KiB GSO packet takes the
 #: COPY path); many frames, because the kernel sends one datagram per packet.
 DEFAULT_QUEUE_RX = RingConfig(block_size=16384, block_nr=256, frame_size=16384, frame_nr=256)

@@ -365,3 +365,15 @@ def test_packet_of_twins_make_the_same_packet_and_counts(payload: bytes, msg_typ
         queue = nfqueue.Queue(_NoRing(), 0, Message(0))
         states.append(_packet_state(queue, function, msg))
     assert states[0] == states[1]
+
+
+def test_a_stale_build_means_pure_python_not_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from aionlmmap import _extensions
+
+    monkeypatch.delenv("AIONLMMAP_NO_EXTENSIONS", raising=False)
+    stale = SimpleNamespace(TWINS_VERSION=_extensions.TWINS_VERSION - 1, __file__="/old/_speedups.so")
+    monkeypatch.setattr(_extensions.importlib, "import_module", lambda name, package=None: stale)
+    module, reason = _extensions._load()
+    assert module is None and "stale build" in reason and "pip install" in reason

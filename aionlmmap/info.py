@@ -1,5 +1,6 @@
 """What ``aionlmmap info`` prints: the kernel, which backend ``"auto"``
-picks and why, and the ring geometry in use.
+picks and why, which core (compiled or pure Python) is in use, and the
+ring geometry.
 
 >>> from aionlmmap.info import collect_info, format_info
 >>> collect_info()["auto_backend"]
@@ -13,7 +14,7 @@ import errno
 import mmap
 from typing import Any
 
-from . import _sys
+from . import _extensions, _sys
 from .constants import NETLINK_ROUTE
 from .errors import BackendUnavailableError
 from .frames import RingConfig
@@ -84,6 +85,8 @@ def collect_info() -> dict[str, Any]:
         "auto_reason": reason,
         "rx_ring": _geometry(DEFAULT_RX),
         "tx_ring": _geometry(DEFAULT_TX),
+        "core": _extensions.CORE,
+        "core_reason": _extensions.CORE_REASON,
     }
 
 
@@ -96,6 +99,8 @@ def format_info(info: dict[str, Any] | None = None) -> str:
         f"io_uring (backend 'uring'): {'yes' if info['uring_available'] else 'no'} ({info['uring_reason']})",
         f"backend 'auto' picks: {info['auto_backend']} ({info['auto_reason']})",
     ]
+    if "core" in info:
+        lines.append(f"core: {info['core']} ({info['core_reason']})")
     for name in ("rx_ring", "tx_ring"):
         ring = info[name]
         lines.append(

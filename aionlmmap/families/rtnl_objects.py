@@ -478,7 +478,8 @@ class Route:
         both (``aionlmmap dump routes --json`` writes them as ip does).
         ``nh_info``: with ``details``, ``ip -j -d route`` shows the nexthop
         object of a route with ``nhid`` (its ``to_json(details=True)``)."""
-        if self.extra is None and not details:
+        if self.extra is None and not details and not (self.flags & RTM_F_CLONED and self.family == AF_INET):
+            # (a cached IPv4 route takes the long way: to_json() sends it here)
             return list(self.to_json().items())
         route_type = self.type
         out = _Pairs()

@@ -32,9 +32,9 @@ class Requester:
     _dump_slot_waiters: list[asyncio.Future[None]]
     _stale_seqs: set[int]
     _in_flight: asyncio.Semaphore | None
-    #: requests awaiting their answer at once, at most (see _admit)
+    #: requests awaiting their answer at once, at most (see _wait_for_room)
     max_in_flight: int
-    #: requests and answers admitted and not settled yet (see _admit)
+    #: requests and answers given room and not settled yet (see _wait_for_room)
     _requests_out = 0
     _answers_out = 0
     _credit_waiters: list[asyncio.Future[None]] | None = None
@@ -69,12 +69,24 @@ class Requester:
         NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
         loop = self._attach()
         costs = self._answer_costs([msg]) if ack else [1]
-        _count, answers = await self._admit(loop, costs, whole=True)
+        _count, answers = await self._wait_for_room(loop, costs, whole=True)
         try:
-            request, pending = self._proto.start(msg, dump=False, ack=ack)
-            return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
+            requests, pendings = self._admit([msg], ack=ack)
+            return await self._await_requests(loop, requests, pendings, atomic=False)[0]  # type: ignore[no-any-return]
         finally:
             self._settle(1, answers)
+
+    def _admit(self, messages: Sequence[Message], *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
+        """The one place a request is admitted: each message gets its seq
+        and its pending state, right before it is queued for sending (a
+        request admitted and never sent would wait for an answer forever)."""
+        requests: list[Message] = []
+        pendings: list[PendingRequest] = []
+        for msg in messages:
+            request, pending = self._proto.start(msg, dump=False, ack=ack)
+            requests.append(request)
+            pendings.append(pending)
+        return requests, pendings
 
     # -- flow control: answers in flight -------------------------------------------
     # The kernel answers a whole datagram of requests before we read a byte
@@ -116,7 +128,7 @@ class Requester:
             room = int(room_of(start))
         return room
 
-    async def _admit(self, loop: asyncio.AbstractEventLoop, costs: list[int], *, whole: bool) -> tuple[int, int]:
+    async def _wait_for_room(self, loop: asyncio.AbstractEventLoop, costs: list[int], *, whole: bool) -> tuple[int, int]:
         """Wait until the answers of the first requests fit; returns how
         many requests (a prefix of ``costs``, all of them if ``whole``) may
         go now and their answers. Settle both with :meth:`_settle`."""
@@ -225,49 +237,36 @@ class Requester:
         unanswered share the batch's first error, or succeed with no reply
         if there was none."""
         loop = self._attach()
-        requests: list[Message] = []
-        pendings: list[PendingRequest] = []
-        for msg in messages:
-            request, pending = self._proto.start(msg, dump=False)
-            requests.append(request)
-            pendings.append(pending)
         costs = self._answer_costs(messages)
         if not atomic:
             results = []
             first = 0
-            while first < len(requests):
+            while first < len(messages):
+                count, answers = await self._wait_for_room(loop, costs[first:], whole=False)
                 try:
-                    count, answers = await self._admit(loop, costs[first:], whole=False)
-                except BaseException:
-                    self._abandon(pendings[first:])
-                    raise
-                try:
-                    chunk = pendings[first : first + count]
-                    self._send_requests(requests[first : first + count], chunk)
+                    # Admitted a chunk at a time, once it has room: a
+                    # cancellation between chunks leaves none of the later
+                    # ones waiting.
+                    requests, chunk = self._admit(messages[first : first + count])
+                    self._send_requests(requests, chunk)
                     results += await self._wait_all(loop, chunk)
-                except BaseException:
-                    self._abandon(pendings[first + count :])
-                    raise
                 finally:
                     self._settle(count, answers)
                 first += count
         else:
+            # Every member's answers and the barrier's ACK come back in one
+            # sendmsg (nfnetlink_rcv_batch): they need room at once.
+            admitted = await self._wait_for_room(loop, costs + [1], whole=True)
+            requests, pendings = self._admit(messages)
             for pending in pendings:
                 pending.batch = pendings
-            try:
-                # Every member's answers and the barrier's ACK come back in
-                # one sendmsg (nfnetlink_rcv_batch): they need room at once.
-                admitted = await self._admit(loop, costs + [1], whole=True)
-            except BaseException:
-                self._abandon(pendings)
-                raise
-            barrier_request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
+            barrier_requests, barriers = self._admit([Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK)])
             try:
                 self._queue_tx(requests, True, pendings)
-                self._queue_tx([barrier_request], False, [barrier])
-                await self._wait_pending(loop, barrier)
+                self._queue_tx(barrier_requests, False, barriers)
+                await self._wait_pending(loop, barriers[0])
             except BaseException:
-                self._abandon(pendings)
+                self._abandon(pendings + barriers)
                 raise
             finally:
                 self._settle(*admitted)
@@ -416,18 +415,31 @@ class Requester:
             while self._active_dump is not None:
                 waiter = loop.create_future()
                 self._dump_slot_waiters.append(waiter)
-                await waiter
+                if self._paused:
+                    # The reader may be paused behind the frames of
+                    # notifications nobody reads; a drain copies them out if
+                    # the dump ahead was abandoned (see _starving), so its end
+                    # can arrive.
+                    self._drain()
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._dump_slot_waiters:
+                        self._dump_slot_waiters.remove(waiter)
                 if self._closed:
                     raise ClosedResourceError("the ring is closed")
             # The first chunk is built in our sendmsg (__netlink_dump_start
             # runs netlink_dump at once): it needs a frame like an answer.
-            _count, answers = await self._admit(loop, [1], whole=True)
+            _count, answers = await self._wait_for_room(loop, [1], whole=True)
             if self._active_dump is None:
                 break
             self._settle(1, answers)  # another dump took the slot meanwhile
+        request, pending = self._proto.start(msg, dump=True)
         try:
-            request, pending = self._proto.start(msg, dump=True)
+            self._queue_tx([request], False, [pending])
         except BaseException:
+            # Never sent (too large, ring closed): it holds no slot.
+            self._proto.cancel(pending)
             self._settle(1, answers)
             raise
         self._active_dump = pending
@@ -438,7 +450,6 @@ class Requester:
         new = tuple.__new__
         stats = self.stats
         try:
-            self._queue_tx([request], False, [pending])
             while True:
                 if answers and (batches or pending.finished):
                     # The first chunk has its frame: the dump's later chunks

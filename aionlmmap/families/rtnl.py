@@ -49,7 +49,7 @@ from ..constants import (
     RTM_NEWROUTE,
     RTM_NEWRULE,
 )
-from ..errors import DumpInterruptedError, OverrunError
+from ..errors import DecodeError, DumpInterruptedError, OverrunError
 from ..message import Message
 from ..ring import Ring
 from .rtnl_codec import (
@@ -432,7 +432,11 @@ class RtnlClient:
                         if entry is None:
                             continue
                         action, kind = entry
-                        obj = self._decode_event(msg, kind, link_state)
+                        try:
+                            obj = self._decode_event(msg, kind, link_state)
+                        except DecodeError:
+                            ring.stats.decode_errors += 1  # a malformed notification: counted and skipped
+                            continue
                         if obj is None:
                             continue
                         if not resync:

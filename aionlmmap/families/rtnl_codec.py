@@ -154,6 +154,22 @@ def _u32(buffer: Any, span: tuple[int, int] | None) -> int | None:
     return _unpack_u32(buffer, span[0])[0]  # type: ignore[no-any-return]
 
 
+def _u8(buffer: Any, span: tuple[int, int] | None) -> int | None:
+    if span is None:
+        return None
+    if span[1] <= span[0]:
+        raise DecodeError("empty u8 attribute")
+    return buffer[span[0]]  # type: ignore[no-any-return]
+
+
+def _s32(buffer: Any, span: tuple[int, int] | None) -> int | None:
+    if span is None:
+        return None
+    if span[1] - span[0] < 4:
+        raise DecodeError(f"s32 attribute of {span[1] - span[0]} bytes")
+    return _S32.unpack_from(buffer, span[0])[0]  # type: ignore[no-any-return]
+
+
 def family_number(family: int | None) -> int:
     """Accept None, 4, 6, AF_INET, AF_INET6 and return the AF_* number."""
     if family is None or family == AF_UNSPEC:
@@ -190,8 +206,8 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
         flags=flags,
         mtu=_u32(buffer, get(IFLA_MTU)),
         qdisc=_string(buffer, get(IFLA_QDISC)) if IFLA_QDISC in table else None,  # type: ignore[arg-type]
-        operstate=buffer[operstate[0]] if operstate is not None else None,
-        linkmode=buffer[linkmode[0]] if linkmode is not None else None,
+        operstate=_u8(buffer, operstate),
+        linkmode=_u8(buffer, linkmode),
         group=_u32(buffer, get(IFLA_GROUP)),
         txqlen=_u32(buffer, get(IFLA_TXQLEN)),
         link_type=link_type,
@@ -200,7 +216,7 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
         kind=kind,
         alias=_string(buffer, table[IFLA_IFALIAS]) if IFLA_IFALIAS in table else None,
         link_ifindex=_u32(buffer, get(IFLA_LINK)),
-        link_netnsid=_S32.unpack_from(buffer, netnsid[0])[0] if netnsid is not None else None,
+        link_netnsid=_s32(buffer, netnsid),
         master_ifindex=_u32(buffer, get(IFLA_MASTER)),
     )
 
@@ -253,7 +269,7 @@ def decode_address(buffer: Any, start: int, end: int, names: dict[int, str] | No
         preferred, valid = IFA_CACHEINFO_STRUCT.unpack_from(buffer, cache[0])
     flags_span = table.get(IFA_FLAGS)
     if flags_span is not None:
-        flags = _unpack_u32(buffer, flags_span[0])[0]
+        flags = _u32(buffer, flags_span)
     return Address(
         family=family,
         prefixlen=prefixlen,
@@ -420,7 +436,7 @@ def decode_rule(buffer: Any, start: int, end: int) -> Rule:
     get = attrs_table.get
     table_span = get(FRA_TABLE)
     if table_span is not None:
-        table = _unpack_u32(buffer, table_span[0])[0]
+        table = _u32(buffer, table_span)
     src = get(FRA_SRC)
     dst = get(FRA_DST)
     protocol = get(FRA_PROTOCOL)
@@ -440,7 +456,7 @@ def decode_rule(buffer: Any, start: int, end: int) -> Rule:
         iifname=_string(buffer, attrs_table[FRA_IIFNAME]) if FRA_IIFNAME in attrs_table else None,
         oifname=_string(buffer, attrs_table[FRA_OIFNAME]) if FRA_OIFNAME in attrs_table else None,
         goto=_u32(buffer, get(FRA_GOTO)),
-        protocol=buffer[protocol[0]] if protocol is not None else None,
+        protocol=_u8(buffer, protocol),
         suppress_prefixlen=_u32(buffer, get(FRA_SUPPRESS_PREFIXLEN)),
     )
 

@@ -31,7 +31,6 @@ class Requester:
     _active_dump: PendingRequest | None
     _dump_slot_waiters: list[asyncio.Future[None]]
     _stale_seqs: set[int]
-    _in_flight: asyncio.Semaphore | None
     #: requests awaiting their answer at once, at most (see _wait_for_room)
     max_in_flight: int
     #: requests and answers given room and not settled yet (see _wait_for_room)

@@ -181,7 +181,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
     # -- properties ------------------------------------------------------------
     @property
     def backend(self) -> str:
-        """``"kernel"`` or ``"emulated"``."""
+        """``"kernel"``, ``"uring"`` or ``"emulated"``: the backend that fills the frames."""
         return self._backend.name
 
     @property

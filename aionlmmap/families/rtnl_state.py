@@ -324,6 +324,10 @@ class StateTracker:
                 for kind in ("route", "address", "neighbour"):
                     if kind in self.state:
                         self.dirty.add(Scope(kind, ifindex=ifindex))
+        if "rule" in self.state and (old is None or action == "del" or old.ifname != link.ifname):
+            # Rules name devices (iif/oif); fib_rules_event attaches and
+            # detaches them (FIB_RULE_IIF_DETACHED) without RTM_NEWRULE.
+            self.dirty.add(Scope("rule"))
         if old is None or action == "del" or old.ifname != link.ifname or old.is_up != link.is_up:
             # iproute2 prints the lower device's name and whether it is up
             # (M-DOWN) with each link that names it: resolve those again.

@@ -14,7 +14,8 @@ What it changes (whatever this kernel builds): veth pairs and bridges
 (add, delete, up, down, mtu, rename, enslave, release), IPv4 and IPv6
 addresses (with and without lifetimes, replace, flush), routes in several
 tables (add, delete, replace, change, append, prepend, flush; gateways,
-metrics, tos, types, multipath with weights), neighbours (permanent, noarp,
+priorities, tos, types, multipath with weights; RTA_METRICS such as mtu where
+the library decodes them), neighbours (permanent, noarp,
 stale, reachable; add, replace, delete) and rules. Nexthop objects are
 made only when the library follows them (a ``nexthop`` monitor kind).
 """
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aionlmmap import rtnl
+from aionlmmap.families.rtnl_objects import Route
 from aionlmmap.families.rtnl_state import KINDS
 
 ALL_KINDS = list(KINDS)
@@ -104,6 +106,7 @@ class Driver:
         self.peers: dict[str, str] = {}
         self.serial = 0
         self.nexthops = nexthops
+        self.metrics = hasattr(Route, "metrics")
         self.nexthop_ids: list[int] = []
 
     # -- vocabulary ----------------------------------------------------------------------
@@ -169,7 +172,9 @@ class Driver:
             spec += f" table {rng.choice(_TABLES)}"
         if rng.random() < 0.15:
             spec += f" proto {rng.choice(['static', 'boot', '99'])}"
-        if rng.random() < 0.1:
+        if self.metrics and rng.random() < 0.1:
+            # Only where the library decodes RTA_METRICS: two IPv4 routes
+            # differing only in metrics are two routes to the kernel.
             spec += f" mtu {rng.randrange(1280, 1500)}"
         return spec
 

@@ -308,9 +308,13 @@ def setup(netns: str) -> None:
         subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", line], check=False)
 
 
-async def fresh(netns: str, kinds: list[str]) -> dict[tuple[str, Any], Any]:
-    async with rtnl.open(netns=netns) as nl:
-        snapshot = await nl.snapshot(kinds)  # type: ignore[arg-type]
+async def fresh(netns: str, kinds: list[str], client: Any = None) -> dict[tuple[str, Any], Any]:
+    """A fresh dump of ``kinds``, normalized and keyed (on ``client`` if given)."""
+    if client is None:
+        async with rtnl.open(netns=netns) as nl:
+            snapshot = await nl.snapshot(kinds)  # type: ignore[arg-type]
+    else:
+        snapshot = await client.snapshot(kinds)
     return {(kind, obj.key): normalized(kind, obj) for kind, objects in snapshot.items() for obj in objects}
 
 
@@ -342,8 +346,7 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
     driver = Driver(seed, nexthops="nexthop" in KINDS)
     view = View()
     figures: dict[str, Any] = {"seed": seed, "operations": 0, "checkpoints": 0, "mismatches": 0, "settle_seconds_max": 0.0, "dump_more_than_ip": 0}
-    async with rtnl.open(netns=netns) as nl:
-        engine_holder: list[Any] = []
+    async with rtnl.open(netns=netns) as nl, rtnl.open(netns=netns) as checker:
 
         async def consume() -> None:
             async for event in nl.monitor(links=True, addresses=True, routes=True, neighbours=True, rules=True, poll=poll):
@@ -364,7 +367,7 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
                     await asyncio.sleep(0.05)
                     if task.done():
                         task.result()
-                    kernel = await fresh(netns, kinds)
+                    kernel = await fresh(netns, kinds, checker)
                     mine = {key: normalized(key[0], obj) for key, obj in view.state.items()}
                     counts = ours = None
                     if mine == kernel:
@@ -397,7 +400,6 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
         figures["seconds"] = round(time.perf_counter() - started, 2)
         figures["events"] = view.events
         figures["redundant_events"] = view.redundant
-        del engine_holder
     return figures
 
 

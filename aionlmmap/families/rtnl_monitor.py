@@ -149,10 +149,13 @@ class MonitorEngine:
         while True:
             try:
                 due = self._next_poll()
-                if due is not None and (not _queued(ring) or loop.time() >= due):
+                if due is not None and loop.time() >= due:
+                    for event in await self.poll_now():
+                        if event.kind in shown:
+                            yield event
+                    continue
+                if due is not None and not _queued(ring):
                     try:
-                        if loop.time() >= due:
-                            raise TimeoutError
                         # A timer, not a task: asyncio.timeout cancels the
                         # wait at `due` and tells its cancellation from the
                         # caller's (Task.uncancel).

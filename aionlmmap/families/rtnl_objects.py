@@ -97,6 +97,16 @@ def route_flag_names(flags: int) -> list[str]:
     return list(names)
 
 
+def _hashable(value: Any) -> Any:
+    """``value`` as something a key tuple can hold (dicts and lists of
+    decoded attributes become tuples)."""
+    if isinstance(value, dict):
+        return tuple((key, _hashable(item)) for key, item in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(item) for item in value)
+    return value
+
+
 # RTNH_F_ONLINK and RTNH_F_PERVASIVE are configuration; the other RTNH_F_*
 # bits are state the kernel changes by itself (RTNH_COMPARE_MASK).
 _NEXTHOP_IDENTITY_FLAGS = 0x6
@@ -372,7 +382,10 @@ class Route:
             self.family, self.table, self.dst, self.dst_len, self.src, self.src_len, self.tos, self.priority,
             self.type, self.protocol, self.scope, self.prefsrc, self.oif, self.gateway, self.flags & _NEXTHOP_IDENTITY_FLAGS,
             tuple((hop.ifindex, hop.gateway, hop.weight, hop.flags & _NEXTHOP_IDENTITY_FLAGS) for hop in self.nexthops),
-            getattr(self, "nhid", None), getattr(self, "metrics", None),
+            # Decoded where the library knows them (RTA_NH_ID, RTA_METRICS,
+            # RTA_FLOW, RTA_VIA, RTA_ENCAP: all part of fib_info's identity).
+            getattr(self, "nhid", None), _hashable(getattr(self, "metrics", None)), getattr(self, "flow", None),
+            _hashable(getattr(self, "via", None)), _hashable(getattr(self, "encap", None)),
         )  # fmt: skip
 
     @property

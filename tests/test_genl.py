@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import re
 import struct
 import sys
@@ -212,4 +211,3 @@ def test_cli_genl_families_and_ethtool(netns: str) -> None:
     assert item["ifname"] == "veth0" and item["speed"] == 10000 and item["link-detected"] is True
     bad = run(sys.executable, "-m", "aionlmmap", "ethtool", "nosuchdev", "--netns", netns, check=False)
     assert bad.returncode == 1 and "aionlmmap:" in bad.stderr
-    random.seed(0)

@@ -6,7 +6,6 @@ the bytecode filter against its own evaluation, extensions, SOCK_DESTROY."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import random
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from aionlmmap import DecodeError, Message
+from aionlmmap import DecodeError
 from aionlmmap.families import sock_diag
 from aionlmmap.families.sock_diag import bytecode as bc
 from aionlmmap.families.sock_diag import codec

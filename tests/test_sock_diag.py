@@ -79,6 +79,11 @@ for index in range(count):
                     if rng.random() < 0.5:
                         keep.append(sock.accept()[0])
             keep.append(sock)
+# The server side of a loopback handshake is made when the final ACK is
+# processed (tcp_check_req), which a loaded machine may do a moment after
+# connect() returned: let every accept queue settle before anyone looks.
+import time
+time.sleep(0.3)
 print("ready", flush=True)
 sys.stdin.read()
 """

@@ -296,7 +296,7 @@ def test_cli_dump_sockets_json_and_state_filter(netns: str) -> None:
 
 
 async def test_fast_json_text_equals_to_json(netns: str) -> None:
-    from aionlmmap.families.sock_diag.objects import json_text
+    from aionlmmap.families.sock_diag.objects import json_text, json_texts
 
     compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     with socket_set(netns, 31, 20):
@@ -305,3 +305,4 @@ async def test_fast_json_text_equals_to_json(netns: str) -> None:
     assert socks
     for sock in socks:
         assert json_text(sock) == compact(sock.to_json())
+    assert json_texts(socks) == [compact(sock.to_json()) for sock in socks]

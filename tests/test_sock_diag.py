@@ -306,3 +306,10 @@ async def test_fast_json_text_equals_to_json(netns: str) -> None:
     for sock in socks:
         assert json_text(sock) == compact(sock.to_json())
     assert json_texts(socks) == [compact(sock.to_json()) for sock in socks]
+
+
+def test_cli_socket_options_belong_to_dump_sockets() -> None:
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "routes", "state", "established", check=False)
+    assert result.returncode == 2 and "dump sockets" in result.stderr
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "state", "nonsense", check=False)
+    assert result.returncode == 1 and "unknown state" in result.stderr

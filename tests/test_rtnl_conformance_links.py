@@ -127,8 +127,10 @@ def _lifetimes(text: str) -> list[int]:
 
 
 def _compare(ours: str, theirs: str, context: str, without: tuple[str, ...] = ()) -> None:
+    # Callers dump ours first: a lifetime counts down, so ip's is at most
+    # ours, by the seconds between the two dumps (a loaded CI: up to 10).
     for mine_lifetime, their_lifetime in zip(_lifetimes(ours), _lifetimes(theirs), strict=True):
-        assert abs(mine_lifetime - their_lifetime) <= 2, context
+        assert -1 <= mine_lifetime - their_lifetime <= 10, context
     mine, their = _pairs(ours, without), _pairs(theirs, without)
     assert len(mine) == len(their), context
     for left, right in zip(mine, their):

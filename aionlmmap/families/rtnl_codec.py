@@ -97,7 +97,7 @@ from .rtnl_constants import (
 )
 from .rtnl_link_values import decode_altnames, decode_details, decode_stats64
 from .rtnl_link_values import IFLA_PERM_ADDRESS, IFLA_PROTO_DOWN
-from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, RouteExtra, Rule, _build_route
+from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_route, route_extra
 from .rtnl_route_layout import decode as _layout_decode
 from .rtnl_route_layout import is_known as _layout_known
 from .rtnl_route_layout import learn as _layout_learn
@@ -416,7 +416,7 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
         src_len,
         pref,
         _decode_nexthops(buffer, multipath[0], multipath[1], names) if multipath is not None else (),
-        RouteExtra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+        route_extra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
         if nhid is not None or via is not None or flow is not None or mark is not None or uid is not None
         or expires is not None or error is not None or metrics or iif is not None or encap
         else None,

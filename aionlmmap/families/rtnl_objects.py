@@ -298,7 +298,10 @@ class RouteExtra:
     flow: int | None = None  #: RTA_FLOW: realms, ``from << 16 | to``
     mark: int | None = None  #: RTA_MARK (route lookups only)
     uid: int | None = None  #: RTA_UID (route lookups only)
-    expires: int | None = None  #: RTA_CACHEINFO rta_expires in seconds (IPv6 routes with a lifetime, cached routes)
+    #: RTA_CACHEINFO rta_expires in seconds (IPv6 routes with a lifetime,
+    #: cached routes). A countdown, so it takes no part in equality: the
+    #: same route dumped a second later is the same route.
+    expires: int | None = attrs.field(default=None, eq=False)
     error: int | None = None  #: RTA_CACHEINFO rta_error when not 0
     metrics: tuple[tuple[str, Any], ...] = ()  #: RTA_METRICS as ``ip -j`` names them: (("mtu", 1400), ("ecn", None), ...)
     iif: str | None = None  #: RTA_IIF's interface name (route lookups, multicast)

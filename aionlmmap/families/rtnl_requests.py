@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..attributes import AttributeBuilder
+
+#: struct fib_rule_uid_range {u32 start, end}; struct fib_rule_port_range {u16 start, end}
+_UID_RANGE = struct.Struct("=II")
+_PORT_RANGE = struct.Struct("=HH")
 from .rtnl_codec import FIB_RULE_HDR, IFADDRMSG, IFINFOMSG, NDMSG, RTMSG, RTNEXTHOP, family_number
 from .rtnl_constants import (
     AF_INET,
@@ -25,14 +30,27 @@ from .rtnl_constants import (
     ETH_P_8021AD,
     ETH_P_8021Q,
     FR_ACT_TO_TBL,
+    FIB_RULE_INVERT,
+    FR_ACT_GOTO,
+    FRA_DPORT_RANGE,
     FRA_DST,
+    FRA_FLOW,
     FRA_FWMARK,
     FRA_FWMASK,
+    FRA_GOTO,
     FRA_IIFNAME,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
     FRA_OIFNAME,
     FRA_PRIORITY,
+    FRA_PROTOCOL,
+    FRA_SPORT_RANGE,
     FRA_SRC,
+    FRA_SUPPRESS_IFGROUP,
+    FRA_SUPPRESS_PREFIXLEN,
     FRA_TABLE,
+    FRA_TUN_ID,
+    FRA_UID_RANGE,
     IFA_ADDRESS,
     IFA_BROADCAST,
     IFA_LABEL,
@@ -465,8 +483,26 @@ def rule_payload(
     oif: str | None = None,
     action: int | str = FR_ACT_TO_TBL,
     delete: bool = False,
+    invert: bool = False,
+    tos: int = 0,
+    goto: int | None = None,
+    uidrange: tuple[int, int] | None = None,
+    ipproto: int | None = None,
+    sport: int | tuple[int, int] | None = None,
+    dport: int | tuple[int, int] | None = None,
+    l3mdev: bool = False,
+    suppress_prefixlength: int | None = None,
+    suppress_ifgroup: int | None = None,
+    realms: int | None = None,
+    protocol: int | None = None,
+    tun_id: int | None = None,
 ) -> bytes:
-    """fib_rule_hdr + FRA_* for RTM_NEWRULE / RTM_DELRULE."""
+    """fib_rule_hdr + FRA_* for RTM_NEWRULE / RTM_DELRULE, with every
+    selector and action ``ip rule`` accepts: ``invert`` ("not"), ``tos``,
+    ``uidrange=(start, end)``, ``ipproto``, ``sport``/``dport`` (a port or
+    (start, end)), ``tun_id``, ``l3mdev``, ``suppress_prefixlength``,
+    ``suppress_ifgroup``, ``realms`` (``from << 16 | to``), ``protocol``,
+    ``goto`` (with ``action="goto"``)."""
     family_value = family_number(family)
     src_len = dst_len = 0
     builder = AttributeBuilder()
@@ -488,16 +524,43 @@ def rule_payload(
         builder.add_str(FRA_IIFNAME, check_ifname(iif))
     if oif is not None:
         builder.add_str(FRA_OIFNAME, check_ifname(oif))
+    if goto is not None:
+        builder.add_u32(FRA_GOTO, check_range("goto", goto, 0, _U32_MAX))
+        if action == FR_ACT_TO_TBL:
+            action = FR_ACT_GOTO
+    if l3mdev:
+        builder.add_u8(FRA_L3MDEV, 1)
+    if uidrange is not None:
+        start, end = (check_range("uidrange", value, 0, _U32_MAX) for value in uidrange)
+        builder.add(FRA_UID_RANGE, _UID_RANGE.pack(start, end))
+    if ipproto is not None:
+        builder.add_u8(FRA_IP_PROTO, check_range("ipproto", ipproto, 0, 255))
+    for attr_type, name, ports in ((FRA_SPORT_RANGE, "sport", sport), (FRA_DPORT_RANGE, "dport", dport)):
+        if ports is not None:
+            start, end = (ports, ports) if isinstance(ports, int) else ports
+            builder.add(attr_type, _PORT_RANGE.pack(check_range(name, start, 0, 0xFFFF), check_range(name, end, 0, 0xFFFF)))
+    if tun_id is not None:
+        builder.add(FRA_TUN_ID, check_range("tun_id", tun_id, 0, 2**64 - 1).to_bytes(8, "big"))
+    if suppress_prefixlength is not None:
+        builder.add_u32(FRA_SUPPRESS_PREFIXLEN, check_range("suppress_prefixlength", suppress_prefixlength, 0, _U32_MAX))
+    if suppress_ifgroup is not None:
+        builder.add_u32(FRA_SUPPRESS_IFGROUP, check_range("suppress_ifgroup", suppress_ifgroup, 0, _U32_MAX))
+    if realms is not None:
+        builder.add_u32(FRA_FLOW, check_range("realms", realms, 0, _U32_MAX))
+    if protocol is not None:
+        builder.add_u8(FRA_PROTOCOL, check_range("protocol", protocol, 0, 255))
     if isinstance(action, str):
-        names = {name: number for number, name in RULE_ACTION_NAMES.items()} | {"table": FR_ACT_TO_TBL, "lookup": FR_ACT_TO_TBL}
+        names = {name: number for number, name in RULE_ACTION_NAMES.items()} | {"table": FR_ACT_TO_TBL, "lookup": FR_ACT_TO_TBL, "goto": FR_ACT_GOTO}
         if action not in names:
             raise ValueError(f"rule action must be one of {', '.join(sorted(names))}, not {action!r}")
         action = names[action]
     check_range("action", action, 0, 255)
     table_value = 0
-    if action == FR_ACT_TO_TBL and (table is not None or not delete):
+    # iprule_modify(): an l3mdev rule looks up the device's table, none given
+    if action == FR_ACT_TO_TBL and (table is not None or not (delete or l3mdev)):
         table_value = table_number(table)
         builder.add_u32(FRA_TABLE, table_value)
-    header = FIB_RULE_HDR.pack(family_value, dst_len, src_len, 0, table_value if table_value < 256 else 0, 0, 0, action, 0)
+    flags = FIB_RULE_INVERT if invert else 0
+    header = FIB_RULE_HDR.pack(family_value, dst_len, src_len, check_range("tos", tos, 0, 255), table_value if table_value < 256 else 0, 0, 0, action, flags)
     return header + builder.build()
 

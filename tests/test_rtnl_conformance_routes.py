@@ -338,3 +338,24 @@ def test_dump_routes_cache_is_byte_identical_to_ip(netns: str) -> None:
     finally:
         for name in (router, far):
             subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
+
+
+async def test_routes_added_by_the_library_with_metrics_and_more_show_in_ip(netns: str) -> None:
+    """route_add() takes metrics (with locks), expires, pref, tos, realms,
+    nhid, onlink; what it makes, ip shows, and our dump shows the same."""
+    quiet_ipv6(netns)
+    for line in ["link add d0 type veth peer name d1", "link set d0 up", "link set d1 up", "addr add 192.0.2.1/24 dev d0",
+                 "addr add 2001:db8::1/64 dev d0 nodad", "nexthop add id 1 via 192.0.2.2 dev d0"]:  # fmt: skip
+        ip(netns, *line.split())
+    async with rtnl.open(netns=netns) as nl:
+        await nl.route_add("10.1.0.0/16", gateway="192.0.2.2", metrics={"mtu": 1400, "advmss": 1360, "rtt": 20, "rttvar": 10, "congctl": "reno",
+                           "features": "ecn", "initcwnd": 10, "lock": ["mtu"]}, tos=0x10, realms=3 << 16 | 4)  # fmt: skip
+        await nl.route_add("10.2.0.0/16", gateway="198.51.100.9", dev="d0", onlink=True)
+        await nl.route_add("10.3.0.0/16", nhid=1)
+        await nl.route_add("2001:db8:5::/64", dev="d0", expires=300, pref="high", metrics={"hoplimit": 7})
+    theirs = _ip_text(netns, "route", "show", "table", "all")
+    assert_same_text(_ours(netns, "--table", "all"), theirs, "library routes", _ip_text(netns, "route", "show", "table", "all"))
+    by_dst = {route["dst"]: route for route in json.loads(theirs)}
+    assert by_dst["10.1.0.0/16"]["metrics"] == [{"mtu": 1400, "rtt": 20, "rttvar": 10, "advmss": 1360, "initcwnd": 10, "ecn": None, "congestion": "reno"}]
+    assert by_dst["10.2.0.0/16"]["flags"] == ["onlink"] and by_dst["10.3.0.0/16"]["nhid"] == 1
+    assert by_dst["2001:db8:5::/64"]["pref"] == "high" and 290 <= by_dst["2001:db8:5::/64"]["expires"] <= 300

@@ -88,9 +88,17 @@ from .rtnl_constants import (
     RT_SCOPE_NOWHERE,
     RT_SCOPE_UNIVERSE,
     RT_TABLE_MAIN,
+    METRIC_NAMES,
     RTA_DST,
+    RTA_EXPIRES,
+    RTA_FLOW,
     RTA_GATEWAY,
+    RTA_METRICS,
     RTA_MULTIPATH,
+    RTA_NH_ID,
+    RTA_PREF,
+    RTA_SRC,
+    RTNH_F_ONLINK,
     RTA_OIF,
     RTA_PREFSRC,
     RTA_PRIORITY,
@@ -382,11 +390,25 @@ def route_payload(
     prefsrc: str | None = None,
     multipath: Iterable[Mapping[str, Any]] | None = None,
     delete: bool = False,
+    metrics: Mapping[str, Any] | None = None,
+    expires: int | None = None,
+    pref: int | str | None = None,
+    tos: int = 0,
+    src: str | None = None,
+    realms: int | None = None,
+    nhid: int | None = None,
+    onlink: bool = False,
 ) -> bytes:
     """rtmsg + RTA_* for RTM_NEWROUTE / RTM_DELROUTE.
 
     ``multipath`` is a list of ``{"gateway": ..., "oif": ifindex, "weight": 1..256}``
-    (the client turns ``dev`` names into ``oif``)."""
+    (the client turns ``dev`` names into ``oif``). ``metrics`` takes the
+    names ``ip route`` takes (``{"mtu": 1400, "advmss": 1360, "rtt": 20,
+    "congctl": "reno", "features": "ecn", "lock": ["mtu"]}``; rtt, rttvar
+    and rto_min in milliseconds, as ``ip``). ``expires`` (seconds, IPv6),
+    ``pref`` ("low", "medium", "high"), ``tos``, ``src`` (a source prefix,
+    IPv6 subtrees), ``realms`` (``from << 16 | to``), ``nhid`` (a nexthop
+    object), ``onlink``."""
     family_value = family_number(family)
     family_value, packed, prefixlen = parse_prefix(dst, family_value)
     route_type = _name_to_number("route type", type, ROUTE_TYPE_NAMES, 255)
@@ -417,18 +439,69 @@ def route_payload(
         builder.add(RTA_PREFSRC, parse_address(prefsrc, family_value, "prefsrc").packed)
     if multipath is not None:
         builder.add(RTA_MULTIPATH, _multipath(multipath, family_value))
+    src_len = 0
+    if src is not None:
+        family_value, packed_src, src_len = parse_prefix(src, family_value)
+        builder.add(RTA_SRC, packed_src)
+    if metrics:
+        builder.add(RTA_METRICS, _metrics(metrics))
+    if expires is not None:
+        builder.add_u32(RTA_EXPIRES, check_range("expires", expires, 0, _U32_MAX))
+    if pref is not None:
+        pref_value = {"medium": 0, "high": 1, "low": 3}.get(pref, pref) if isinstance(pref, str) else pref
+        if not isinstance(pref_value, int):
+            raise ValueError(f"pref must be low, medium, high or a number, not {pref!r}")
+        builder.add_u8(RTA_PREF, check_range("pref", pref_value, 0, 255))
+    if realms is not None:
+        builder.add_u32(RTA_FLOW, check_range("realms", realms, 0, _U32_MAX))
+    if nhid is not None:
+        builder.add_u32(RTA_NH_ID, check_range("nhid", nhid, 1, _U32_MAX))
     header = RTMSG.pack(
         family_value,
         prefixlen,
-        0,
-        0,
+        src_len,
+        check_range("tos", tos, 0, 255),
         table_value if table_value < 256 else 0,
         0 if delete and protocol == RTPROT_BOOT else protocol_value,
         scope_value,
         0 if delete and type == RTN_UNICAST else route_type,
-        0,
+        RTNH_F_ONLINK if onlink else 0,
     )
     return header + builder.build()
+
+
+#: ``ip route``'s metric names -> RTAX_* (METRIC_NAMES reversed, "congctl" as ip spells it)
+_METRIC_NUMBERS = {name: number for number, name in METRIC_NAMES.items()} | {"congctl": 16}
+
+
+def _metrics(metrics: Mapping[str, Any]) -> bytes:
+    """RTA_METRICS members, as iproute_modify() builds them: rtt and rttvar
+    in the kernel's units (ms << 3, ms << 2), rto_min in ms, features
+    "ecn", congctl a string, "lock" a list of names locked (RTAX_LOCK)."""
+    builder = AttributeBuilder()
+    lock = 0
+    for name, value in metrics.items():
+        if name == "lock":
+            for locked in value:
+                if locked not in _METRIC_NUMBERS:
+                    raise ValueError(f"cannot lock unknown metric {locked!r}")
+                lock |= 1 << _METRIC_NUMBERS[locked]
+            continue
+        if name not in _METRIC_NUMBERS:
+            raise ValueError(f"unknown route metric {name!r}: use {', '.join(sorted(_METRIC_NUMBERS))}")
+        number = _METRIC_NUMBERS[name]
+        if name in ("congctl", "congestion"):
+            builder.add_str(number, str(value))
+            continue
+        if name == "features":
+            value = {"ecn": 1}.get(value, value) if isinstance(value, str) else value
+            if not isinstance(value, int):
+                raise ValueError(f"route features must be 'ecn' or a number, not {value!r}")
+        scale = 8 if name == "rtt" else 4 if name == "rttvar" else 1
+        builder.add_u32(number, check_range(name, value * scale, 0, _U32_MAX))
+    if lock:
+        builder.add_u32(1, lock)
+    return builder.build()
 
 
 def _multipath(hops: Iterable[Mapping[str, Any]], family: int) -> bytes:

@@ -142,7 +142,7 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
         elif kind == "routes":
             objects, rows = await _route_rows(nl, args.family, args.table, args.details)
         elif args.table is not None or args.cache:
-            raise ValueError("--table and --cache apply to routes only")
+            raise ValueError(f"{'--table' if args.table is not None else '--cache'} applies to routes only")
         elif kind == "links":
             objects = [link.to_json(args.details, args.stats) for link in await _links(nl, stats=bool(args.stats))]
             rows = [_link_row(item) for item in objects]

@@ -7,8 +7,9 @@ Pure: imports neither asyncio nor socket.
 ``LinkStats.to_json(level)`` is ``__print_link_stats()``'s JSON object
 (level 2 = ``ip -s -s``); ``LinkDetails.items()`` the keys
 ``print_linkinfo()`` prints under ``show_details``, in its order, as the
-installed iproute2 (6.1) prints them. Kind-specific ``info_data`` (a
-bridge's forward_delay, a vxlan's id...) is not decoded: see docs/rtnl.md.
+installed iproute2 (6.1) prints them. Of the kind-specific options
+(``info_data``), a bridge's are decoded (:func:`bridge_info_data`); other
+kinds' (a vxlan's id...) and a port's ``info_slave_data`` are not.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ IFLA_TSO_MAX_SIZE = 59
 IFLA_TSO_MAX_SEGS = 60
 IFLA_ALLMULTI = 61
 IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
 IFLA_INFO_SLAVE_KIND = 4
 AF_INET6 = 10
 IFLA_INET6_ADDR_GEN_MODE = 8
@@ -128,6 +130,9 @@ class LinkDetails:
     info_kind: str | None = None  #: IFLA_INFO_KIND ("veth", "bridge"...)
     info_slave_kind: str | None = None  #: IFLA_INFO_SLAVE_KIND: the master's kind for a port ("bridge")
     has_linkinfo: bool = False
+    #: IFLA_INFO_DATA as ``ip -d`` prints it, for the kinds decoded here
+    #: (bridge); other kinds' options are not decoded (None)
+    info_data: tuple[tuple[str, Any], ...] | None = None
     addr_gen_mode: int | None = None  #: IFLA_INET6_ADDR_GEN_MODE
     num_tx_queues: int | None = None
     num_rx_queues: int | None = None
@@ -149,6 +154,8 @@ class LinkDetails:
             info: dict[str, Any] = {}
             if self.info_kind is not None:
                 info["info_kind"] = self.info_kind
+            if self.info_data is not None:
+                info["info_data"] = dict(self.info_data)
             if self.info_slave_kind is not None:
                 info["info_slave_kind"] = self.info_slave_kind
             out.append(("linkinfo", info))
@@ -197,12 +204,15 @@ def decode_details(buffer: Any, table: dict[int, tuple[int, int]], linkinfo: dic
             generation = parse_attributes(buffer, inet6[0], inet6[1]).get(IFLA_INET6_ADDR_GEN_MODE)
             if generation is not None and generation[1] > generation[0]:
                 mode = buffer[generation[0]]
-    info_kind = info_slave_kind = None
+    info_kind = info_slave_kind = info_data = None
     if linkinfo is not None:
         kind = linkinfo.get(IFLA_INFO_KIND)
         slave = linkinfo.get(IFLA_INFO_SLAVE_KIND)
         info_kind = _string(buffer, kind) if kind is not None else None
         info_slave_kind = _string(buffer, slave) if slave is not None else None
+        data = linkinfo.get(IFLA_INFO_DATA)
+        if info_kind == "bridge" and data is not None:
+            info_data = bridge_info_data(buffer, parse_attributes(buffer, data[0], data[1]))
     return LinkDetails(
         promiscuity=_u32(buffer, get(IFLA_PROMISCUITY)),
         allmulti=_u32(buffer, get(IFLA_ALLMULTI)),
@@ -212,6 +222,7 @@ def decode_details(buffer: Any, table: dict[int, tuple[int, int]], linkinfo: dic
         info_slave_kind=info_slave_kind,
         # print_linktype() opens "linkinfo" only when IFLA_INFO_KIND is there
         has_linkinfo=info_kind is not None,
+        info_data=info_data,
         addr_gen_mode=mode,
         num_tx_queues=_u32(buffer, get(IFLA_NUM_TX_QUEUES)),
         num_rx_queues=_u32(buffer, get(IFLA_NUM_RX_QUEUES)),
@@ -231,3 +242,64 @@ def _u32(buffer: Any, span: tuple[int, int] | None) -> int | None:
 
 def _string(buffer: Any, span: tuple[int, int]) -> str:
     return bytes(buffer[span[0] : span[1]]).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+#: bridge_print_opt() (iproute2 6.1): (IFLA_BR_* number, JSON key, how the
+#: value is read and shown), in print order. "u8/u16/u32/u64": the number;
+#: "timer": clock ticks as seconds with two decimals (__jiffies_to_tv +
+#: print_tv); "id": struct ifla_bridge_id as "8000.aa:b:..."; "hex":
+#: print_0xhex ("0" for zero); "mac": a link-layer address; "proto": a
+#: VLAN protocol name; "boolopt": IFLA_BR_MULTI_BOOLOPT's two booleans.
+_BRIDGE_OPTIONS = (
+    (1, "forward_delay", "u32"), (2, "hello_time", "u32"), (3, "max_age", "u32"), (4, "ageing_time", "u32"),
+    (5, "stp_state", "u32"), (6, "priority", "u16"), (7, "vlan_filtering", "u8"), (8, "vlan_protocol", "proto"),
+    (11, "bridge_id", "id"), (10, "root_id", "id"), (12, "root_port", "u16"), (13, "root_path_cost", "u32"),
+    (14, "topology_change", "u8"), (15, "topology_change_detected", "u8"), (16, "hello_timer", "timer"),
+    (17, "tcn_timer", "timer"), (18, "topology_change_timer", "timer"), (19, "gc_timer", "timer"),
+    (39, "vlan_default_pvid", "u16"), (41, "vlan_stats_enabled", "u8"), (45, "vlan_stats_per_port", "u8"),
+    (9, "group_fwd_mask", "hex"), (20, "group_addr", "mac"), (23, "mcast_snooping", "u8"), (46, None, "boolopt"),
+    (22, "mcast_router", "u8"), (24, "mcast_query_use_ifaddr", "u8"), (25, "mcast_querier", "u8"),
+    (26, "mcast_hash_elasticity", "u32"), (27, "mcast_hash_max", "u32"), (28, "mcast_last_member_cnt", "u32"),
+    (29, "mcast_startup_query_cnt", "u32"), (30, "mcast_last_member_intvl", "u64"), (31, "mcast_membership_intvl", "u64"),
+    (32, "mcast_querier_intvl", "u64"), (33, "mcast_query_intvl", "u64"), (34, "mcast_query_response_intvl", "u64"),
+    (35, "mcast_startup_query_intvl", "u64"), (42, "mcast_stats_enabled", "u8"), (43, "mcast_igmp_version", "u8"),
+    (44, "mcast_mld_version", "u8"), (36, "nf_call_iptables", "u8"), (37, "nf_call_ip6tables", "u8"),
+    (38, "nf_call_arptables", "u8"),
+)  # fmt: skip
+_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "timer": 8, "hex": 2}
+
+
+def bridge_info_data(buffer: Any, table: dict[int, tuple[int, int]]) -> tuple[tuple[str, Any], ...]:
+    """A bridge's IFLA_INFO_DATA as ``ip -j -d link`` prints it."""
+    out: list[tuple[str, Any]] = []
+    for number, key, how in _BRIDGE_OPTIONS:
+        span = table.get(number)
+        if span is None:
+            continue
+        raw = bytes(buffer[span[0] : span[1]])
+        if how in _SIZES:
+            if len(raw) < _SIZES[how]:
+                continue
+            value = int.from_bytes(raw[: _SIZES[how]], "little")
+            if how == "timer":
+                out.append((key, round(value / 100, 2)))  # type: ignore[arg-type]
+            elif how == "hex":
+                out.append((key, f"{value:#x}" if value else "0"))  # type: ignore[arg-type]
+            else:
+                out.append((key, value))  # type: ignore[arg-type]
+        elif how == "id" and len(raw) >= 8:
+            # br_dump_bridge_id(): the address through ether_ntoa_r(), which
+            # writes each byte without a leading zero ("f2:3:83:...")
+            out.append((key, f"{raw[0]:02x}{raw[1]:02x}." + ":".join(f"{octet:x}" for octet in raw[2:8])))  # type: ignore[arg-type]
+        elif how == "mac":
+            out.append((key, raw.hex(":")))  # type: ignore[arg-type]
+        elif how == "proto" and len(raw) >= 2:
+            protocol = int.from_bytes(raw[:2], "big")
+            out.append((key, {0x8100: "802.1Q", 0x88A8: "802.1ad"}.get(protocol, f"{protocol:#x}")))  # type: ignore[arg-type]
+        elif how == "boolopt" and len(raw) >= 8:
+            value, mask = int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:8], "little")
+            # BR_BOOLOPT_NO_LL_LEARN (bit 0), BR_BOOLOPT_MCAST_VLAN_SNOOPING (bit 1)
+            for bit, name in ((0, "no_linklocal_learn"), (1, "mcast_vlan_snooping")):
+                if mask >> bit & 1:
+                    out.append((name, value >> bit & 1))
+    return tuple(out)

@@ -194,9 +194,10 @@ def family_number(family: int | None) -> int:
 
 
 # --- links ----------------------------------------------------------------------
-def decode_link(buffer: Any, start: int, end: int) -> Link:
+def decode_link(buffer: Any, start: int, end: int, names: dict[int, str] | None = None) -> Link:
     """RTM_NEWLINK/RTM_DELLINK payload -> :class:`Link` (names of the lower
-    device and master not filled in: see :func:`resolve_link`)."""
+    device and master not filled in: see :func:`resolve_link`; ``names``
+    only names a vxlan's underlying device in ``details``)."""
     if end - start < IFINFOMSG.size:
         raise DecodeError(f"link message of {end - start} bytes is shorter than struct ifinfomsg")
     _family, link_type, ifindex, flags, _change = IFINFOMSG.unpack_from(buffer, start)
@@ -241,13 +242,18 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
         permaddr=permaddr if permaddr != address else None,
         proto_down=bool(proto_down is not None and proto_down[1] > proto_down[0] and buffer[proto_down[0]]),
         stats=decode_stats64(buffer, table),
-        details=decode_details(buffer, table, linkinfo),
+        details=decode_details(buffer, table, linkinfo, names),
     )
 
 
 def resolve_link(link: Link, links: dict[int, Link]) -> Link:
     """Fill in the names of the lower device and the master, and whether the
     lower device is up (iproute2 prints M-DOWN when it is not)."""
+    details = link.details
+    if details is not None and details.info_data is not None and any(key == "link" and isinstance(value, int) for key, value in details.info_data):
+        # a vxlan's underlying device, by name as ip shows it
+        named = tuple((key, links[value].ifname if key == "link" and isinstance(value, int) and value in links else value) for key, value in details.info_data)
+        link = attrs.evolve(link, details=attrs.evolve(details, info_data=named))
     lower = links.get(link.link_ifindex) if link.link_ifindex and link.link_netnsid is None else None  # type: ignore[arg-type]
     master = links.get(link.master_ifindex) if link.master_ifindex else None  # type: ignore[arg-type]
     if lower is None and master is None:

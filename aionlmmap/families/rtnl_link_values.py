@@ -8,12 +8,13 @@ Pure: imports neither asyncio nor socket.
 (level 2 = ``ip -s -s``); ``LinkDetails.items()`` the keys
 ``print_linkinfo()`` prints under ``show_details``, in its order, as the
 installed iproute2 (6.1) prints them. Of the kind-specific options
-(``info_data``), a bridge's are decoded (:func:`bridge_info_data`); other
-kinds' (a vxlan's id...) and a port's ``info_slave_data`` are not.
+(``info_data``), a bridge's (:func:`bridge_info_data`) and a vxlan's
+(:func:`vxlan_info_data`) are decoded; a port's ``info_slave_data`` is not.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from typing import Any
 
@@ -155,7 +156,7 @@ class LinkDetails:
             if self.info_kind is not None:
                 info["info_kind"] = self.info_kind
             if self.info_data is not None:
-                info["info_data"] = dict(self.info_data)
+                info["info_data"] = {key: f"if{value}" if key == "link" and isinstance(value, int) else value for key, value in self.info_data}
             if self.info_slave_kind is not None:
                 info["info_slave_kind"] = self.info_slave_kind
             out.append(("linkinfo", info))
@@ -194,7 +195,9 @@ def decode_altnames(buffer: Any, table: dict[int, tuple[int, int]]) -> tuple[str
     return tuple(names)
 
 
-def decode_details(buffer: Any, table: dict[int, tuple[int, int]], linkinfo: dict[int, tuple[int, int]] | None) -> LinkDetails:
+def decode_details(
+    buffer: Any, table: dict[int, tuple[int, int]], linkinfo: dict[int, tuple[int, int]] | None, names: dict[int, str] | None = None
+) -> LinkDetails:
     get = table.get
     mode = None
     spec = get(IFLA_AF_SPEC)
@@ -213,6 +216,8 @@ def decode_details(buffer: Any, table: dict[int, tuple[int, int]], linkinfo: dic
         data = linkinfo.get(IFLA_INFO_DATA)
         if info_kind == "bridge" and data is not None:
             info_data = bridge_info_data(buffer, parse_attributes(buffer, data[0], data[1]))
+        elif info_kind == "vxlan" and data is not None:
+            info_data = vxlan_info_data(buffer, parse_attributes(buffer, data[0], data[1]), names)
     return LinkDetails(
         promiscuity=_u32(buffer, get(IFLA_PROMISCUITY)),
         allmulti=_u32(buffer, get(IFLA_ALLMULTI)),
@@ -302,4 +307,85 @@ def bridge_info_data(buffer: Any, table: dict[int, tuple[int, int]]) -> tuple[tu
             for bit, name in ((0, "no_linklocal_learn"), (1, "mcast_vlan_snooping")):
                 if mask >> bit & 1:
                     out.append((name, value >> bit & 1))
+    return tuple(out)
+
+
+_VXLAN_DF = {0: "unset", 1: "set", 2: "inherit"}
+
+
+def vxlan_info_data(buffer: Any, table: dict[int, tuple[int, int]], names: dict[int, str] | None = None) -> tuple[tuple[str, Any], ...]:
+    """A vxlan's IFLA_INFO_DATA as ``ip -j -d link`` (vxlan_print_opt(),
+    iproute2 6.1) prints it. ``names``: interface names for ``link``."""
+
+    def raw(number: int) -> bytes | None:
+        span = table.get(number)
+        return None if span is None else bytes(buffer[span[0] : span[1]])
+
+    def number(attr: int, size: int, order: str = "little") -> int | None:
+        value = raw(attr)
+        return None if value is None or len(value) < size else int.from_bytes(value[:size], order)  # type: ignore[arg-type]
+
+    out: list[tuple[str, Any]] = []
+    if number(25, 1):  # IFLA_VXLAN_COLLECT_METADATA
+        out.append(("external", True))
+    vni = number(1, 4)
+    if vni is not None:
+        out.append(("id", vni))
+    group, group6 = raw(2), raw(16)
+    if group is not None and len(group) == 4 and group != bytes(4):
+        out.append(("group" if 224 <= group[0] <= 239 else "remote", ".".join(str(octet) for octet in group)))
+    elif group6 is not None and len(group6) == 16 and group6 != bytes(16):
+        out.append(("group6" if group6[0] == 0xFF else "remote6", ipaddress.IPv6Address(group6).compressed))
+    local, local6 = raw(4), raw(17)
+    if local is not None and len(local) == 4 and local != bytes(4):
+        out.append(("local", ".".join(str(octet) for octet in local)))
+    elif local6 is not None and len(local6) == 16 and local6 != bytes(16):
+        out.append(("local6", ipaddress.IPv6Address(local6).compressed))
+    link = number(3, 4)
+    if link:
+        # the index until resolve_link() names it (ll_index_to_name: "ifN" if unknown)
+        out.append(("link", (names or {}).get(link) or link))
+    ports = raw(10)
+    if ports is not None and len(ports) >= 4:
+        out.append(("port_range", {"low": int.from_bytes(ports[:2], "big"), "high": int.from_bytes(ports[2:4], "big")}))
+    port = number(15, 2, "big")
+    if port is not None:
+        out.append(("port", port))
+    learning = number(7, 1)
+    if learning is not None:
+        out.append(("learning", bool(learning)))
+    for attr, key in ((11, "proxy"), (12, "rsc"), (13, "l2miss"), (14, "l3miss")):
+        if number(attr, 1):
+            out.append((key, True))
+    tos = number(6, 1)
+    if tos:
+        out.append(("tos", f"{tos:#x}"))
+    if number(28, 1):  # IFLA_VXLAN_TTL_INHERIT
+        out.append(("ttl", "auto"))
+    else:
+        ttl = number(5, 1)
+        if ttl is not None:
+            out.append(("ttl", ttl))
+    label = number(26, 4, "big")
+    if label:
+        out.append(("label", f"{label:#x}"))
+    df = number(29, 1)
+    if df is not None:
+        out.append(("df", _VXLAN_DF.get(df, str(df))))
+    ageing = number(8, 4)
+    if ageing is not None:
+        out.append(("ageing", ageing))
+    limit = number(9, 4)
+    if limit:
+        out.append(("limit", limit))
+    for attr, key in ((18, "udp_csum"), (19, "udp_zero_csum6_tx"), (20, "udp_zero_csum6_rx")):
+        value = number(attr, 1)
+        if value is not None:
+            out.append((key, bool(value)))
+    for attr, key in ((21, "remcsum_tx"), (22, "remcsum_rx")):
+        if number(attr, 1):
+            out.append((key, True))
+    for attr, key in ((23, "gbp"), (27, "gpe")):
+        if attr in table:
+            out.append((key, True))
     return tuple(out)

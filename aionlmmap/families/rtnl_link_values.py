@@ -9,7 +9,8 @@ Pure: imports neither asyncio nor socket.
 ``print_linkinfo()`` prints under ``show_details``, in its order, as the
 installed iproute2 (6.1) prints them. Of the kind-specific options
 (``info_data``), a bridge's (:func:`bridge_info_data`) and a vxlan's
-(:func:`vxlan_info_data`) are decoded; a port's ``info_slave_data`` is not.
+(:func:`vxlan_info_data`) are decoded, and a bridge port's
+``info_slave_data`` (:func:`bridge_port_info_data`); other kinds' are not.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ IFLA_ALLMULTI = 61
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 IFLA_INFO_SLAVE_KIND = 4
+IFLA_INFO_SLAVE_DATA = 5
 AF_INET6 = 10
 IFLA_INET6_ADDR_GEN_MODE = 8
 #: IN6_ADDR_GEN_MODE_* names (print_af_spec())
@@ -134,6 +136,8 @@ class LinkDetails:
     #: IFLA_INFO_DATA as ``ip -d`` prints it, for the kinds decoded here
     #: (bridge); other kinds' options are not decoded (None)
     info_data: tuple[tuple[str, Any], ...] | None = None
+    #: IFLA_INFO_SLAVE_DATA as ``ip -d`` prints it (a bridge port's options), or None
+    info_slave_data: tuple[tuple[str, Any], ...] | None = None
     addr_gen_mode: int | None = None  #: IFLA_INET6_ADDR_GEN_MODE
     num_tx_queues: int | None = None
     num_rx_queues: int | None = None
@@ -159,6 +163,9 @@ class LinkDetails:
                 info["info_data"] = {key: f"if{value}" if key == "link" and isinstance(value, int) else value for key, value in self.info_data}
             if self.info_slave_kind is not None:
                 info["info_slave_kind"] = self.info_slave_kind
+            if self.info_slave_data is not None:
+                info["info_slave_data"] = {key: f"if{value}" if key == "backup_port" and isinstance(value, int) else value
+                                           for key, value in self.info_slave_data}  # fmt: skip
             out.append(("linkinfo", info))
         if with_af_spec and self.addr_gen_mode is not None:
             out.append(("inet6_addr_gen_mode", ADDR_GEN_MODE_NAMES.get(self.addr_gen_mode, str(self.addr_gen_mode))))
@@ -207,7 +214,7 @@ def decode_details(
             generation = parse_attributes(buffer, inet6[0], inet6[1]).get(IFLA_INET6_ADDR_GEN_MODE)
             if generation is not None and generation[1] > generation[0]:
                 mode = buffer[generation[0]]
-    info_kind = info_slave_kind = info_data = None
+    info_kind = info_slave_kind = info_data = info_slave_data = None
     if linkinfo is not None:
         kind = linkinfo.get(IFLA_INFO_KIND)
         slave = linkinfo.get(IFLA_INFO_SLAVE_KIND)
@@ -218,6 +225,9 @@ def decode_details(
             info_data = bridge_info_data(buffer, parse_attributes(buffer, data[0], data[1]))
         elif info_kind == "vxlan" and data is not None:
             info_data = vxlan_info_data(buffer, parse_attributes(buffer, data[0], data[1]), names)
+        slave_data = linkinfo.get(IFLA_INFO_SLAVE_DATA)
+        if info_slave_kind == "bridge" and slave_data is not None:
+            info_slave_data = bridge_port_info_data(buffer, parse_attributes(buffer, slave_data[0], slave_data[1]), names)
     return LinkDetails(
         promiscuity=_u32(buffer, get(IFLA_PROMISCUITY)),
         allmulti=_u32(buffer, get(IFLA_ALLMULTI)),
@@ -228,6 +238,7 @@ def decode_details(
         # print_linktype() opens "linkinfo" only when IFLA_INFO_KIND is there
         has_linkinfo=info_kind is not None,
         info_data=info_data,
+        info_slave_data=info_slave_data,
         addr_gen_mode=mode,
         num_tx_queues=_u32(buffer, get(IFLA_NUM_TX_QUEUES)),
         num_rx_queues=_u32(buffer, get(IFLA_NUM_RX_QUEUES)),
@@ -271,13 +282,13 @@ _BRIDGE_OPTIONS = (
     (44, "mcast_mld_version", "u8"), (36, "nf_call_iptables", "u8"), (37, "nf_call_ip6tables", "u8"),
     (38, "nf_call_arptables", "u8"),
 )  # fmt: skip
-_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "timer": 8, "hex": 2}
+_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "timer": 8, "hex": 2, "bool": 1, "hex16": 2}
 
 
-def bridge_info_data(buffer: Any, table: dict[int, tuple[int, int]]) -> tuple[tuple[str, Any], ...]:
+def bridge_info_data(buffer: Any, table: dict[int, tuple[int, int]], options: tuple[tuple[int, Any, str], ...] = _BRIDGE_OPTIONS) -> tuple[tuple[str, Any], ...]:
     """A bridge's IFLA_INFO_DATA as ``ip -j -d link`` prints it."""
     out: list[tuple[str, Any]] = []
-    for number, key, how in _BRIDGE_OPTIONS:
+    for number, key, how in options:
         span = table.get(number)
         if span is None:
             continue
@@ -288,6 +299,10 @@ def bridge_info_data(buffer: Any, table: dict[int, tuple[int, int]]) -> tuple[tu
             value = int.from_bytes(raw[: _SIZES[how]], "little")
             if how == "timer":
                 out.append((key, round(value / 100, 2)))  # type: ignore[arg-type]
+            elif how == "bool":
+                out.append((key, bool(value)))  # type: ignore[arg-type]
+            elif how == "hex16":
+                out.append((key, f"{value:#x}"))  # type: ignore[arg-type]
             elif how == "hex":
                 out.append((key, f"{value:#x}" if value else "0"))  # type: ignore[arg-type]
             else:
@@ -388,4 +403,42 @@ def vxlan_info_data(buffer: Any, table: dict[int, tuple[int, int]], names: dict[
     for attr, key in ((23, "gbp"), (27, "gpe")):
         if attr in table:
             out.append((key, True))
+    return tuple(out)
+
+
+_PORT_STATES = ("disabled", "listening", "learning", "forwarding", "blocking")
+#: bridge_slave_print_opt() (iproute2 6.1): IFLA_BRPORT_* in print order;
+#: "bool" a u8 shown as true/false, "hex16" a u16 always written "0x..",
+#: "state" the STP port state's name. Newer attributes (mcast_eht_hosts,
+#: mab...) are not printed by 6.1 and left out here too.
+_BRIDGE_PORT_OPTIONS = (
+    (1, "state", "state"), (2, "priority", "u16"), (3, "cost", "u32"), (4, "hairpin", "bool"), (5, "guard", "bool"),
+    (6, "root_block", "bool"), (7, "fastleave", "bool"), (8, "learning", "bool"), (9, "flood", "bool"), (17, "id", "hex16"),
+    (18, "no", "hex16"), (15, "designated_port", "u16"), (16, "designated_cost", "u16"), (14, "bridge_id", "id"), (13, "root_id", "id"),
+    (23, "hold_timer", "timer"), (21, "message_age_timer", "timer"), (22, "forward_delay_timer", "timer"),
+    (19, "topology_change_ack", "u8"), (20, "config_pending", "u8"), (10, "proxy_arp", "bool"), (12, "proxy_arp_wifi", "bool"),
+    (25, "multicast_router", "u8"), (27, "mcast_flood", "bool"), (30, "bcast_flood", "bool"), (28, "mcast_to_unicast", "bool"),
+    (32, "neigh_suppress", "bool"), (31, None, "fwd_mask"), (29, "vlan_tunnel", "bool"), (34, "backup_port", "u32"),
+    (33, "isolated", "bool"), (39, "locked", "bool"),
+)  # fmt: skip
+
+
+def bridge_port_info_data(buffer: Any, table: dict[int, tuple[int, int]], names: dict[int, str] | None = None) -> tuple[tuple[str, Any], ...]:
+    """A bridge port's IFLA_INFO_SLAVE_DATA as ``ip -j -d link`` prints it."""
+    out: list[tuple[str, Any]] = []
+    for number, key, how in _BRIDGE_PORT_OPTIONS:
+        span = table.get(number)
+        if span is None:
+            continue
+        raw = bytes(buffer[span[0] : span[1]])
+        if how == "state" and raw:
+            out.append((key, _PORT_STATES[raw[0]] if raw[0] < len(_PORT_STATES) else str(raw[0])))
+        elif how == "fwd_mask" and len(raw) >= 2:
+            mask = int.from_bytes(raw[:2], "little")
+            out += [("group_fwd_mask", f"{mask:#x}" if mask else "0"), ("group_fwd_mask_str", f"{mask:#x}")]
+        elif key == "backup_port" and len(raw) >= 4:
+            index = int.from_bytes(raw[:4], "little")
+            out.append((key, (names or {}).get(index) or index))
+        else:
+            out += bridge_info_data(buffer, {number: span}, ((number, key, how),))
     return tuple(out)

@@ -147,7 +147,7 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
             objects = [link.to_json(args.details, args.stats) for link in await _links(nl, stats=bool(args.stats))]
             rows = [_link_row(item) for item in objects]
         elif kind == "addresses":
-            objects = await _address_groups(nl, args.family)
+            objects = await _address_groups(nl, args.family, args.details)
             rows = [row for group in objects for row in _address_rows(group)]
         elif kind == "neighbours":
             objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if _ip_shows_neighbour(neigh)]
@@ -297,9 +297,9 @@ async def _nexthops(nl: Any, family: int | None = None) -> list[Any]:
     ]
 
 
-async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
-    """``ip -j address show``: one entry per link with its ``addr_info``."""
-    links = [link.to_json() async for link in nl.links()]
+async def _address_groups(nl: Any, family: int | None, details: bool = False) -> list[dict[str, Any]]:
+    """``ip -j [-d] address show``: one entry per link with its ``addr_info``."""
+    links = [link.to_json(details) async for link in nl.links()]
     names = {link["ifindex"]: link["ifname"] for link in links}
     by_index: dict[int, list[dict[str, Any]]] = {link["ifindex"]: [] for link in links}
     async for address in nl.addresses(family):
@@ -309,9 +309,13 @@ async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
         infos = by_index.get(link["ifindex"], [])
         if family is not None and not infos:
             continue  # `ip -4 addr` lists only links with such addresses
-        link.pop("linkmode", None)  # `ip address` leaves out linkmode and the alias
-        link.pop("ifalias", None)
-        if family is not None:
+        # `ip address` leaves out linkmode, the IPv6 address generation mode
+        # (print_af_spec) and, without -d, the alias
+        link.pop("linkmode", None)
+        link.pop("inet6_addr_gen_mode", None)
+        if not details:
+            link.pop("ifalias", None)
+        if family is not None and not details:
             for key in ("link_type", "address", "broadcast", "link_pointtopoint", "permaddr"):
                 link.pop(key, None)
         if family == 6:

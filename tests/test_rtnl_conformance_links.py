@@ -185,7 +185,7 @@ def test_dump_links_and_addresses_json_equal_ip_on_generated_links(netns: str, p
         if link["ifname"] not in decoded and "info_data" in link.get("linkinfo", {}):
             del link["linkinfo"]["info_data"]
     _compare(_ours(netns, "links", "-d"), json.dumps(their_details, separators=(",", ":")), "-d " + context)
-    for family in ([], ["-4"], ["-6"]):
+    for family in ([], ["-4"], ["-6"], ["-d"], ["-4", "-d"]):
         _compare(_ours(netns, "addresses", *family), _ip(netns, *family, "address", "show"), f"addresses {family} {context}")
 
 

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump = commands.add_parser("dump", parents=[common], help="print one kind of object and exit")
     dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES)), metavar="KIND", help="|".join(KINDS))
     dump.add_argument("--table", metavar="N|all", help="routes: table id or name (default main), or all")
+    dump.add_argument("--nud", choices=["all"], help="neighbours: every entry (NOARP and stateless ones too), as `ip neigh show nud all`")
     dump.add_argument("--cache", action="store_true", help="routes: the route exceptions (PMTU, redirects), as `ip route show cache`")
     monitor = commands.add_parser("monitor", parents=[common], help="follow changes until Ctrl-C")
     monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule (default link,address,route)")
@@ -150,7 +151,7 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
             objects = await _address_groups(nl, args.family, args.details)
             rows = [row for group in objects for row in _address_rows(group)]
         elif kind == "neighbours":
-            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if _ip_shows_neighbour(neigh)]
+            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if args.nud == "all" or _ip_shows_neighbour(neigh)]
             rows = [_neighbour_row(item) for item in objects]
         elif kind == "nexthops":
             objects = [nexthop.to_json(args.details) for nexthop in await _nexthops(nl, args.family)]

@@ -125,6 +125,7 @@ def test_dump_neighbours_json_equals_ip_on_generated_neighbours(netns: str, seed
     context = f"seed {seed}:\n" + "\n".join(made)
     for args in ([], ["-4"], ["-6"]):
         _assert_same(_ours(netns, "neighbours", *args), _ip(netns, *args, "neigh", "show"), f"{args} {context}")
+    _assert_same(_ours(netns, "neighbours", "--nud", "all"), _ip(netns, "neigh", "show", "nud", "all"), f"nud all {context}")
 
 
 async def test_rules_added_by_the_library_with_every_selector_show_in_ip(netns: str) -> None:

@@ -123,6 +123,8 @@ def _open(netns: str | None) -> Any:
 # --- dump -------------------------------------------------------------------------
 async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     kind = _KIND_ALIASES.get(args.kind, args.kind)
+    if args.nud is not None and kind != "neighbours":
+        raise ValueError("--nud applies to neighbours only")
     async with _open(args.netns) as nl:
         if kind == "routes" and args.cache:
             cached = await _cached_routes(nl, args.family, args.table)

@@ -305,3 +305,16 @@ class _Nest:
         if length > 0xFFFF:
             raise ValueError(f"nested attribute {self._type & _TYPE_MASK} is {length} bytes, over nla_len's u16")
         NLATTR.pack_into(builder._buffer, self._start, length, self._type)
+
+
+# The pure functions above are the reference; their compiled twins
+# (aionlmmap/_speedups.pyx) take their names unless the extension is not
+# built or AIONLMMAP_NO_EXTENSIONS=1 (aionlmmap._extensions).
+_pure_iter_attributes = iter_attributes
+_pure_parse_attributes = parse_attributes
+
+from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
+
+if _speedups is not None:
+    iter_attributes = _speedups.iter_attributes  # noqa: F811
+    parse_attributes = _speedups.parse_attributes  # noqa: F811

@@ -1,5 +1,6 @@
 """What ``aionlmmap info`` prints: the kernel, which backend ``"auto"``
-picks and why, and the ring geometry in use.
+picks and why, which core (compiled or pure Python) is in use, and the
+ring geometry.
 
 >>> from aionlmmap.info import collect_info, format_info
 >>> collect_info()["auto_backend"]
@@ -13,13 +14,13 @@ import errno
 import mmap
 from typing import Any
 
-from . import _sys
+from . import _extensions, _sys
 from .constants import NETLINK_ROUTE
 from .errors import BackendUnavailableError
 from .frames import RingConfig
 from .ring import DEFAULT_RX, DEFAULT_TX
 
-__all__ = ["collect_info", "format_info", "probe_kernel_ring"]
+__all__ = ["collect_info", "format_info", "probe_kernel_ring", "probe_uring"]
 
 
 def probe_kernel_ring(protocol: int = NETLINK_ROUTE) -> tuple[bool, str]:
@@ -58,18 +59,34 @@ def _geometry(config: RingConfig) -> dict[str, int]:
     }
 
 
+def probe_uring() -> tuple[bool, str]:
+    """Whether ``backend="uring"`` works here (io_uring with multishot
+    receive into a provided-buffer ring), and why; probed once per process."""
+    from .backends import _uring_sys
+
+    return _uring_sys.probe()
+
+
 def collect_info() -> dict[str, Any]:
     """Kernel release, the ring probe's answer, the backend ``"auto"`` picks
-    and why, and the default ring geometry, as a JSON-ready dict."""
+    and why, the uring probe, and the default ring geometry, as a JSON-ready
+    dict."""
     available, reason = probe_kernel_ring()
+    uring_available, uring_reason = probe_uring()
+    if not available:
+        reason += "; the emulated ring, also where io_uring works: uring is opt-in (backend='uring', see docs/uring.md)"
     return {
         "kernel_release": _sys.kernel_release(),
         "page_size": mmap.PAGESIZE,
         "kernel_ring_available": available,
+        "uring_available": uring_available,
+        "uring_reason": uring_reason,
         "auto_backend": "kernel" if available else "emulated",
         "auto_reason": reason,
         "rx_ring": _geometry(DEFAULT_RX),
         "tx_ring": _geometry(DEFAULT_TX),
+        "core": _extensions.CORE,
+        "core_reason": _extensions.CORE_REASON,
     }
 
 
@@ -79,8 +96,11 @@ def format_info(info: dict[str, Any] | None = None) -> str:
     lines = [
         f"kernel: Linux {info['kernel_release']} (page size {info['page_size']})",
         f"kernel mmap ring: {'yes' if info['kernel_ring_available'] else 'no'}",
+        f"io_uring (backend 'uring'): {'yes' if info['uring_available'] else 'no'} ({info['uring_reason']})",
         f"backend 'auto' picks: {info['auto_backend']} ({info['auto_reason']})",
     ]
+    if "core" in info:
+        lines.append(f"core: {info['core']} ({info['core_reason']})")
     for name in ("rx_ring", "tx_ring"):
         ring = info[name]
         lines.append(

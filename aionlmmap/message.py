@@ -390,3 +390,17 @@ def iter_messages(data: bytes | bytearray | memoryview) -> Iterator[Message]:
     if error is not None:
         raise error
 
+
+
+# The pure functions above are the reference; their compiled twins
+# (aionlmmap/_speedups.pyx) take their names unless the extension is not
+# built or AIONLMMAP_NO_EXTENSIONS=1 (aionlmmap._extensions). Modules that
+# import these names after this point get whichever core is in use.
+_pure_header_run = header_run
+_pure_parse_frame = parse_frame
+
+from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
+
+if _speedups is not None:
+    header_run = _speedups.header_run  # noqa: F811
+    parse_frame = _speedups.parse_frame  # noqa: F811

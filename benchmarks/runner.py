@@ -204,8 +204,33 @@ def run_child(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None
     return Child(argv, env=env).finish(timeout)
 
 
-def child_env() -> dict[str, str]:
+#: the two cores a Python contestant can run on (aionlmmap._extensions):
+#: the compiled twins where built, and pure Python (AIONLMMAP_NO_EXTENSIONS=1)
+CORES = ("compiled", "pure")
+
+
+def compiled_core_built() -> bool:
+    """Whether aionlmmap/_speedups was built (pip install, or
+    ``python setup.py build_ext --inplace`` in a checkout)."""
+    import importlib.util
+
+    return importlib.util.find_spec("aionlmmap._speedups") is not None
+
+
+def child_env(core: str | None = None) -> dict[str, str]:
+    """The environment of a contestant process. ``core="pure"`` selects
+    aionlmmap's pure-Python core, ``"compiled"`` its compiled twins
+    (Skipped when they are not built); None leaves the choice to the
+    caller's environment."""
     env = dict(os.environ)
+    if core == "pure":
+        env["AIONLMMAP_NO_EXTENSIONS"] = "1"
+    elif core == "compiled":
+        if not compiled_core_built():
+            raise Skipped("aionlmmap's compiled core is not built: pip install . (with a C compiler) or python setup.py build_ext --inplace")
+        env.pop("AIONLMMAP_NO_EXTENSIONS", None)
+    elif core is not None:
+        raise ValueError(f"core {core!r}: choose from {CORES}")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     env.setdefault("PYTHONHASHSEED", "0")
     # Every contestant imports compiled modules, as after a pip install
@@ -462,11 +487,11 @@ def format_table(title: str, summaries: dict[str, dict[str, Any]], targets: Sequ
 _RESULT_KEYS = {"count", "elapsed", "peak_rss_kib", "rss_before_kib"}
 
 
-def python_sample(name: str, argv: Sequence[str], *, timeout: float) -> Sample:
+def python_sample(name: str, argv: Sequence[str], *, timeout: float, core: str | None = None) -> Sample:
     """Run a contestant program and turn its result line into a Sample (its
     own timing; peak RSS from wait4; extra RSS = its VmHWM minus the RSS it
-    had just before the measured section)."""
-    result = run_child(argv, timeout=timeout, env=child_env())
+    had just before the measured section). ``core``: see :func:`child_env`."""
+    result = run_child(argv, timeout=timeout, env=child_env(core))
     data = parse_result(result, name)
     extra = None
     if "rss_before_kib" in data and "peak_rss_kib" in data:
@@ -475,10 +500,10 @@ def python_sample(name: str, argv: Sequence[str], *, timeout: float) -> Sample:
     return Sample(int(data["count"]), float(data["elapsed"]), result.peak_rss_kib, extra, fields)
 
 
-def command_sample(name: str, argv: Sequence[str], count: Callable[[str], int], *, timeout: float) -> Sample:
+def command_sample(name: str, argv: Sequence[str], count: Callable[[str], int], *, timeout: float, core: str | None = None) -> Sample:
     """Run a command and time it from start to exit; ``count(stdout)`` says
-    how many units it produced."""
-    result = run_child(argv, timeout=timeout, env=child_env())
+    how many units it produced. ``core``: see :func:`child_env`."""
+    result = run_child(argv, timeout=timeout, env=child_env(core))
     if result.returncode != 0:
         raise ContestantFailed(f"{name} exited with {result.returncode}: {result.stderr.strip()[-600:]}")
     return Sample(count(result.stdout), result.wall, result.peak_rss_kib)

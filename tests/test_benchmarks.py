@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from benchmarks.netns import route_address
+from benchmarks.scenarios.route_dump import mixed_routes
 from benchmarks.runner import Contestant, Sample, count_json_records, format_table, measure_all, ratio_target
 from benchmarks.scenarios.storm import expected_events, storm_commands
 
@@ -104,19 +105,42 @@ def test_a_failing_contestant_is_reported_not_fatal() -> None:
 def test_route_dump_scenario_runs_every_contestant() -> None:
     records, stdout = run_scenario("route-dump")
     by_name = contestants_of(records)
-    for name in ("c-recv-loop", "socket-loop", "struct-decode", "pyroute2-iproute", "pyroute2-async", "aionlmmap-raw", "aionlmmap-raw-uvloop"):
+    for name in ("c-recv-loop", "socket-loop", "struct-decode", "pyroute2-iproute", "pyroute2-async", "aionlmmap-raw", "aionlmmap-raw-uvloop", "aionlmmap-raw-pure"):
         assert_ok(by_name[name])
         assert by_name[name]["count"] >= N  # all IPv4 tables: N routes + the local table's
-    for name in ("ip-json", "aionlmmap-decoded", "aionlmmap-decoded-uvloop", "aionlmmap-cli"):
+    for name in ("ip-json", "aionlmmap-decoded", "aionlmmap-decoded-uvloop", "aionlmmap-decoded-pure", "aionlmmap-cli", "aionlmmap-cli-pure"):
         assert_ok(by_name[name])
         assert by_name[name]["count"] == N  # the main table only
+    # both cores ran, each where its name says
+    assert by_name["aionlmmap-raw"]["core"] == by_name["aionlmmap-decoded"]["core"] == "compiled"
+    assert by_name["aionlmmap-raw-pure"]["core"] == by_name["aionlmmap-decoded-pure"]["core"] == "pure-python"
     # pyroute2's AsyncIPRoute needs create_datagram_endpoint, which uvloop refuses for AF_NETLINK
     assert by_name["pyroute2-async-uvloop"]["status"] in ("ok", "skipped")
     assert by_name["aionlmmap-raw"]["extra_rss_mib"] is not None
     assert by_name["c-recv-loop"]["aionlmmap_ratio"] > 0
     targets = [record for record in records if "target" in record]
-    assert len(targets) == 5 and all(record["met"] in (True, False) for record in targets)
-    assert "== Scenario 1: route dump, N=1000" in stdout
+    assert len(targets) == 8 and all(record["met"] in (True, False) for record in targets)
+    assert "== Scenario 1: route dump (N /32 routes on one device), N=1000" in stdout
+
+
+def test_the_mixed_table_holds_every_route_shape_once_per_ten() -> None:
+    lines = mixed_routes(20, "dev0")
+    assert len(lines) == len(set(lines)) == 20
+    assert sum("fd0" in line for line in lines) == 8  # IPv6: 4 of every 10
+    assert sum("nexthop" in line for line in lines) == 2 and sum("mtu" in line for line in lines) == 4
+    assert {line.split(" proto ")[1] for line in lines if " proto " in line} == {"static", "bgp"}
+
+
+def test_route_dump_on_the_mixed_table_counts_every_family_and_table() -> None:
+    records, stdout = run_scenario("route-dump-mixed", "--only", "c-recv", "--only", "ip-json", "--only", "aionlmmap", "--only", "pyroute2-async")
+    by_name = contestants_of(records)
+    for name in ("c-recv-loop", "ip-json", "pyroute2-async", "aionlmmap-raw", "aionlmmap-raw-pure", "aionlmmap-decoded", "aionlmmap-decoded-pure", "aionlmmap-cli", "aionlmmap-cli-pure"):
+        assert_ok(by_name[name])
+    # table all: the N routes plus the local tables' and IPv6's own, the same for every dumper of routes
+    assert by_name["ip-json"]["count"] > N
+    assert by_name["aionlmmap-decoded"]["count"] == by_name["aionlmmap-decoded-pure"]["count"] == by_name["aionlmmap-cli"]["count"] == by_name["ip-json"]["count"]
+    assert by_name["aionlmmap-raw"]["count"] == by_name["c-recv-loop"]["count"] >= by_name["ip-json"]["count"]
+    assert "IPv4 and IPv6" in stdout
 
 
 def test_storm_scenario_counts_events_and_checks_the_final_view() -> None:
@@ -143,7 +167,7 @@ def test_storm_scenario_counts_events_and_checks_the_final_view() -> None:
 def test_nfqueue_scenario_floods_and_gives_verdicts() -> None:
     records, stdout = run_scenario("nfqueue")
     by_name = contestants_of(records)
-    consumers = ("c-libnetfilter_queue", "netfilterqueue", "aionlmmap", "aionlmmap-uvloop")
+    consumers = ("c-libnetfilter_queue", "netfilterqueue", "aionlmmap", "aionlmmap-uvloop", "aionlmmap-pure")
     assert set(by_name) == {"fnfqueue", *consumers, *(name + "-prequeued" for name in consumers)}
     for name, record in by_name.items():
         if record["status"] == "ok":
@@ -161,7 +185,7 @@ def test_nfqueue_scenario_floods_and_gives_verdicts() -> None:
             assert "no rate to report" in record["reason"]
         else:
             assert record["status"] == "skipped" and record["reason"]
-    for name in ("aionlmmap", "aionlmmap-uvloop", "aionlmmap-prequeued", "aionlmmap-uvloop-prequeued"):
+    for name in ("aionlmmap", "aionlmmap-uvloop", "aionlmmap-prequeued", "aionlmmap-uvloop-prequeued", "aionlmmap-pure", "aionlmmap-pure-prequeued"):
         assert_ok(by_name[name])
     assert "== Scenario 3: nfqueue verdicts" in stdout
 

@@ -51,6 +51,7 @@ from typing import Any
 import attrs
 
 from .. import open as _open_ring  # aionlmmap.open
+from .._extensions import speedups as _speedups
 from .._sys import NetnsSpec
 from ..attributes import AttributeBuilder, Attributes, parse_attributes
 from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
@@ -204,6 +205,13 @@ def encode_config(queue_num: int, *, command: int | None = None, copy_mode: int 
         builder.add_be32(NFQA_CFG_MASK, flags_mask)
         builder.add_be32(NFQA_CFG_FLAGS, flags)
     return Message(_TYPE_CONFIG, NLM_F_REQUEST, payload=encode_nfgenmsg(0, queue_num) + builder.build())
+
+
+# The compiled twin (aionlmmap/_speedups.pyx) takes the name unless pure
+# Python is selected (aionlmmap._extensions); this definition stays the reference.
+_pure_decode_packet_header = decode_packet_header
+if _speedups is not None:
+    decode_packet_header = _speedups.decode_packet_header  # noqa: F811
 
 
 def _config_flags(config: Message) -> int:
@@ -602,6 +610,14 @@ class Queue:
     def pending(self) -> int:
         """Packets received whose verdict has not been sent yet."""
         return sum(1 for packet in self._outstanding if packet._state != _SENT)
+
+
+# The compiled twin of the per-packet fast path (aionlmmap/_speedups.pyx:
+# the header read and the Packet made in C) unless pure Python is selected;
+# the method above stays the reference.
+_pure_packet_of = Queue._packet_of
+if _speedups is not None:
+    Queue._packet_of = _speedups._packet_of  # type: ignore[method-assign]
 
 
 #: RX frames sized for one packet message each (a 64 KiB GSO packet takes the

@@ -17,6 +17,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from .._extensions import speedups as _speedups
+
 __all__ = ["DECIMAL", "DOTTED", "ipv4_text", "ipv6_text"]
 
 #: Dotted-quad pieces: "n." and "n" for every octet. Four tuple lookups
@@ -52,3 +54,11 @@ def ipv6_text(raw: bytes) -> str:
         if len(_IPV6_TEXTS) < _IPV6_TEXTS_MAX:
             _IPV6_TEXTS[raw] = text
     return text
+
+
+# The compiled twin (aionlmmap/_speedups.pyx: glibc's inet_ntop itself)
+# takes the name unless pure Python is selected (aionlmmap._extensions);
+# the definition above stays the reference.
+_pure_ipv6_text = ipv6_text
+if _speedups is not None:
+    ipv6_text = _speedups.ipv6_text  # noqa: F811

@@ -27,7 +27,7 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static char buffer[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
 	struct {
@@ -48,7 +48,8 @@ int main(void)
 	request.header.nlmsg_type = RTM_GETROUTE;
 	request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	request.header.nlmsg_seq = 1;
-	request.body.rtm_family = AF_INET;
+	/* "all": every family (AF_UNSPEC), as `ip route show table all` asks */
+	request.body.rtm_family = argc > 1 && strcmp(argv[1], "all") == 0 ? AF_UNSPEC : AF_INET;
 
 	double start = now();
 	if (sendto(fd, &request, sizeof(request), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {

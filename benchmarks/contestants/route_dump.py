@@ -1,7 +1,8 @@
 """Route-dump contestants (scenario ``route-dump``), run inside the
 benchmark namespace: ``python -m benchmarks.contestants.route_dump NAME``.
 
-Each dumps the IPv4 routes once and prints
+Each dumps the IPv4 routes once (``--family all``: the routes of every
+family and table, as ``ip route show table all`` asks) and prints
 ``{"count", "elapsed", "rss_before_kib", "peak_rss_kib"}``; ``elapsed`` covers
 the request and the whole reply stream, not imports or socket setup.
 """
@@ -28,8 +29,12 @@ NLATTR = struct.Struct("=HH")
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6, 7, 15
 
 
+#: rtm_family of the dump request (main() sets it from --family)
+FAMILY = socket.AF_INET
+
+
 def _dump_request(seq: int = 1) -> bytes:
-    body = RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+    body = RTMSG.pack(FAMILY, 0, 0, 0, 0, 0, 0, 0, 0)
     return NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
@@ -85,7 +90,8 @@ def struct_decode(_args: argparse.Namespace) -> int:
             if length < 4:
                 break
             if attr_type == RTA_DST or attr_type == RTA_GATEWAY or attr_type == RTA_PREFSRC:
-                route[{RTA_DST: "dst", RTA_GATEWAY: "gateway", RTA_PREFSRC: "prefsrc"}[attr_type]] = socket.inet_ntop(socket.AF_INET, buffer[offset + 4 : offset + 8])
+                route[{RTA_DST: "dst", RTA_GATEWAY: "gateway", RTA_PREFSRC: "prefsrc"}[attr_type]] = socket.inet_ntop(
+                    socket.AF_INET if family == socket.AF_INET else socket.AF_INET6, buffer[offset + 4 : offset + length])
             elif attr_type == RTA_OIF:
                 route["oif"] = unpack_u32(buffer, offset + 4)[0]
             elif attr_type == RTA_PRIORITY:
@@ -105,7 +111,7 @@ def pyroute2_iproute(_args: argparse.Namespace) -> int:
     count = 0
     with IPRoute() as ipr:
         watch.start()
-        for message in ipr.route("dump", family=socket.AF_INET):
+        for message in ipr.route("dump", family=FAMILY):
             message.get("dst")  # make sure the attributes were decoded
             count += 1
     return count
@@ -126,7 +132,7 @@ def pyroute2_async(args: argparse.Namespace) -> tuple[int, Any]:
             unavailable(f"pyroute2's AsyncIPRoute cannot run on {args.loop} ({error}): uvloop rejects AF_NETLINK datagram endpoints")
         async with ipr:
             watch.start()
-            async for message in await ipr.route("dump", family=socket.AF_INET):
+            async for message in await ipr.route("dump", family=FAMILY):
                 message.get("dst")
                 count += 1
         return count
@@ -147,12 +153,19 @@ def _ring_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"rx": aionlmmap.RingConfig(block_size=block_size, block_nr=frame_nr // per_block, frame_size=frame_size, frame_nr=frame_nr)}
 
 
+def _core() -> str:
+    """Which aionlmmap core ran: "compiled" or "pure-python"."""
+    from aionlmmap import _extensions
+
+    return _extensions.CORE
+
+
 def aionlmmap_raw(args: argparse.Namespace) -> int:
     """``async for m in ring.dump(...)``, counting only."""
     import aionlmmap
     from aionlmmap import Message
 
-    request = Message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, payload=RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0))
+    request = Message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, payload=RTMSG.pack(FAMILY, 0, 0, 0, 0, 0, 0, 0, 0))
     options = _ring_options(args)
 
     async def main() -> int:
@@ -162,7 +175,7 @@ def aionlmmap_raw(args: argparse.Namespace) -> int:
             async for _message in ring.dump(request):
                 count += 1
             watch.stop()
-            watch.fields.update(backend=ring.backend, frames=ring.stats.frames, copy_frames=ring.stats.copy_frames)
+            watch.fields.update(backend=ring.backend, frames=ring.stats.frames, copy_frames=ring.stats.copy_frames, core=_core())
             return count
 
     return run_on_loop(main, args.loop)  # type: ignore[no-any-return]
@@ -179,11 +192,12 @@ def aionlmmap_decoded(args: argparse.Namespace) -> int:
         async with rtnl.open() as nl:
             watch.start()
             count = 0
-            async for route in nl.routes(family=socket.AF_INET):
+            routes = nl.routes(family=socket.AF_INET) if FAMILY == socket.AF_INET else nl.routes(table="all")
+            async for route in routes:
                 route.to_json()
                 count += 1
             watch.stop()
-            watch.fields.update(backend=nl.ring.backend, frames=nl.ring.stats.frames, copy_frames=nl.ring.stats.copy_frames)
+            watch.fields.update(backend=nl.ring.backend, frames=nl.ring.stats.frames, copy_frames=nl.ring.stats.copy_frames, core=_core())
             return count
 
     return run_on_loop(main, args.loop)  # type: ignore[no-any-return]
@@ -205,7 +219,10 @@ def main() -> None:
     parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
     parser.add_argument("--frame-size", type=int, default=0, help="RX frame size (aionlmmap-raw only)")
     parser.add_argument("--frame-nr", type=int, default=0, help="RX frame count (aionlmmap-raw only)")
+    parser.add_argument("--family", choices=["inet", "all"], default="inet", help="inet: IPv4 routes; all: every family and table")
     args = parser.parse_args()
+    global FAMILY
+    FAMILY = socket.AF_INET if args.family == "inet" else socket.AF_UNSPEC
     count = CONTESTANTS[args.name](args)
     watch.stop()
     emit(count=count, **watch.result())

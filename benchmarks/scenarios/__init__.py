@@ -43,6 +43,8 @@ class Options:
 #: not stop the others)
 SCENARIOS = {
     "route-dump": "route_dump",
+    "route-dump-gateway": "route_dump_gateway",
+    "route-dump-mixed": "route_dump_mixed",
     "storm": "storm",
     "nfqueue": "nfqueue",
     "tx-batch": "tx_batch",

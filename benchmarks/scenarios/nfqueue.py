@@ -4,7 +4,8 @@ hands every packet to the consumer, which accepts it.
 
 Contestants: the C libnetfilter_queue consumer (benchmarks/c/
 nfqueue_consumer.c, one verdict per packet), NetfilterQueue, fnfqueue and
-aionlmmap (batched verdicts on the TX ring), each in two modes under the
+aionlmmap (batched verdicts on the TX ring; ``-pure``: on the pure-Python
+core, AIONLMMAP_NO_EXTENSIONS=1), each in two modes under the
 same protocol (see measure_queue): racing the flood with its library's
 default queue settings, and "-prequeued", timed on a backlog of the whole
 flood queued before it starts. Reported: verdicts/s from the consumer's
@@ -82,7 +83,7 @@ def queue_counters(receiver: Namespace) -> dict[str, int]:
 PREQUEUED_MAX = 60_000
 
 
-def measure_queue(n: int, consumer_argv: Any, name: str, *, prequeued: bool) -> Sample:
+def measure_queue(n: int, consumer_argv: Any, name: str, *, prequeued: bool, core: str | None = None) -> Sample:
     """One flood through one consumer.
 
     Every consumer binds, prints ``ready`` and waits for a line on stdin.
@@ -97,7 +98,7 @@ def measure_queue(n: int, consumer_argv: Any, name: str, *, prequeued: bool) -> 
         raise Skipped(f"the UDP flood sender needs a C compiler: {error}") from None
     with namespace_pair("nfq") as (sender, receiver):
         install_queue_rule(receiver)
-        child = Child(consumer_argv(receiver), env=child_env(), keep_stdin=True)
+        child = Child(consumer_argv(receiver), env=child_env(core), keep_stdin=True)
         try:
             if not child.wait_for_line("ready", timeout=30):
                 if child.proc.poll() is not None:
@@ -143,24 +144,25 @@ def contestants(n: int) -> list[Contestant]:
         return lambda receiver: python_contestant_argv(receiver.exec_prefix(), "nfqueue", module_name, "--count", str(count), "--loop", loop, *extra)
 
     backlog = min(n, PREQUEUED_MAX)
-    items: list[tuple[str, Any, bool, int]] = []
+    items: list[tuple[str, Any, bool, int, str | None]] = []
     for prequeued, count, suffix in ((False, n, ""), (True, backlog, "-prequeued")):
         items += [
-            ("c-libnetfilter_queue" + suffix, c_argv(count, prequeued), prequeued, count),
-            ("netfilterqueue" + suffix, python_argv("netfilterqueue", count, prequeued), prequeued, count),
-            ("aionlmmap" + suffix, python_argv("aionlmmap", count, prequeued), prequeued, count),
-            ("aionlmmap-uvloop" + suffix, python_argv("aionlmmap", count, prequeued, "uvloop"), prequeued, count),
+            ("c-libnetfilter_queue" + suffix, c_argv(count, prequeued), prequeued, count, None),
+            ("netfilterqueue" + suffix, python_argv("netfilterqueue", count, prequeued), prequeued, count, None),
+            ("aionlmmap" + suffix, python_argv("aionlmmap", count, prequeued), prequeued, count, "compiled"),
+            ("aionlmmap-uvloop" + suffix, python_argv("aionlmmap", count, prequeued, "uvloop"), prequeued, count, "compiled"),
+            ("aionlmmap-pure" + suffix, python_argv("aionlmmap", count, prequeued), prequeued, count, "pure"),
         ]
     # fnfqueue's reader thread overflows at once and cannot set a queue length.
-    items.append(("fnfqueue", python_argv("fnfqueue", n, False), False, n))
+    items.append(("fnfqueue", python_argv("fnfqueue", n, False), False, n, None))
     return [
         Contestant(
             name,
-            (lambda build=build, name=name, prequeued=prequeued, count=count: measure_queue(count, build, name, prequeued=prequeued)),
+            (lambda build=build, name=name, prequeued=prequeued, count=count, core=core: measure_queue(count, build, name, prequeued=prequeued, core=core)),
             reference="aionlmmap-prequeued" if prequeued else "aionlmmap",
             note=f"{count} packets queued first, then consumed" if prequeued else "",
         )
-        for name, build, prequeued, count in items
+        for name, build, prequeued, count, core in items
     ]
 
 
@@ -170,6 +172,7 @@ TARGETS = [
     ratio_target("nfqueue ahead of NetfilterQueue (racing the flood)", "aionlmmap", "netfilterqueue", 1.0),
     ratio_target("nfqueue ahead of NetfilterQueue (queued backlog)", "aionlmmap-prequeued", "netfilterqueue-prequeued", 1.0),
     ratio_target("nfqueue far ahead of fnfqueue (>= 2x)", "aionlmmap", "fnfqueue", 2.0),
+    ratio_target("pure Python: nfqueue ahead of NetfilterQueue (queued backlog)", "aionlmmap-pure-prequeued", "netfilterqueue-prequeued", 1.0),
 ]
 
 

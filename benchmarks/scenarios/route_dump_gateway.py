@@ -1,0 +1,14 @@
+"""Scenario 1 on the gateway table shape (see route_dump.SHAPES)."""
+
+from __future__ import annotations
+
+from ..runner import Reporter
+from . import Options
+from .route_dump import DEFAULT_N, SHAPES, TITLE, run_shape
+
+__all__ = ["DEFAULT_N", "TITLE", "run"]
+TITLE = f"{TITLE} ({SHAPES['gateway'][0]})"
+
+
+def run(options: Options, reporter: Reporter) -> None:
+    run_shape("gateway", options, reporter)

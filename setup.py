@@ -1,0 +1,58 @@
+"""Builds the optional compiled core (aionlmmap/_speedups.pyx) beside the
+pure-Python package. Everything else is in pyproject.toml.
+
+The extension is optional, as aiohttp's and yarl's are: without Cython or
+a working C compiler (or with AIONLMMAP_NO_EXTENSIONS=1 at build time) the
+build prints one notice and installs the complete pure-Python core, which
+gives the same results, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NOTICE = "aionlmmap: installing without the compiled core ({}); the pure-Python core is complete, only slower"
+
+
+def _notice(reason: str) -> None:
+    print(NOTICE.format(reason), file=sys.stderr)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that turns a missing compiler into the pure-Python install."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001  # distutils raises several unrelated types here
+            _notice(f"build_ext failed: {exc}")
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001  # CompileError, LinkError, CCompilerError, OSError
+            # The compiler's own output went to the build log above; one line here.
+            _notice(f"cannot compile {ext.name}: {type(exc).__name__}{': ' + str(exc).strip()[:120] if str(exc).strip() else ''}")
+
+
+def _extensions() -> list[Extension]:
+    if os.environ.get("AIONLMMAP_NO_EXTENSIONS", "") not in ("", "0"):
+        _notice("AIONLMMAP_NO_EXTENSIONS is set")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _notice("Cython is not installed")
+        return []
+    return cythonize(
+        [Extension("aionlmmap._speedups", ["aionlmmap/_speedups.pyx"], extra_compile_args=["-O2"])],
+        compiler_directives={"language_level": "3"},
+        quiet=True,
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

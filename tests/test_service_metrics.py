@@ -28,6 +28,7 @@ from conftest import ip, run
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/ is not an installed package
 
 from examples.netstate_service import NetStateService, Settings, StatsReader, create_app, create_runner, rtnl_source  # noqa: E402
+from examples.netstate_service.app import STATS  # noqa: E402
 from examples.netstate_service.metrics import NETDEV_COUNTERS, escape_label_value  # noqa: E402
 
 # /proc/net/dev columns (dev_seq_printf_stats) by node_exporter's metric key.
@@ -130,6 +131,19 @@ async def test_gauges_follow_the_monitors_view_of_the_links(metrics_client):
     assert ours[("aionlmmap_ring_frames_total", (("ring", "monitor"),))] > 0
     assert ours[("aionlmmap_ring_copy_frames_total", (("ring", "monitor"),))] >= 0
     assert ours[("aionlmmap_ring_frames_total", (("ring", "stats"),))] > 0
+
+
+async def test_a_scrape_is_one_stats_dump_and_no_link_dump(metrics_client):
+    """Counters come from one RTM_GETSTATS dump per scrape; link identity
+    from the monitor's view, so a scrape reads nothing on the monitor's ring."""
+    client, _first, _second, service = metrics_client
+    await scrape(client)
+    reader = client.app[STATS]
+    dumps, monitor_frames = reader.dumps, service.ring_stats()["monitor"].frames
+    for _ in range(3):
+        await scrape(client)
+    assert reader.dumps == dumps + 3
+    assert service.ring_stats()["monitor"].frames == monitor_frames
 
 
 async def test_promtool_accepts_the_output(metrics_client):

@@ -212,6 +212,17 @@ async def test_generated_rulesets_are_served_as_nft_prints_them(nft_client):
         await until_equal(client, netns, f"seed {seed}; ruleset:\n{script}")
 
 
+async def test_adjacent_fields_nft_loads_at_once_are_split_back(nft_client):
+    """nft merges `tcp sport A tcp dport B` (and ip saddr/daddr) into one
+    load and one cmp; nft -j prints one match per field again."""
+    client, netns, _view = nft_client
+    nft(netns, "add table ip m\nadd chain ip m c\n"
+               "add rule ip m c tcp dport 2 tcp sport 1 accept\n"
+               "add rule ip m c ip saddr 10.0.0.1 ip daddr 10.0.0.2 udp sport 53 udp dport 5353 drop\n"
+               "add table inet n\nadd chain inet n c\nadd rule inet n c ip6 saddr fd00::1 ip6 daddr fd00::2 tcp sport 7 tcp dport 8 accept\n")  # fmt: skip
+    await until_equal(client, netns, "merged payload loads")
+
+
 async def test_live_changes_follow_the_kernel_without_a_new_request(nft_client):
     """Each change (rule added and deleted, elements added, a set and a
     table deleted) reaches /api/nftables through the notifications."""

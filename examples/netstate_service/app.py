@@ -92,8 +92,10 @@ NFTABLES = web.AppKey("netstate_nftables", NftablesView | None)  # type: ignore[
 def create_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web.AppRunner:
     """An AppRunner with the app's limits: ``idle_timeout`` closes a
     connection that has not sent a complete request in that time (aiohttp's
-    keep-alive timer runs from the connection's start, so it bounds a slow
-    header sender too); request lines and header fields over 8 KiB get 400."""
+    keep-alive timer runs from the connection's start since aiohttp 3.14,
+    so it bounds a silent or slow header sender too; the service extra asks
+    for that version and tests/test_service_exposure.py checks it); request
+    lines and header fields over 8 KiB get 400."""
     settings = app[SETTINGS]
     return web.AppRunner(
         app,

@@ -59,6 +59,23 @@ _FIELDS = {
 _ADDRESS_AT = {("ip", 12): ("saddr", 4), ("ip", 16): ("daddr", 4), ("ip6", 8): ("saddr", 16), ("ip6", 24): ("daddr", 16)}
 
 
+def _adjacent_fields(protocol: str | None, offset: int, length: int) -> list[tuple[str, int]] | None:
+    """The known fields that exactly tile ``length`` bytes at ``offset``
+    (two or more), or None."""
+    if protocol is None:
+        return None
+    fields, position = [], offset
+    while position < offset + length:
+        for (candidate, start, size), name in _FIELDS.items():
+            if candidate == protocol and start == position and position + size <= offset + length:
+                fields.append((name, size))
+                position += size
+                break
+        else:
+            return None
+    return fields if len(fields) > 1 else None
+
+
 def table_json(table: Table) -> dict[str, Any]:
     out: dict[str, Any] = {"family": table.family, "name": table.name, "handle": table.handle}
     if table.flags & 0x1:  # NFT_TABLE_F_DORMANT
@@ -148,6 +165,7 @@ class _Folder:
         self.left_kind: tuple[str, ...] = ()
         self.prefix_len: int | None = None
         self.pad = 0  #: zero bytes that complete a byte-boundary prefix's value
+        self.merged: list[tuple[str, int]] | None = None  #: fields of one merged load
         self.out: list[dict[str, Any]] = []
 
     def run(self, expressions: Sequence[Any]) -> list[dict[str, Any]]:
@@ -178,6 +196,7 @@ class _Folder:
             field = _FIELDS.get((protocol or "", item.offset, item.length))
             self.prefix_len = None
             self.pad = 0
+            self.merged = None
             shorter = _ADDRESS_AT.get((protocol or "", item.offset))
             if field is None and shorter is not None and item.length < shorter[1]:
                 # A prefix on a byte boundary (10.0.0.0/8): nft loads only
@@ -186,6 +205,14 @@ class _Folder:
             if protocol is not None and field is not None:
                 self.left = {"payload": {"protocol": protocol, "field": field}}
                 self.left_kind = ("payload", protocol, field)
+                return
+            merged = _adjacent_fields(protocol, item.offset, item.length)
+            if merged:
+                # nft loads adjacent header fields compared alike at once
+                # (tcp sport and dport: 4 bytes at offset 0) and prints them
+                # back as one match per field, in header order.
+                self.merged = merged
+                self.left, self.left_kind = {"payload": {"protocol": protocol}}, ("merged", protocol or "")
                 return
             else:
                 self.left = {"payload": {"base": {"network": "nh", "transport": "th", "link": "ll"}.get(item.base, item.base), "offset": item.offset * 8, "len": item.length * 8}}
@@ -213,6 +240,14 @@ class _Folder:
                 self.prefix_len = ones  # a network prefix: nft shows addr/len
             else:
                 self.left = {"&": [self.left, int.from_bytes(item.mask, "big")]}
+        elif isinstance(item, Cmp) and self.merged and item.op in ("==", "!="):
+            protocol, offset = self.left_kind[1], 0
+            for field, length in self.merged:
+                self.left_kind = ("payload", protocol, field)
+                value = self._value(item.data[offset : offset + length])
+                self.out.append({"match": {"op": item.op, "left": {"payload": {"protocol": protocol, "field": field}}, "right": value}})
+                offset += length
+            self.left, self.merged = None, None
         elif isinstance(item, Cmp) and self.left is not None:
             right = self._value(item.data + bytes(self.pad))
             self.pad = 0

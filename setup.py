@@ -43,16 +43,24 @@ def _extensions() -> list[Extension]:
     if os.environ.get("AIONLMMAP_NO_EXTENSIONS", "") not in ("", "0"):
         _notice("AIONLMMAP_NO_EXTENSIONS is set")
         return []
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aionlmmap", "_speedups.pyx")
+    if not os.path.exists(source):
+        _notice("aionlmmap/_speedups.pyx is not in this source tree")
+        return []
     try:
         from Cython.Build import cythonize
     except ImportError:
         _notice("Cython is not installed")
         return []
-    return cythonize(
-        [Extension("aionlmmap._speedups", ["aionlmmap/_speedups.pyx"], extra_compile_args=["-O2"])],
-        compiler_directives={"language_level": "3"},
-        quiet=True,
-    )
+    try:
+        return cythonize(
+            [Extension("aionlmmap._speedups", ["aionlmmap/_speedups.pyx"], extra_compile_args=["-O2"])],
+            compiler_directives={"language_level": "3"},
+            quiet=True,
+        )
+    except Exception as exc:  # noqa: BLE001  # Cython.Compiler.Errors.CompileError and friends
+        _notice(f"Cython could not translate aionlmmap/_speedups.pyx: {exc}")
+        return []
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -26,6 +26,7 @@ class OptionalBuildExt(build_ext):
     """build_ext that turns a missing compiler into the pure-Python install."""
 
     def run(self) -> None:
+        self._failed: set[str] = set()
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001  # distutils raises several unrelated types here
@@ -35,8 +36,20 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001  # CompileError, LinkError, CCompilerError, OSError
+            self._failed.add(ext.name)
             # The compiler's own output went to the build log above; one line here.
             _notice(f"cannot compile {ext.name}: {type(exc).__name__}{': ' + str(exc).strip()[:120] if str(exc).strip() else ''}")
+
+    def copy_extensions_to_source(self) -> None:
+        # --inplace / editable installs copy each built extension into the
+        # tree; one that failed to compile has nothing to copy.
+        failed = getattr(self, "_failed", set())
+        built = [ext for ext in self.extensions if ext.name not in failed]
+        self.extensions, everything = built, self.extensions
+        try:
+            super().copy_extensions_to_source()
+        finally:
+            self.extensions = everything
 
 
 def _extensions() -> list[Extension]:

@@ -11,6 +11,8 @@ loses messages, which the kernel reports as ENOBUFS.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +25,45 @@ if TYPE_CHECKING:
     from .backends import Backend
     from .frames import FrameRing
 
-#: marks the place of an overrun in the iterator's queue
-OVERRUN = object()
+class Overrun:
+    """An overrun report in the iterator's queue, at the place of the loss:
+    ``(None, Overrun(lost))``. ``lost`` counts the messages lost there, or
+    is None where the kernel does not tell how many."""
+
+    __slots__ = ("lost",)
+
+    def __init__(self, lost: int | None) -> None:
+        self.lost = lost
+
+    def add(self, count: int) -> None:
+        if self.lost is not None:
+            self.lost += count
+
+#: getsockopt(SOL_SOCKET, SO_MEMINFO): u32 sk_meminfo[SK_MEMINFO_VARS]
+#: (Linux >= 4.12); SK_MEMINFO_DROPS is index 8 (since 4.15).
+_SO_MEMINFO = 55
+_SK_MEMINFO_DROPS = 8
+_MEMINFO = struct.Struct("=9I")
+
+
+def socket_drops(sock: Any) -> int | None:
+    """The kernel's count of messages it dropped on this socket
+    (``sk_drops``: netlink_overrun() adds one per message it could not
+    queue, notification or answer alike), or None where the kernel (or a
+    simulated socket) does not tell."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO.size)
+    except (OSError, TypeError, ValueError):
+        return None
+    if not isinstance(raw, bytes) or len(raw) < _MEMINFO.size:
+        return None
+    return int(_MEMINFO.unpack_from(raw)[_SK_MEMINFO_DROPS])
 
 
 def entry_frame(entry: Any) -> ReceivedFrame | None:
     """The frame of an entry of the iterator's queue. Entries are a lone
     :class:`Message` (one message: the common case, no container to
-    build), ``(frame, messages)``, or ``(None, OVERRUN)``."""
+    build), ``(frame, messages)``, or ``(None, Overrun)``."""
     return entry[6] if entry.__class__ is Message else entry[0]  # type: ignore[no-any-return]
 
 
@@ -51,6 +84,11 @@ class FrameKeeper:
     _barrier: PendingRequest | None
     _loop: asyncio.AbstractEventLoop | None
     _stale_seqs: set[int]
+    _active_dump: PendingRequest | None
+    _dump_slot_waiters: list[asyncio.Future[None]]
+    _sock: Any
+    #: the kernel's drop count (socket_drops) at the last overrun report
+    _drops_seen: int | None
 
     if TYPE_CHECKING:
         stats: Any
@@ -62,6 +100,8 @@ class FrameKeeper:
         def _queue_tx(self, messages: list[Message], atomic: bool, owners: list[PendingRequest]) -> None: ...
 
         def _wake_iterator(self) -> None: ...
+
+        def _wake_dump_slot(self) -> None: ...
 
     # -- frame release and holds ---------------------------------------------------
     def _batch_done(self, frame: ReceivedFrame) -> None:
@@ -165,6 +205,13 @@ class FrameKeeper:
             waiter = pending.waiter
             if waiter is not None and not waiter.done() and pending not in touched:
                 return True
+        active = self._active_dump
+        if active is not None and active.abandoned and self._wake_dump_slot not in touched and any(not w.done() for w in self._dump_slot_waiters):
+            # A dump waits for the slot of one nobody reads any more: the
+            # kernel sends the rest of the old dump (then NLMSG_DONE, which
+            # frees the slot) only as we read, and frames pinned by unread
+            # notifications stop the producer at its head.
+            return True
         waiter = self._iter_waiter
         return waiter is not None and not waiter.done() and self._wake_iterator not in touched
 
@@ -180,20 +227,32 @@ class FrameKeeper:
         # it is newer (a resyncing monitor relies on that order).
         kept: deque[Any] = deque()
         dropped = 0
+        report: Overrun | None = None
         for entry in self._unsolicited:
             if entry_frame(entry) is frame:
-                if not dropped and not (kept and kept[-1][0] is None):
-                    kept.append((None, OVERRUN))  # one report per run of losses
+                if report is None:
+                    report = self._report_before(kept)  # one report per run of losses
                 dropped += 1 if entry.__class__ is Message else len(entry[1])
             else:
                 kept.append(entry)
-        if not dropped and not (kept and kept[-1][0] is None):
-            kept.append((None, OVERRUN))
+        if report is None:
+            report = self._report_before(kept)
+        report.add(dropped)
         self._unsolicited = kept
         self.stats.dropped_unsolicited += dropped
-        self.stats.overruns += 1
+        self.stats.lost += dropped
         frame.pending = 0
         self._release(frame)
+
+    def _report_before(self, kept: deque[Any]) -> Overrun:
+        """The overrun report ending ``kept``: the last entry if it is one
+        (a run of losses is reported once), else a new one appended."""
+        if kept and kept[-1][0] is None:
+            return kept[-1][1]  # type: ignore[no-any-return]
+        report = Overrun(0)
+        kept.append((None, report))
+        self.stats.overruns += 1
+        return report
 
     def _drop_copied_notification(self, frame: ReceivedFrame, touched: list[Any]) -> None:
         """A COPY-path notification past the backlog limit: counted as
@@ -201,11 +260,11 @@ class FrameKeeper:
         what the iterator has not read yet (all of it older)."""
         messages, _error = parse_frame(frame, len(frame.buffer))
         self.stats.dropped_unsolicited += len(messages)
-        queue = self._unsolicited
-        if not (queue and queue[-1][0] is None):
-            # Only notifications were lost (replies are never dropped here),
-            # so no barrier is needed to find lost answers.
-            self._report_overrun(touched)
+        # Only notifications were lost (replies are never dropped here),
+        # so no barrier is needed to find lost answers.
+        self._report_before(self._unsolicited).add(len(messages))
+        self.stats.lost += len(messages)
+        touched.append(self._wake_iterator)
         frame.frame_index = -1
         frame.retire()
 
@@ -224,17 +283,30 @@ class FrameKeeper:
             self._proto.cancel(previous)
             self._stale_seqs.add(previous.seq)
             self._barrier = None
-        if self._barrier is None and any(not p.is_dump for p in self._proto.pending.values()):
+        if self._barrier is None and (self._stale_seqs or any(not p.is_dump for p in self._proto.pending.values())):
             request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
             barrier.batch = None
             self._barrier = barrier
-            barrier.messages = list(self._proto.pending.values())  # type: ignore[assignment, arg-type]  # the barrier keeps requests, not replies
+            # The barrier keeps requests, not replies: those in flight, and
+            # the seqs of cancelled ones whose late answers are still to be
+            # dropped (an answer lost in the overrun would keep its seq
+            # waiting forever).
+            barrier.messages = [*self._proto.pending.values(), *self._stale_seqs]  # type: ignore[list-item]
             self._queue_tx([request], False, [barrier])
 
     def _report_overrun(self, touched: list[Any]) -> None:
-        """Mark the place of lost notifications in the iterator's queue."""
+        """Mark the place of lost notifications in the iterator's queue,
+        with the kernel's count of what it dropped since the last report
+        (None where the kernel does not tell: then a loss is reported,
+        never counted)."""
         self.stats.overruns += 1
-        self._unsolicited.append((None, OVERRUN))
+        drops = socket_drops(self._sock)
+        lost: int | None = None
+        if drops is not None and self._drops_seen is not None:
+            lost = max(0, drops - self._drops_seen)
+            self._drops_seen = drops
+            self.stats.lost += lost
+        self._unsolicited.append((None, Overrun(lost)))
         touched.append(self._wake_iterator)
 
     def _barrier_done(self, touched: list[Any]) -> None:
@@ -243,6 +315,9 @@ class FrameKeeper:
         if barrier is None:
             return
         for pending in barrier.messages:  # the requests in flight when the overrun happened
+            if pending.__class__ is int:
+                self._stale_seqs.discard(pending)  # type: ignore[arg-type]  # answered before the barrier, or lost
+                continue
             if isinstance(pending, PendingRequest) and not pending.finished and not pending.is_dump and pending is not barrier:
                 pending.finished = True
                 pending.error = OverrunError("the reply to this request was lost in a socket overrun (ENOBUFS); retry it")  # type: ignore[assignment]

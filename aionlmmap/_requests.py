@@ -15,8 +15,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .constants import NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_HDRLEN, NLMSG_NOOP
+from .constants import NETLINK_ROUTE, NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_ECHO, NLM_F_REQUEST, NLMSG_HDRLEN, NLMSG_MIN_TYPE, NLMSG_NOOP
 from .errors import ClosedResourceError, DecodeError, DumpInterruptedError
+from .frames import SKIP
 from .message import Message, ReceivedFrame, header_run, parse_frame
 from .protocol import NetlinkProtocol, PendingRequest
 
@@ -30,9 +31,12 @@ class Requester:
     _active_dump: PendingRequest | None
     _dump_slot_waiters: list[asyncio.Future[None]]
     _stale_seqs: set[int]
-    _in_flight: asyncio.Semaphore | None
-    #: requests awaiting their answer at once, at most (see _request_slots)
+    #: requests awaiting their answer at once, at most (see _admit)
     max_in_flight: int
+    #: requests and answers admitted and not settled yet (see _admit)
+    _requests_out = 0
+    _answers_out = 0
+    _credit_waiters: list[asyncio.Future[None]] | None = None
 
     if TYPE_CHECKING:
         stats: Any
@@ -47,6 +51,14 @@ class Requester:
 
         def _wake_dump_slot(self) -> None: ...
 
+        def _detach(self, frame: Any) -> None: ...
+
+        protocol: int
+        _backend: Any
+        _rx: Any
+        _rx_next: int
+        _slots: list[Any]
+
     async def request(self, msg: Message, *, ack: bool = True) -> list[Message]:
         """Send one request and return its replies (copies that own their
         bytes). Raises :class:`NetlinkError` (an OSError of the errno's
@@ -55,23 +67,158 @@ class Requester:
         ``seq`` and ``pid`` are set by the ring; NLM_F_REQUEST is added, and
         NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
         loop = self._attach()
-        slots = self._request_slots()
-        await slots.acquire()
+        costs = self._answer_costs([msg]) if ack else [1]
+        _count, answers = await self._admit(loop, costs, whole=True)
         try:
-            request, pending = self._proto.start(msg, dump=False, ack=ack)
-            return await self._await_requests(loop, [request], [pending], atomic=False)[0]  # type: ignore[no-any-return]
+            requests, pendings = self._start_requests([msg], ack=ack)
+            return await self._await_requests(loop, requests, pendings, atomic=False)[0]  # type: ignore[no-any-return]
         finally:
-            slots.release()
+            self._settle(1, answers)
 
-    def _request_slots(self) -> asyncio.Semaphore:
-        # The kernel answers a whole datagram of requests before we read a
-        # byte (netlink_rcv_skb runs in the sender's context), so the
-        # answers to everything in flight must fit the receive buffer at
-        # once, or they overrun it. Cap requests in flight by its size.
-        slots = self._in_flight
-        if slots is None:
-            slots = self._in_flight = asyncio.Semaphore(self.max_in_flight)
-        return slots
+    def _start_requests(self, messages: Sequence[Message], *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
+        """The one place a request is started: each message gets its seq
+        and its pending state, right before it is queued for sending (a
+        request admitted and never sent would wait for an answer forever)."""
+        requests: list[Message] = []
+        pendings: list[PendingRequest] = []
+        for msg in messages:
+            request, pending = self._proto.start(msg, dump=False, ack=ack)
+            requests.append(request)
+            pendings.append(pending)
+        return requests, pendings
+
+    # -- flow control: answers in flight -------------------------------------------
+    # The kernel answers a whole datagram of requests before we read a byte
+    # (netlink_rcv_skb runs in the sender's context), so the answers to
+    # everything in flight must have room at once, or they are lost:
+    # - in the receive buffer (COPY-path answers, and every answer on the
+    #   emulated and uring backends): max_in_flight requests, from SO_RCVBUF;
+    # - on the kernel ring, in free RX frames (fact c.8: netlink_ack finds
+    #   no UNUSED frame, drops the ACK and reports ENOBUFS; a COPY-path
+    #   answer needs the head frame too). The backend's answer_room() counts
+    #   them; a request is admitted when its answers fit beside those of the
+    #   requests already in flight.
+    def _answer_costs(self, messages: Sequence[Message]) -> list[int]:
+        """Answers each request with NLM_F_ACK may get, each needing a frame
+        on the kernel ring: the ACK, plus a reply for rtnetlink GET requests
+        (type & 3 == 2) and NLM_F_ECHO, or the notification of a change on a
+        subscribed ring. Other families' request types are not known here:
+        two. Elsewhere only the count of requests matters: one each."""
+        if not hasattr(self._backend, "answer_room"):
+            return [1] * len(messages)
+        if self.protocol != NETLINK_ROUTE:
+            return [2] * len(messages)
+        # A change notifies its group before it is ACKed (rtnl_notify in the
+        # handler, netlink_ack after it): on a ring that joined groups, that
+        # notification takes a frame too.
+        change = 2 if self._backend.subscribed() else 1
+        return [2 if msg.flags & NLM_F_ECHO or (msg.type >= NLMSG_MIN_TYPE and msg.type & 3 == 2) else change for msg in messages]
+
+    def _frame_room(self) -> int | None:
+        """Answers the kernel ring can take now (None: not a frame-bound backend)."""
+        room_of = getattr(self._backend, "answer_room", None)
+        if room_of is None:
+            return None
+        start = self._rx_next
+        slot = self._slots[start]
+        if slot is not None and self._rx.status(start) != SKIP:
+            room = 0  # the walk waits at a frame we still pin: the kernel's head is on it
+        else:
+            room = int(room_of(start))
+        return room
+
+    async def _admit(self, loop: asyncio.AbstractEventLoop, costs: list[int], *, whole: bool) -> tuple[int, int]:
+        """Wait until the answers of the first requests fit; returns how
+        many requests (a prefix of ``costs``, all of them if ``whole``) may
+        go now and their answers. Settle both with :meth:`_settle`."""
+        total = sum(costs) if whole else costs[0]
+        frame_nr = self._rx.frame_nr
+        if self._frame_room() is not None and total > max(1, frame_nr - 1):
+            raise ValueError(
+                f"the answers to these requests ({total}) cannot fit the {frame_nr}-frame RX ring at once: "
+                "the kernel ring drops an answer that finds no free frame; open the ring with more RX frames "
+                "(rx=RingConfig(...)) or send fewer requests at a time"
+            )
+        while True:  # ends when room is found; close() settles what is in flight, and the 5 ms looks see _closed
+            if self._closed:
+                raise ClosedResourceError("the ring is closed")
+            count, answers = self._fit(costs, whole)
+            if count:
+                self._requests_out += count
+                self._answers_out += answers
+                if hasattr(self._backend, "poll_deferred"):
+                    # A running dump fills free frames inside every poll
+                    # (netlink_dump_space); between now and the sendmsg that
+                    # carries these requests, none may run: the room counted
+                    # is the room the kernel finds. The backend's flush
+                    # lifts this.
+                    self._backend.poll_deferred = True
+                return count, answers
+            waiter = loop.create_future()
+            if self._requests_out == 0:
+                # Nothing in flight will settle and free room: the frames are
+                # pinned by consumers (unread notifications, held messages,
+                # a dump's chunks). Read what is there, copy out pinned
+                # frames, and look again soon (a RESERVED frame turns VALID
+                # without waking anyone).
+                # No poll meanwhile: it would let a running dump refill what
+                # is freed (netlink_dump_space), e.g. when this task is the
+                # dump's own consumer.
+                deferrable = hasattr(self._backend, "poll_deferred")
+                if deferrable:
+                    self._backend.poll_deferred = True
+                self._drain()
+                self._relieve_for_answers(total)
+                if self._fit(costs, whole)[0]:
+                    continue
+                if deferrable:
+                    self._backend.poll_deferred = False
+                loop.call_later(0.005, _wake_future, waiter)
+            if self._credit_waiters is None:
+                self._credit_waiters = []
+            self._credit_waiters.append(waiter)
+            await waiter
+
+    def _fit(self, costs: list[int], whole: bool) -> tuple[int, int]:
+        room = self._frame_room()
+        requests_left = self.max_in_flight - self._requests_out
+        answers_left = (1 << 62) if room is None else room - self._answers_out
+        if whole:
+            total = sum(costs)
+            fits = (len(costs) <= requests_left or self._requests_out == 0) and total <= answers_left
+            return (len(costs), total) if fits else (0, 0)
+        count = answers = 0
+        for cost in costs:
+            if count >= requests_left or answers + cost > answers_left:
+                break
+            count += 1
+            answers += cost
+        return count, answers
+
+    def _relieve_for_answers(self, wanted: int) -> None:
+        """Copy pinned frames out, oldest first, until ``wanted`` answers fit."""
+        rx = self._rx
+        index = self._rx_next
+        for _ in range(rx.frame_nr):
+            room = self._frame_room()
+            if room is None or room >= wanted:
+                return
+            frame = self._slots[index]
+            if frame is not None:
+                self._detach(frame)
+            index = rx.next_index(index)
+
+    def _settle(self, requests: int, answers: int) -> None:
+        self._requests_out -= requests
+        self._answers_out -= answers
+        if not self._answers_out and hasattr(self._backend, "poll_deferred"):
+            self._backend.poll_deferred = False
+        waiters = self._credit_waiters
+        if waiters:
+            self._credit_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def request_many(self, messages: Sequence[Message], *, atomic: bool = False) -> list[list[Message]]:
         """Send several requests in one datagram and wait for all of them.
@@ -89,30 +236,43 @@ class Requester:
         unanswered share the batch's first error, or succeed with no reply
         if there was none."""
         loop = self._attach()
-        requests: list[Message] = []
-        pendings: list[PendingRequest] = []
-        for msg in messages:
-            request, pending = self._proto.start(msg, dump=False)
-            requests.append(request)
-            pendings.append(pending)
+        costs = self._answer_costs(messages)
         if not atomic:
             results = []
-            step = self.max_in_flight
-            for first in range(0, len(requests), step):
-                chunk = pendings[first : first + step]
-                self._send_requests(requests[first : first + step], chunk)
-                results += await self._wait_all(loop, chunk)
+            first = 0
+            while first < len(messages):
+                # Admitted a chunk at a time, as far as the answers fit
+                # (_admit); started only when admitted, so a cancellation
+                # between chunks leaves none of the later ones waiting.
+                count, answers = await self._admit(loop, costs[first:], whole=False)
+                try:
+                    requests, chunk = self._start_requests(messages[first : first + count])
+                    self._send_requests(requests, chunk)
+                    results += await self._wait_all(loop, chunk)
+                finally:
+                    self._settle(count, answers)
+                first += count
         else:
-            for pending in pendings:
-                pending.batch = pendings
-            barrier_request, barrier = self._proto.start(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK), dump=False)
+            # Every member's answers and the barrier's ACK come back in one
+            # sendmsg (nfnetlink_rcv_batch): they need room at once.
+            admitted = await self._admit(loop, costs + [1], whole=True)
+            try:
+                requests, pendings = self._start_requests(messages)
+                for pending in pendings:
+                    pending.batch = pendings
+                barrier_requests, barriers = self._start_requests([Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK)])
+            except BaseException:
+                self._settle(*admitted)
+                raise
             try:
                 self._queue_tx(requests, True, pendings)
-                self._queue_tx([barrier_request], False, [barrier])
-                await self._wait_pending(loop, barrier)
+                self._queue_tx(barrier_requests, False, barriers)
+                await self._wait_pending(loop, barriers[0])
             except BaseException:
-                self._abandon(pendings)
+                self._abandon(pendings + barriers)
                 raise
+            finally:
+                self._settle(*admitted)
             batch_error = next((p.error for p in pendings if p.error is not None), None)
             results = []
             for pending in pendings:
@@ -182,7 +342,15 @@ class Requester:
                 self._drain()
                 if pending.finished:
                     break
+                # The flush that sends this request may still be queued, and
+                # a paused reader would not read its answer after it: read
+                # once more after that flush (call_soon runs in order).
+                loop.call_soon(self._drain_if_paused)
             await waiter
+
+    def _drain_if_paused(self) -> None:
+        if self._paused and not self._closed:
+            self._drain()
 
     def _abandon(self, pendings: list[PendingRequest]) -> None:
         """Give up on the unanswered ones: their answers, if any come, are dropped as stale."""
@@ -246,13 +414,36 @@ class Requester:
 
     async def _dump(self, msg: Message, on_interrupt: str, chunks: bool) -> AsyncIterator[Any]:
         loop = self._attach()
-        while self._active_dump is not None:
-            waiter = loop.create_future()
-            self._dump_slot_waiters.append(waiter)
-            await waiter
-            if self._closed:
-                raise ClosedResourceError("the ring is closed")
+        while True:
+            while self._active_dump is not None:
+                waiter = loop.create_future()
+                self._dump_slot_waiters.append(waiter)
+                if self._paused:
+                    # The reader may be paused behind the frames of notifications
+                    # nobody reads; a drain copies them out if the dump ahead was
+                    # abandoned (see _starving), so its end can arrive.
+                    self._drain()
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._dump_slot_waiters:
+                        self._dump_slot_waiters.remove(waiter)
+                if self._closed:
+                    raise ClosedResourceError("the ring is closed")
+            # The first chunk is built in our sendmsg (__netlink_dump_start
+            # runs netlink_dump at once): it needs a frame like an answer.
+            _count, answers = await self._admit(loop, [1], whole=True)
+            if self._active_dump is None:
+                break
+            self._settle(1, answers)  # another dump took the slot meanwhile
         request, pending = self._proto.start(msg, dump=True)
+        try:
+            self._queue_tx([request], False, [pending])
+        except BaseException:
+            # Never sent (too large, ring closed): it holds no slot.
+            self._proto.cancel(pending)
+            self._settle(1, answers)
+            raise
         self._active_dump = pending
         # (frame, parsed messages) from the slow path, or (frame, length)
         # for a whole dump chunk handed over unparsed by _walk.
@@ -261,8 +452,12 @@ class Requester:
         new = tuple.__new__
         stats = self.stats
         try:
-            self._queue_tx([request], False, [pending])
             while True:
+                if answers and (batches or pending.finished):
+                    # The first chunk has its frame: the dump's later chunks
+                    # come only as poll finds room (netlink_dump_space).
+                    self._settle(1, answers)
+                    answers = 0
                 while batches:
                     frame, body = batches.popleft()
                     offset = 0
@@ -316,6 +511,7 @@ class Requester:
                     self._drain()
                     if batches or pending.finished:
                         continue
+                    loop.call_soon(self._drain_if_paused)  # after the flush of the request, as in _until_finished
                 await waiter
         finally:
             if not pending.finished:
@@ -337,6 +533,8 @@ class Requester:
             elif self._active_dump is pending:
                 self._active_dump = None
                 self._wake_dump_slot()
+            if answers:
+                self._settle(1, answers)
         if pending.error is not None:
             raise pending.error
         if pending.interrupted and on_interrupt == "raise":
@@ -377,3 +575,8 @@ class Requester:
                 continue
             return out
         raise DumpInterruptedError(f"the dump was interrupted (NLM_F_DUMP_INTR) {retries + 1} times in a row")
+
+
+def _wake_future(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

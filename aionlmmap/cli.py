@@ -1,7 +1,7 @@
 """The ``aionlmmap`` command.
 
 ``aionlmmap``                 current links, addresses and routes, then live changes until Ctrl-C
-``aionlmmap dump KIND``       links|addresses|routes|neighbours|rules [--json] [--netns NAME] [-4|-6] [--table N|all]
+``aionlmmap dump KIND``       links|addresses|routes|neighbours|rules|nexthops [--json] [-d] [-s] [--netns NAME] [-4|-6] [--table N|all]
 ``aionlmmap monitor``         changes as lines (``--json``: one JSON object per line)
 ``aionlmmap info``            backend and kernel facts
 
@@ -23,13 +23,17 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
+from . import _cli_families
+
 __all__ = ["main", "build_parser"]
 
-KINDS = ("links", "addresses", "routes", "neighbours", "rules")
+KINDS = ("links", "addresses", "routes", "neighbours", "rules", "nexthops")
 _KIND_ALIASES = {"link": "links", "address": "addresses", "addr": "addresses", "route": "routes", "neighbour": "neighbours",
-                 "neigh": "neighbours", "neighbors": "neighbours", "rule": "rules"}  # fmt: skip
+                 "neigh": "neighbours", "neighbors": "neighbours", "rule": "rules", "nexthop": "nexthops"}  # fmt: skip
 _MONITOR_KINDS = {"link": "links", "address": "addresses", "route": "routes", "neighbour": "neighbours", "rule": "rules"}
 _NUD_NOARP = 0x40
+_NTF_PROXY = 0x08
+_NTF_EXT_LEARNED = 0x10
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -42,18 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
     common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
+    common.add_argument("-d", "--details", action="store_true", help="details, as `ip -d` (routes: type, table, protocol, scope always; links: linkinfo...)")
+    common.add_argument("-s", "--stats", action="count", default=0, help="statistics, as `ip -s` (links: stats64; twice: error counters too)")
     family = common.add_mutually_exclusive_group()
     family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
     family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
     parser.add_argument("--netns", metavar="NAME", help="network namespace for the default view")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     dump = commands.add_parser("dump", parents=[common], help="print one kind of object and exit")
-    dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES)), metavar="KIND", help="|".join(KINDS))
+    dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES) | set(_cli_families.DUMP_KINDS)), metavar="KIND", help="|".join(KINDS + _cli_families.DUMP_KINDS))
+    _cli_families.add_dump_options(dump)
     dump.add_argument("--table", metavar="N|all", help="routes: table id or name (default main), or all")
+    dump.add_argument("--cache", action="store_true", help="routes: the route exceptions (PMTU, redirects), as `ip route show cache`")
     monitor = commands.add_parser("monitor", parents=[common], help="follow changes until Ctrl-C")
     monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule (default link,address,route)")
     monitor.add_argument("--no-resync", action="store_true", help="do not start with the current state, and stop on an overrun")
     commands.add_parser("info", parents=[common], help="ring backend and kernel facts")
+    _cli_families.add_commands(commands, common)
     return parser
 
 
@@ -70,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = lambda: _monitor(args, sys.stdout)  # noqa: E731
     elif command == "info":
         job = lambda: _info(args, sys.stdout)  # noqa: E731
+    elif command in _cli_families.COMMANDS:
+        job = lambda: _cli_families.run(args, sys.stdout)  # noqa: E731
     else:
         job = lambda: _overview_then_follow(args, sys.stdout)  # noqa: E731
     try:
@@ -117,28 +128,43 @@ def _open(netns: str | None) -> Any:
 # --- dump -------------------------------------------------------------------------
 async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     kind = _KIND_ALIASES.get(args.kind, args.kind)
+    if kind in _cli_families.DUMP_KINDS:
+        return await _cli_families.dump(args, out)
     async with _open(args.netns) as nl:
-        if kind == "routes" and args.json:
+        if kind == "routes" and args.cache:
+            cached = await _cached_routes(nl, args.family, args.table)
+            if args.json:
+                # print_route() shows "table" only when every table is listed
+                drop_table = args.table != "all"
+                out.write("[" + ",".join(_items_text(route.to_json_items(args.details), drop_table) for route in cached) + "]\n")
+                out.flush()
+                return 0
+            objects = [route.to_json(args.details) for route in cached]
+            rows = [_route_row(item) for item in objects]
+        elif kind == "routes" and args.json:
             # Streamed: a 100,000-route table never sits in memory whole.
-            await _write_routes_json(nl, args.family, args.table, out)
+            nh_info = {nexthop.id: nexthop.to_json(details=True) for nexthop in await _nexthops(nl)} if args.details else None
+            await _write_routes_json(nl, args.family, args.table, out, details=args.details, nh_info=nh_info)
             out.flush()
             return 0
-        if kind == "routes":
-            objects, rows = await _route_rows(nl, args.family, args.table)
-        elif args.table is not None:
-            raise ValueError("--table applies to routes only")
+        elif kind == "routes":
+            objects, rows = await _route_rows(nl, args.family, args.table, args.details)
+        elif args.table is not None or args.cache:
+            raise ValueError("--table and --cache apply to routes only")
         elif kind == "links":
-            objects = [link.to_json() async for link in nl.links()]
+            objects = [link.to_json(args.details, args.stats) for link in await _links(nl, stats=bool(args.stats))]
             rows = [_link_row(item) for item in objects]
         elif kind == "addresses":
             objects = await _address_groups(nl, args.family)
             rows = [row for group in objects for row in _address_rows(group)]
         elif kind == "neighbours":
-            # `ip neigh show` hides NOARP entries (multicast mappings) unless asked.
-            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if not neigh.state & _NUD_NOARP]
+            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if _ip_shows_neighbour(neigh)]
             rows = [_neighbour_row(item) for item in objects]
+        elif kind == "nexthops":
+            objects = [nexthop.to_json(args.details) for nexthop in await _nexthops(nl, args.family)]
+            rows = [_nexthop_row(item) for item in objects]
         else:
-            objects = [rule.to_json() async for rule in nl.rules(args.family or 4)]
+            objects = [rule.to_json(args.details) async for rule in nl.rules(args.family or 4)]
             rows = [_rule_row(item) for item in objects]
     if args.json:
         out.write(_compact(objects))
@@ -147,6 +173,16 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
         _write_table(out, rows)
     out.flush()
     return 0
+
+
+def _ip_shows_neighbour(neigh: Any) -> bool:
+    """`ip neigh show`'s default filter (print_neigh() with filter.state =
+    0xFF & ~NUD_NOARP): entries in no NUD state and NOARP-only entries
+    (multicast mappings) are hidden, except proxy and externally learned
+    ones. The API (RtnlClient.neighbours) returns every entry."""
+    if neigh.state & 0xFF & ~_NUD_NOARP:
+        return True
+    return bool(neigh.flags & (_NTF_PROXY | _NTF_EXT_LEARNED))
 
 
 def _route_query(family: int | None, table: str | None) -> tuple[int | None, Any]:
@@ -158,29 +194,47 @@ def _route_query(family: int | None, table: str | None) -> tuple[int | None, Any
     return family, table_value
 
 
-async def _route_json(nl: Any, family: int | None, table: str | None) -> AsyncIterator[dict[str, Any]]:
+async def _route_json(nl: Any, family: int | None, table: str | None, details: bool = False) -> AsyncIterator[dict[str, Any]]:
     family, table_value = _route_query(family, table)
-    drop_table = table_value not in (None, "all")
+    drop_table = table_value != "all"
     async for route in nl.routes(family, table_value):
-        item = route.to_json()
+        item = route.to_json(details) if details else route.to_json()
         if drop_table:
             item.pop("table", None)
         yield item
 
 
-async def _route_rows(nl: Any, family: int | None, table: str | None) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    to_json = [item async for item in _route_json(nl, family, table)]
+async def _cached_routes(nl: Any, family: int | None, table: str | None) -> list[Any]:
+    """``ip route show cache``: the kernel's route exceptions (RTM_F_CLONED)."""
+    from .constants import RTM_GETROUTE, RTM_NEWROUTE
+    from .families.rtnl_codec import decode_route, family_number, route_dump_request
+    from .families.rtnl_constants import RTM_F_CLONED
+
+    family, table_value = _route_query(family, table)
+    names = await nl.names()
+    table_id = None if table_value in (None, "all") else int(table_value)
+    return [
+        route
+        async for msg in nl._dump(RTM_GETROUTE, route_dump_request(family_number(family), table_id, cached=True))
+        if msg[0] == RTM_NEWROUTE and (route := decode_route(msg[6].buffer, msg[4], msg[5], names)).flags & RTM_F_CLONED
+    ]
+
+
+async def _route_rows(nl: Any, family: int | None, table: str | None, details: bool = False) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    to_json = [item async for item in _route_json(nl, family, table, details)]
     return to_json, [_route_row(item) for item in to_json]
 
 
-async def _write_routes_json(nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096) -> None:
-    """The same text as ``_compact([item async for item in _route_json(...)])``,
-    streamed in chunks: JSON arrays with compact separators are ``[`` + the
-    items joined by ``,`` + ``]``, and each item is ``_compact(route.to_json())``
-    (without "table" for one table), made by ``nl._route_texts`` straight
-    from the dump messages."""
+async def _write_routes_json(
+    nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096, details: bool = False, nh_info: dict[int, Any] | None = None
+) -> None:
+    """The text ``ip -j route show`` prints, streamed in chunks: JSON arrays
+    with compact separators are ``[`` + the items joined by ``,`` + ``]``,
+    and each item is the route's to_json_items() written as ip writes them
+    (without "table" unless every table is shown), made by
+    ``nl._route_texts`` straight from the dump messages."""
     family, table_value = _route_query(family, table)
-    render = _route_text if table_value in (None, "all") else _route_text_without_table
+    render = _route_renderer(drop_table=table_value != "all", details=details, nh_info=nh_info)
     out.write("[")
     separator = ""
     async for texts in nl._route_texts(family, table_value, render, chunk_size):
@@ -190,20 +244,71 @@ async def _write_routes_json(nl: Any, family: int | None, table: str | None, out
     out.write("]\n")
 
 
+def _route_renderer(drop_table: bool, details: bool, nh_info: dict[int, Any] | None = None) -> Callable[[Any], str]:
+    """``render(route)``: one route's compact JSON text as ip writes it.
+
+    print_route() shows "table" only when every table is listed (its
+    ``filter.tb`` is 0); a route with rare attributes goes through
+    to_json_items(), which keeps a key ip prints twice (an ``encap ip``
+    route's tunnel dst)."""
+
+    def render(route: Any) -> str:
+        if route.extra is not None or details:
+            info = nh_info.get(route.nhid) if nh_info and route.nhid is not None else None
+            return _items_text(route.to_json_items(details, info), drop_table)
+        item = route.to_json()
+        if drop_table:
+            item.pop("table", None)
+        return _compact(item)  # type: ignore[no-any-return]
+
+    return render
+
+
 def _route_text(route: Any) -> str:
-    return _compact(route.to_json())  # type: ignore[no-any-return]
+    """One route of ``ip -j route show table all``."""
+    return _ROUTE_TEXT_ALL_TABLES(route)
 
 
-def _route_text_without_table(route: Any) -> str:
-    # `ip route show table N` does not repeat the table in each entry.
-    item = route.to_json()
-    item.pop("table", None)
-    return _compact(item)  # type: ignore[no-any-return]
+def _items_text(items: list[tuple[str, Any]], drop_table: bool = False) -> str:
+    return "{" + ",".join(f"{_compact(key)}:{_compact(value)}" for key, value in items if not (drop_table and key == "table")) + "}"
+
+
+_ROUTE_TEXT_ALL_TABLES = _route_renderer(drop_table=False, details=False)
+
+
+async def _links(nl: Any, stats: bool = False) -> list[Any]:
+    """Every link, with names of lower devices and masters resolved; with
+    ``stats`` from a dump that carries IFLA_STATS64 (``ip -s link``)."""
+    if not stats:
+        return [link async for link in nl.links()]
+    from .families.rtnl_codec import decode_link, link_dump_request, resolve_link
+    from .constants import RTM_GETLINK, RTM_NEWLINK
+
+    links = {}
+    async for msg in nl._dump(RTM_GETLINK, link_dump_request(stats=True)):
+        if msg[0] == RTM_NEWLINK:
+            link = decode_link(msg[6].buffer, msg[4], msg[5])
+            links[link.ifindex] = link
+    return [resolve_link(link, links) for link in links.values()]
+
+
+async def _nexthops(nl: Any, family: int | None = None) -> list[Any]:
+    """``ip nexthop show``: every nexthop object (of ``family``)."""
+    from .families.rtnl_codec import family_number
+    from .families.rtnl_nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
+
+    names = await nl.names()
+    return [
+        decode_nexthop(msg[6].buffer, msg[4], msg[5], names)
+        async for msg in nl._dump(RTM_GETNEXTHOP, nexthop_dump_request(family_number(family)))
+        if msg[0] == RTM_NEWNEXTHOP
+    ]
 
 
 async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
     """``ip -j address show``: one entry per link with its ``addr_info``."""
     links = [link.to_json() async for link in nl.links()]
+    names = {link["ifindex"]: link["ifname"] for link in links}
     by_index: dict[int, list[dict[str, Any]]] = {link["ifindex"]: [] for link in links}
     async for address in nl.addresses(family):
         by_index.setdefault(address.ifindex, []).append(address.to_json())
@@ -215,16 +320,32 @@ async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
         link.pop("linkmode", None)  # `ip address` leaves out linkmode and the alias
         link.pop("ifalias", None)
         if family is not None:
-            for key in ("link_type", "address", "broadcast", "link_netnsid"):
+            for key in ("link_type", "address", "broadcast", "link_pointtopoint", "permaddr"):
                 link.pop(key, None)
         if family == 6:
             # `ip -6 address` reads the AF_INET6 link dump (inet6_fill_ifinfo),
-            # which has no qdisc, group or master.
-            for key in ("qdisc", "group", "master"):
+            # which has no qdisc, group, master, altnames or IFLA_LINK_NETNSID:
+            # ip then names the lower device by its index in *this*
+            # namespace ("link": "d1" or "if2"), even for a veth whose peer
+            # lives in another one.
+            for key in ("qdisc", "group", "master", "altnames"):
                 link.pop(key, None)
+            if "link_index" in link:
+                index = link.pop("link_index")
+                link.pop("link_netnsid", None)
+                link = _insert_before(link, "ifname", "link", names.get(index) or f"if{index}")
         link["addr_info"] = infos
         groups.append(link)
     return groups
+
+
+def _insert_before(item: dict[str, Any], before: str, key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, current in item.items():
+        if name == before:
+            out[key] = value
+        out[name] = current
+    return out
 
 
 # --- monitor ----------------------------------------------------------------------
@@ -240,6 +361,8 @@ def _monitor_flags(kinds_text: str) -> dict[str, bool]:
 
 
 async def _monitor(args: argparse.Namespace, out: TextIO) -> int:
+    if _cli_families.handles_monitor(args.kinds):
+        return await _cli_families.monitor(args, out)
     flags = _monitor_flags(args.kinds)
     async with _open(args.netns) as nl:
         await _follow(nl, out, flags, json_lines=args.json, resync=not args.no_resync, family=args.family)
@@ -329,6 +452,16 @@ def _route_row(route: dict[str, Any]) -> list[str]:
 
 def _neighbour_row(neigh: dict[str, Any]) -> list[str]:
     return [neigh.get("dst", ""), f"dev {neigh['dev']}" if "dev" in neigh else "", neigh.get("lladdr", ""), ",".join(neigh.get("state", []))]
+
+
+def _nexthop_row(nexthop: dict[str, Any]) -> list[str]:
+    if "group" in nexthop:
+        what = "group " + "/".join(f"{member['id']}" + (f",{member['weight']}" if "weight" in member else "") for member in nexthop["group"])
+    elif "blackhole" in nexthop:
+        what = "blackhole"
+    else:
+        what = " ".join(filter(None, [f"via {nexthop['gateway']}" if "gateway" in nexthop else "", f"dev {nexthop['dev']}" if "dev" in nexthop else ""]))
+    return [f"id {nexthop['id']}", what, ",".join(nexthop["flags"])]
 
 
 def _rule_row(rule: dict[str, Any]) -> list[str]:

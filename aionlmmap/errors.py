@@ -127,8 +127,14 @@ class OverrunError(Error, OSError):
     with ``resync=True``), enlarge the ring or SO_RCVBUF, or consume faster.
     """
 
-    def __init__(self, message: str = "netlink socket overrun (ENOBUFS): messages were dropped") -> None:
+    #: how many messages were lost at this point (the kernel's count,
+    #: SO_MEMINFO's sk_drops, plus what the ring itself dropped past its
+    #: backlog limit), or None where the kernel does not tell
+    lost: int | None
+
+    def __init__(self, message: str = "netlink socket overrun (ENOBUFS): messages were dropped", lost: int | None = None) -> None:
         OSError.__init__(self, _errno.ENOBUFS, message)
+        self.lost = lost
 
     def __str__(self) -> str:
         return str(self.strerror)

@@ -20,7 +20,7 @@ from .errors import BackendUnavailableError
 from .frames import RingConfig
 from .ring import DEFAULT_RX, DEFAULT_TX
 
-__all__ = ["collect_info", "format_info", "probe_kernel_ring"]
+__all__ = ["collect_info", "format_info", "probe_kernel_ring", "probe_uring"]
 
 
 def probe_kernel_ring(protocol: int = NETLINK_ROUTE) -> tuple[bool, str]:
@@ -59,14 +59,28 @@ def _geometry(config: RingConfig) -> dict[str, int]:
     }
 
 
+def probe_uring() -> tuple[bool, str]:
+    """Whether ``backend="uring"`` works here (io_uring with multishot
+    receive into a provided-buffer ring), and why; probed once per process."""
+    from .backends import _uring_sys
+
+    return _uring_sys.probe()
+
+
 def collect_info() -> dict[str, Any]:
     """Kernel release, the ring probe's answer, the backend ``"auto"`` picks
-    and why, and the default ring geometry, as a JSON-ready dict."""
+    and why, the uring probe, and the default ring geometry, as a JSON-ready
+    dict."""
     available, reason = probe_kernel_ring()
+    uring_available, uring_reason = probe_uring()
+    if not available:
+        reason += "; the emulated ring, also where io_uring works: uring is opt-in (backend='uring', see docs/uring.md)"
     return {
         "kernel_release": _sys.kernel_release(),
         "page_size": mmap.PAGESIZE,
         "kernel_ring_available": available,
+        "uring_available": uring_available,
+        "uring_reason": uring_reason,
         "auto_backend": "kernel" if available else "emulated",
         "auto_reason": reason,
         "rx_ring": _geometry(DEFAULT_RX),
@@ -82,6 +96,7 @@ def format_info(info: dict[str, Any] | None = None) -> str:
     lines = [
         f"kernel: Linux {info['kernel_release']} (page size {info['page_size']})",
         f"kernel mmap ring: {'yes' if info['kernel_ring_available'] else 'no'}",
+        f"io_uring (backend 'uring'): {'yes' if info['uring_available'] else 'no'} ({info['uring_reason']})",
         f"backend 'auto' picks: {info['auto_backend']} ({info['auto_reason']})",
     ]
     if "core" in info:

@@ -43,7 +43,7 @@ from .errors import (
 )
 from .frames import COPY, NL_MMAP_HDR, SKIP, UNUSED, VALID, RingConfig
 from .message import COPIED, NLMSGHDR, Message, ReceivedFrame, parse_frame
-from ._frame_keeping import FrameKeeper
+from ._frame_keeping import FrameKeeper, socket_drops
 from ._requests import Requester
 from ._transmit import Transmitter
 from .protocol import FOREIGN, NetlinkProtocol, PendingRequest
@@ -79,7 +79,8 @@ class RingStats:
     decode_errors: int = 0  #: malformed datagrams (counted, rest skipped)
     foreign: int = 0  #: messages from non-kernel senders, dropped
     truncated: int = 0  #: datagrams larger than frame + spill, dropped
-    overruns: int = 0  #: ENOBUFS reports
+    overruns: int = 0  #: overrun reports (ENOBUFS, or drops past the backlog limit)
+    lost: int = 0  #: messages lost, as counted by the overrun reports so far
     stale_replies: int = 0  #: replies to cancelled requests, dropped
     detached_frames: int = 0  #: frames copied out to let a waiter progress
     dropped_unsolicited: int = 0  #: notifications dropped past the backlog limit
@@ -148,6 +149,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
         self._backlog_limit = backlog_limit
         #: bytes of COPY-path datagrams read off the socket and not released
         self._copied_bytes = 0
+        self._drops_seen = socket_drops(sock)
         # iterator
         self._unsolicited: deque[Any] = deque()
         self._iter_waiter: asyncio.Future[None] | None = None
@@ -159,7 +161,6 @@ class Ring(FrameKeeper, Requester, Transmitter):
         self._active_dump: PendingRequest | None = None
         self._dump_slot_waiters: list[asyncio.Future[None]] = []
         self._stale_seqs: set[int] = set()
-        self._in_flight: asyncio.Semaphore | None = None
         # An answer costs its skb's truesize in receive buffer: about 1 KiB
         # for an ACK, 2-4 KiB for a reply and its ACK (an RTM_GETLINK reply
         # is allocated at if_nlmsg_size()). Budget 4 KiB per request;
@@ -312,6 +313,12 @@ class Ring(FrameKeeper, Requester, Transmitter):
             if backend.take_overrun():
                 self._on_overrun(touched)
             progressed = self._walk(touched)
+            marks = backend.overrun_marks
+            while marks and self._walked >= marks[0]:
+                # Lost after every frame walked so far: report it now, even
+                # if the walk stopped at a frame still pinned (a full ring).
+                marks.popleft()
+                self._on_overrun(touched)
             if not full:
                 break
             if not progressed:
@@ -773,9 +780,12 @@ class Ring(FrameKeeper, Requester, Transmitter):
                         if on_overrun is not None:
                             on_overrun()
                             continue
+                        lost = messages.lost
                         raise OverrunError(
-                            "netlink socket overrun (ENOBUFS): notifications were dropped; iterate "
-                            "again to go on, and re-read state you keep (or use a monitor with resync=True)"
+                            f"netlink socket overrun (ENOBUFS): {'some' if lost is None else lost} notifications "
+                            "were dropped; iterate again to go on, and re-read state you keep (or use a monitor "
+                            "with resync=True)",
+                            lost=lost,
                         )
                     rest = iter(messages)
                     current = self._iter_current = (frame, rest)

@@ -3,9 +3,13 @@
     python examples/route_monitor.py [--netns NAME]
 
 Prints the number of routes it starts with, then one line per change
-("+ dst ..." added or changed, "- dst ..." removed) until Ctrl-C. After a
-socket overrun the monitor re-dumps and yields only the differences, so the
-dict never silently goes stale.
+("+ dst ..." added or changed, "- dst ..." removed) until Ctrl-C. The dict,
+keyed by ``route.key``, holds exactly the kernel's routes: ``ip route
+replace`` shows as "-" for the replaced route and "+" for the new one, and
+routes the kernel drops without a notification (a link going down, its last
+address removed) leave it too, because the monitor dumps again what such a
+change touches; after a socket overrun it dumps everything again and yields
+only the differences.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ async def follow(netns: str | None) -> None:
     async with rtnl.open(netns=netns) as nl:
         events = nl.monitor(links=False, addresses=False, routes=True)
         # The monitor starts with the current routes as "new" events; take
-        # them all before reporting (a dump of the same routes says how many).
-        initial = len([route async for route in nl.routes(table="all")])
+        # them all before reporting (the same dump the monitor starts with
+        # says how many).
+        initial = len((await nl.snapshot(["route"]))["route"])
         if not initial:
             print("routes: 0", flush=True)
         async for event in events:

@@ -218,10 +218,18 @@ async def test_eintr_in_every_syscall_is_retried() -> None:
         kernel.rtnl.add_link("e0")
         kernel.inject_overrun(sock)  # after it: a congested socket drops COPY messages
         assert await dump_count(ring) == 2
+        # e0 is older than the loss; the overrun is reported where the
+        # reader sees it: before e0 if a poll's POLLERR came first, after it
+        # if the recvmsg of e0's COPY frame met the ENOBUFS (the kernel
+        # reports sk_err before the queued datagram, fact e.2).
+        seen = []
         async with asyncio.timeout(5):
-            with pytest.raises(OverrunError):
-                await ring.receive()
-            assert (await ring.receive()).type == RTM_NEWLINK
+            while len(seen) < 2:
+                try:
+                    seen.append((await ring.receive()).type)
+                except OverrunError:
+                    seen.append("overrun")
+        assert sorted(map(str, seen)) == sorted(["overrun", str(RTM_NEWLINK)])
 
 
 async def test_an_injected_enobufs_raises_overrun_once_and_requests_go_on() -> None:
@@ -301,16 +309,22 @@ async def test_a_tx_frame_the_kernel_refuses_fails_its_request_and_later_ones_go
         assert kernel.rtnl.find("t1") is not None and kernel.rtnl.find("t0") is None
 
 
-async def test_a_full_ring_loses_an_ack_and_the_request_fails_with_overrun() -> None:
+async def test_a_request_on_a_ring_full_of_unread_notifications_gets_its_ack() -> None:
+    # Fact c.8: the ACK needs a free frame. Before round 2 it was built into
+    # a full ring and lost (the request failed with OverrunError); now the
+    # request waits for room, and with nothing in flight to free any, the
+    # pinned frames are copied out first. Nothing is lost.
     kernel = SimulatedKernel()
     async with kernel.open(rx=RingConfig.for_frames(4096, 4)) as ring:
         sock = socket_of(kernel, ring)
-        for _ in range(4):
-            kernel.deliver(sock, encode_message(0x20, 0, 0, 0, b"x"))  # nobody iterates: 4 pinned frames
-        with pytest.raises((OverrunError, NetlinkError)):
-            async with asyncio.timeout(5):
-                await ring.request(newlink("lost"))
-        assert ring.stats.overruns >= 1 or ring.stats.detached_frames >= 1
+        for i in range(4):
+            kernel.deliver(sock, encode_message(0x20, 0, 0, 0, b"x%d" % i))  # nobody iterates: 4 pinned frames
+        async with asyncio.timeout(5):
+            assert await ring.request(newlink("kept")) == []
+            got = [bytes((await ring.receive()).payload)[:2] for _ in range(4)]
+        assert got == [b"x0", b"x1", b"x2", b"x3"]
+        assert kernel.rtnl.find("kept") is not None
+        assert ring.stats.overruns == 0 and ring.stats.detached_frames >= 1
 
 
 async def test_close_unmaps_and_closes_everything() -> None:
@@ -418,3 +432,122 @@ async def test_unread_copy_path_notifications_stay_within_the_backlog_limit() ->
         # All released again but the last one's datagram, which the
         # iterator releases when it steps on.
         assert 0 < ring._copied_bytes < 1024
+
+
+# -- flow control: answers need frames (fact c.8) -----------------------------------------------
+def getlink(name: str) -> Message:
+    return Message(RTM_GETLINK, NLM_F_REQUEST, payload=IFINFOMSG.pack(0, 0, 0, 0, 0) + AttributeBuilder().add_str(3, name).build())
+
+
+async def test_200_concurrent_requests_on_the_default_ring_all_get_their_ack() -> None:
+    # The real 4.4.1 run: 200 gathered route adds on a 64-frame ring, a
+    # receive buffer large enough for all of them: 64 succeeded and 136
+    # callers got OverrunError though every change was made. Here too,
+    # before requests in flight were bounded by free frames.
+    kernel = SimulatedKernel()
+    async with kernel.open(rcvbuf=4 << 20) as ring:
+        assert ring.max_in_flight >= 200  # the receive buffer alone would let all 200 go at once
+        async with asyncio.timeout(20):
+            results = await asyncio.gather(*(ring.request(newlink(f"g{i}")) for i in range(200)), return_exceptions=True)
+        assert [r for r in results if r != []] == []
+        assert all(kernel.rtnl.find(f"g{i}") is not None for i in range(200))
+        assert ring.stats.overruns == 0
+
+
+@pytest.mark.parametrize("frames", [4, 8])
+async def test_concurrent_gets_adds_and_request_many_on_a_small_ring_lose_nothing(frames: int) -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(rx=RingConfig.for_frames(8192, frames), rcvbuf=4 << 20, groups=[RTNLGRP_LINK]) as ring:
+
+        async def adds(prefix: str) -> list[list[Message]]:
+            return await ring.request_many([newlink(f"{prefix}{i}") for i in range(60)])
+
+        async with asyncio.timeout(20):
+            results = await asyncio.gather(
+                *(ring.request(newlink(f"s{i}")) for i in range(40)),
+                *(ring.request(getlink("lo")) for _ in range(40)),  # a COPY reply and an ACK each
+                adds("m"),
+                dump_count(ring),
+                return_exceptions=True,
+            )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors == []
+        assert all(len(r) == 1 for r in results[40:80])  # type: ignore[arg-type]
+        assert results[80] == [[]] * 60
+        # the 100 notifications went unread meanwhile: the ring copied frames
+        # out rather than lose an answer, and reported no overrun
+        assert ring.stats.overruns == 0
+        seen = 0
+        async with asyncio.timeout(10):
+            while seen < 100:
+                await ring.receive()
+                seen += 1
+
+
+async def test_an_atomic_batch_waits_for_room_for_every_answer_and_one_too_big_is_refused() -> None:
+    kernel = SimulatedKernel()
+    async with kernel.open(rx=RingConfig.for_frames(4096, 8)) as ring:
+        async with asyncio.timeout(10):
+            batches = await asyncio.gather(*(ring.request_many([newlink(f"a{b}_{i}") for i in range(6)], atomic=True) for b in range(5)))
+        assert batches == [[[]] * 6] * 5
+        with pytest.raises(ValueError, match="RX ring"):
+            await ring.request_many([newlink(f"big{i}") for i in range(8)], atomic=True)
+        assert ring.stats.overruns == 0
+        assert await ring.request(newlink("after")) == []
+
+
+async def test_a_request_while_a_dump_holds_the_ring_waits_instead_of_losing_its_ack() -> None:
+    kernel = SimulatedKernel()
+    for i in range(80):
+        kernel.rtnl.add_link(f"d{i}")
+    async with kernel.open(rx=RingConfig.for_frames(4096, 4)) as ring:
+        count = 0
+        async with asyncio.timeout(10):
+            async for _msg in ring.dump(getlink_dump()):
+                if count % 20 == 0:
+                    # inside the dump's loop: its chunks pin frames
+                    assert len(await ring.request(getlink("lo"))) == 1
+                count += 1
+        # Every request got its answer and the dump is whole. (Reading a
+        # COPY reply while a dump runs makes netlink_recvmsg run
+        # netlink_dump once more, which reports ENOBUFS when it finds no
+        # frame: an overrun the kernel reports though nothing is lost.)
+        assert count == 81
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.0005])
+async def test_a_paused_reader_never_hides_an_overrun_from_a_slow_consumer(delay: float) -> None:
+    # Notifications are not flow-controlled (fact e.5): while the consumer
+    # sits on frames the reader pauses, and the kernel drops what finds no
+    # frame. Every drop must surface as an overrun, in order, and every
+    # notification must be either received or accounted for as lost.
+    kernel = SimulatedKernel()
+    async with kernel.open(groups=[RTNLGRP_LINK], rx=RingConfig.for_frames(4096, 8), rcvbuf=16384) as ring:
+        sock = socket_of(kernel, ring)
+        total = 300
+        received = 0
+        overruns = 0
+
+        async def storm() -> None:
+            for i in range(total):
+                kernel.rtnl.add_link(f"st{i}")
+                if i % 25 == 0:
+                    await asyncio.sleep(0.001)
+
+        producer = asyncio.create_task(storm())
+        async with asyncio.timeout(20):
+            while not producer.done() or received + sock.drops < total:
+                try:
+                    async for _msg in ring:
+                        received += 1
+                        if delay:
+                            await asyncio.sleep(delay)
+                        if producer.done() and received + sock.drops >= total:
+                            break
+                except OverrunError:
+                    overruns += 1
+        await producer
+        print(f"delay {delay}: received {received}, dropped {sock.drops}, overruns raised {overruns}")
+        assert received + sock.drops == total
+        assert sock.drops > 0  # the storm did overrun the 8-frame ring
+        assert overruns >= 1 and ring.stats.overruns >= overruns

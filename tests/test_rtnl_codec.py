@@ -4,6 +4,7 @@ the monitor's state tracker. No kernel needed."""
 from __future__ import annotations
 
 import ast
+import json
 import pathlib
 import socket
 import struct
@@ -53,7 +54,8 @@ from aionlmmap.families.rtnl_requests import (
 )
 from aionlmmap.families.rtnl_state import StateTracker
 
-PURE_MODULES = ["rtnl_addresses", "rtnl_constants", "rtnl_objects", "rtnl_codec", "rtnl_requests", "rtnl_state", "rtnl_route_layout"]
+PURE_MODULES = ["rtnl_addresses", "rtnl_constants", "rtnl_objects", "rtnl_codec", "rtnl_requests", "rtnl_state", "rtnl_route_layout",
+                "rtnl_route_values", "rtnl_link_values", "rtnl_nexthops"]  # fmt: skip
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)
@@ -107,6 +109,72 @@ def test_decode_route_multipath() -> None:
         {"gateway": "192.0.2.3", "dev": "v0", "weight": 1, "flags": []},
         {"gateway": "192.0.2.4", "dev": "v0", "weight": 2, "flags": []},
     ]
+
+
+def metrics_blob(**members: int | bytes) -> bytes:
+    builder = AttributeBuilder()
+    for name, value in members.items():
+        number = {"lock": 1, "mtu": 2, "window": 3, "rtt": 4, "rttvar": 5, "hoplimit": 10, "features": 12, "congctl": 16, "initcwnd": 11}[name]
+        builder.add(number, value) if isinstance(value, bytes) else builder.add_u32(number, value)
+    return builder.build()
+
+
+CACHEINFO = struct.Struct("=IIiIIIII")
+
+
+def test_route_metrics_are_shown_as_ip_shows_them() -> None:
+    """print_rta_metrics(): by RTAX number, rtt/8, rttvar/4, ECN as "ecn",
+    the congestion algorithm as "congestion", hoplimit -1 left out, no lock."""
+    blob = metrics_blob(lock=1 << 2, congctl=b"reno\0", features=1, rtt=160, mtu=1400, rttvar=40, hoplimit=0xFFFFFFFF, initcwnd=10)
+    payload = route_message(oif=2) + AttributeBuilder().add(8, blob).build()  # RTA_METRICS
+    route = decode_route(payload, 0, len(payload), {2: "d0"})
+    assert route.metrics == (("mtu", 1400), ("rtt", 20), ("rttvar", 10), ("initcwnd", 10), ("ecn", None), ("congestion", "reno"))
+    assert route.to_json()["metrics"] == [{"mtu": 1400, "rtt": 20, "rttvar": 10, "initcwnd": 10, "ecn": None, "congestion": "reno"}]
+
+
+def test_routes_with_metrics_and_cacheinfo_stay_on_the_layout_fast_path() -> None:
+    """RTA_METRICS and RTA_CACHEINFO (every IPv6 route sends it) are read
+    by the learned layout, not skipped: the fast path must equal the walk."""
+    for expires in (0, 30000, -250):
+        rtnl_route_layout.clear()
+        cacheinfo = CACHEINFO.pack(1, 2, expires, 0, 5, 0, 0, 0)
+        payload = route_message(family=10, dst=bytes(16), dst_len=64, oif=2, pref=0) + AttributeBuilder().add(12, cacheinfo).add(8, metrics_blob(mtu=1300)).build()
+        walked = decode_route(payload, 0, len(payload), {2: "d0"})
+        fast = rtnl_route_layout.decode(payload, 0, len(payload), {2: "d0"})
+        assert fast is not None and fast == walked
+        assert walked.expires == (None if expires == 0 else int(expires / 100))  # C division: toward zero
+        assert list(walked.to_json()) == ["dst", "dev", "protocol", "flags"] + (["expires"] if expires else []) + ["metrics", "pref"]
+
+
+def test_layouts_send_attributes_they_do_not_read_to_the_walk() -> None:
+    """A layout used to skip attributes it did not know (how RTA_METRICS
+    was lost): now any such attribute (RTA_FLOW here) keeps the route on
+    the generic walk, which decodes it."""
+    rtnl_route_layout.clear()
+    payload = route_message(oif=2) + AttributeBuilder().add_u32(11, 3 << 16 | 4).build()  # RTA_FLOW
+    route = decode_route(payload, 0, len(payload), {2: "d0"})
+    assert rtnl_route_layout.is_known(len(payload)) and rtnl_route_layout.decode(payload, 0, len(payload), None) is None
+    assert route.to_json()["flow"] == {"from": "3", "to": "4"}
+
+
+def test_ipv6_multipath_prints_pref_before_nexthops() -> None:
+    hop = AttributeBuilder().add(RTA_GATEWAY, bytes.fromhex("20010db8000000000000000000000002")).build()
+    payload = route_message(family=10, dst=bytes(16), dst_len=0, pref=1) + AttributeBuilder().add(RTA_MULTIPATH, RTNEXTHOP.pack(8 + len(hop), 0, 4, 3) + hop).build()
+    route = decode_route(payload, 0, len(payload), {3: "v0"})
+    assert list(route.to_json())[-2:] == ["pref", "nexthops"]
+    assert route.to_json()["nexthops"] == [{"gateway": "2001:db8::2", "dev": "v0", "weight": 5, "flags": []}]
+
+
+def test_encap_ip_route_keeps_both_dst_keys_in_its_items() -> None:
+    """lwt_print_encap() prints the tunnel's "dst" after the route's own:
+    to_json_items() keeps both (the CLI writes them), to_json() the last
+    value at the first place, as json.loads() does with ip's output."""
+    encap = AttributeBuilder().add(1, (5).to_bytes(8, "big")).add(2, bytes([198, 51, 100, 9])).add(3, bytes(4)).add_u8(4, 64).add_u8(5, 0).build()
+    payload = route_message(dst=bytes([10, 0, 0, 0]), dst_len=8, oif=2) + AttributeBuilder().add_u16(21, 2).add(22, encap).build()
+    route = decode_route(payload, 0, len(payload), {2: "d0"})
+    assert route.to_json_items() == [("dst", "10.0.0.0/8"), ("encap", "ip"), ("id", 5), ("src", "0.0.0.0"), ("dst", "198.51.100.9"),
+                                     ("ttl", 64), ("tos", 0), ("dev", "d0"), ("protocol", "static"), ("flags", [])]  # fmt: skip
+    assert route.to_json() == json.loads(json.dumps(dict(route.to_json_items())))
 
 
 addresses4 = st.binary(min_size=4, max_size=4)
@@ -292,6 +360,7 @@ def test_tracker_drops_notifications_that_change_nothing() -> None:
 def test_tracker_replace_yields_exactly_the_differences() -> None:
     tracker = StateTracker(["route"])
     tracker.replace("route", [make_route("10.0.0.1"), make_route("10.0.0.2"), make_route("10.0.0.3")])
-    changed = Route(family=2, table=254, dst="10.0.0.3", dst_len=32, priority=0, oif=2, dev="d0", protocol=4)
+    # RTNH_F_LINKDOWN is state, not identity: the same route, changed.
+    changed = Route(family=2, table=254, dst="10.0.0.3", dst_len=32, priority=0, oif=2, dev="d0", flags=16)
     events = tracker.replace("route", [make_route("10.0.0.1"), changed, make_route("10.0.0.4")])
     assert events == [Event("del", "route", make_route("10.0.0.2")), Event("new", "route", changed), Event("new", "route", make_route("10.0.0.4"))]

@@ -3,7 +3,7 @@ the DevTools protocol (aiohttp speaks its websocket), server on 127.0.0.1.
 
 Checks that a link added in the namespace appears in the page's DOM without
 a reload (a marker set on ``window`` before the change survives it), and
-that a deleted link disappears.
+that a deleted link disappears; likewise an nft rule and set.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from conftest import ip
+from conftest import ip, run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/ is not an installed package
 
-from examples.netstate_service import NetStateService, Settings, create_app, rtnl_source  # noqa: E402
+from examples.netstate_service import NetStateService, NftablesView, Settings, create_app, rtnl_source  # noqa: E402
+
+
+def nft(netns: str, script: str) -> None:
+    run("ip", "netns", "exec", netns, "nft", "-f", "-", input=script)
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -186,6 +190,41 @@ async def test_a_link_added_in_the_netns_appears_in_the_page_without_reload(netn
 
             ip(netns, "link", "del", "veth-browser")
             await page.wait_for("document.querySelector('#links tr[data-ifname=\"veth-browser\"]') === null", 10, "the deleted link stayed")
+            assert await page.evaluate("window.__before_change") == "same page"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_nft_rule_added_in_the_netns_appears_in_the_page_without_reload(netns):
+    service = NetStateService(lambda: rtnl_source(netns=netns), description=f"netns {netns}")
+    runner, url = await start_server(create_app(service, Settings(ping_interval=2.0), None, NftablesView(service, netns)))
+    try:
+        async with Browser() as browser:
+            page = await browser.page()
+            await page.call("Page.navigate", url=url)
+            await page.wait_for("document.querySelector('#links tr[data-ifname=\"lo\"]') !== null", 30, "lo did not appear")
+            await page.wait_for("document.getElementById('connection').dataset.state === 'live'", 10, "the stream is not live")
+            await page.evaluate("window.__before_change = 'same page'; true")
+
+            nft(netns, 'add table inet page\nadd chain inet page input { type filter hook input priority 0; policy accept; }\n'
+                       'add set inet page blocked { type ipv4_addr; elements = { 10.1.2.3, 10.1.2.4 }; }\n'
+                       'add rule inet page input tcp dport 2222 ip saddr @blocked counter drop comment "from-the-browser-test"\n')  # fmt: skip
+            row = await page.wait_for(
+                "(() => { const r = [...document.querySelectorAll('#nft_rules tbody tr')].find(r => r.innerText.includes('from-the-browser-test')); return r && r.innerText; })()",
+                10,
+                "the nft rule did not appear",
+            )
+            assert "tcp dport 2222" in row and "ip saddr @blocked" in row and "drop" in row
+            await page.wait_for(
+                "(() => { const r = [...document.querySelectorAll('#nft_sets tbody tr')].find(r => r.innerText.includes('blocked')); return r && r.innerText.trim().endsWith('2'); })()",
+                10,
+                "the set and its two elements did not appear",
+            )
+            assert await page.evaluate("window.__before_change") == "same page"  # no reload happened
+            assert await page.evaluate("document.body.dataset.resyncs") == "1"
+
+            nft(netns, "delete table inet page\n")
+            await page.wait_for("document.querySelector('#nft_rules tbody').children.length === 0", 10, "the deleted rule stayed")
             assert await page.evaluate("window.__before_change") == "same page"
     finally:
         await runner.cleanup()

@@ -11,6 +11,7 @@ import pytest
 
 from aionlmmap import Message
 from aionlmmap.constants import (
+    NETLINK_ADD_MEMBERSHIP,
     NETLINK_ROUTE,
     NETLINK_RX_RING,
     NETLINK_TX_RING,
@@ -22,6 +23,7 @@ from aionlmmap.constants import (
     NLMSG_NOOP,
     RTM_GETLINK,
     RTNLGRP_LINK,
+    SOL_NETLINK,
 )
 from aionlmmap.frames import COPY, RESERVED, SKIP, UNUSED, VALID, FrameRing, RingConfig
 from aionlmmap.message import NLMSGHDR, ReceivedFrame, encode_message, parse_frame
@@ -416,3 +418,13 @@ def test_requests_in_one_frame_are_answered_each_in_order() -> None:
     send(sock, tx, noop_ack(1) + noop_ack(2) + noop_ack(3))
     assert [messages_in(rx, i)[0].seq for i in range(3)] == [1, 2, 3]
     assert NLMSGHDR.unpack_from(rx.buffer, rx.data_offset(0))[1] == NLMSG_ERROR
+
+
+def test_list_memberships_tells_whether_a_change_will_be_notified_here() -> None:
+    # The ring counts a frame more per change request on a subscribed socket
+    # (the notification comes before the ACK); getsockopt(NETLINK_LIST_MEMBERSHIPS).
+    kernel = SimulatedKernel()
+    sock, _view, _rx, _tx = with_rings(kernel)
+    assert sock.ring_syscalls.subscribed() is False
+    sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, 1)
+    assert sock.ring_syscalls.subscribed() is True

@@ -8,6 +8,9 @@ cursors laid out exactly as the kernel lays out ``nl_mmap_req`` rings), so
   straight into the next UNUSED frame; TX frames leave in one ``sendmsg``.
 - ``kernel`` (:mod:`.kernel`, Linux < 4.6 with CONFIG_NETLINK_MMAP): the
   kernel fills and consumes the frames itself.
+- ``uring`` (:mod:`.uring`, Linux >= 6.0): io_uring's multishot RECVMSG
+  writes each datagram into a frame (a provided buffer); TX frames leave as
+  one IORING_OP_SEND each, submitted together.
 """
 
 from __future__ import annotations
@@ -90,3 +93,9 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Optional: ``answer_room(start) -> int``, on backends where every answer
+    # needs a free RX frame at the moment the kernel builds it (the kernel
+    # ring, fact c.8): how many answers fit now, counted from the next frame
+    # the ring walks. Backends whose answers queue on the socket (emulated,
+    # uring) leave it out: the receive buffer bounds them (max_in_flight).

@@ -147,6 +147,8 @@ class EmulatedBackend:
         for _ in range(rx.frame_nr + 8):  # bounded: each round fills frames or returns
             targets = self._free_frames(receiver.batch)
             if not targets:
+                if self._overrun_armed:
+                    self._probe_queue()
                 return True
             try:
                 self.rx_syscalls += 1
@@ -176,6 +178,8 @@ class EmulatedBackend:
                 if self._overrun_armed:
                     self._mark_overrun()
                 return False
+        if self._overrun_armed:
+            self._probe_queue()
         rx.forward_past_skip()
         return rx.status(rx.head) != UNUSED
 
@@ -208,6 +212,8 @@ class EmulatedBackend:
             rx.forward_past_skip()
             index = rx.head
             if rx.status(index) != UNUSED:
+                if self._overrun_armed:
+                    self._probe_queue()
                 return True
             try:
                 self.rx_syscalls += 1
@@ -237,6 +243,8 @@ class EmulatedBackend:
             else:
                 rx.produce(VALID, nbytes, group, sender, uid, gid)
             self.frames_produced += 1
+        if self._overrun_armed:
+            self._probe_queue()
         return rx.status(rx.head) != UNUSED
 
     def _receive_failed(self, exc: OSError) -> None:
@@ -252,6 +260,25 @@ class EmulatedBackend:
             self._overrun_armed = True
         elif exc.errno != errno.EINTR:
             raise exc
+
+    def _probe_queue(self) -> None:
+        """An overrun waits to be placed and the ring has no free frame:
+        find out whether the last read emptied the socket queue (a peek).
+        Waiting for a read that comes back empty would place it late, or
+        never: a read that exactly fills the ring leaves the queue empty
+        and the socket not readable, so nothing would wake the reader."""
+        try:
+            self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            self._mark_overrun()  # empty: what arrives from now on came after the loss
+        except OSError as exc:
+            if exc.errno == errno.ENOBUFS:
+                # A new loss: NETLINK_S_CONGESTED was cleared, which only a
+                # read that empties the queue does, so the last one ended here.
+                self._mark_overrun()
+                self._receive_failed(exc)
+            elif exc.errno != errno.EINTR:
+                raise
 
     def _mark_overrun(self) -> None:
         self._overrun_armed = False

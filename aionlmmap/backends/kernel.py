@@ -59,6 +59,8 @@ _U32 = struct.Struct("=I")
 _NLMSG_LEN_TYPE = struct.Struct("=IH")
 #: bounded retries of a syscall interrupted by a signal (EINTR)
 _EINTR_RETRIES = 8
+#: getsockopt(SOL_NETLINK, ...): the groups joined, as a bitmap (Linux >= 4.2)
+_NETLINK_LIST_MEMBERSHIPS = 9
 #: netlink_recvmsg caps the remembered buffer size (max_recvmsg_len) here on 4.4
 _MAX_RECVMSG_LEN = 16384
 
@@ -105,6 +107,10 @@ class RingSyscalls(Protocol):
         """getsockopt(SO_ERROR): the pending socket error (cleared)."""
         ...
 
+    def subscribed(self) -> bool:
+        """getsockopt(NETLINK_LIST_MEMBERSHIPS): the socket is in some multicast group."""
+        ...
+
 
 class LinuxSyscalls:
     """:class:`RingSyscalls` against the running kernel."""
@@ -148,6 +154,13 @@ class LinuxSyscalls:
 
     def take_error(self) -> int:
         return int(self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+
+    def subscribed(self) -> bool:
+        try:
+            groups = self._sock.getsockopt(SOL_NETLINK, _NETLINK_LIST_MEMBERSHIPS, 32)
+        except OSError:
+            return True  # cannot tell (before Linux 4.2): assume notifications come
+        return any(groups)
 
 
 def _retry_eintr(call: Callable[..., Any], *args: Any) -> Any:
@@ -242,6 +255,9 @@ class KernelBackend:
         self.tx_rejected = 0  #: TX frames the kernel refused (EINVAL & co.)
         #: POLLIN at the last poll: a VALID/COPY frame or a queued datagram
         self.readable = False
+        #: set by the ring between admitting requests and sending them: no
+        #: poll may continue a dump into the frames their answers need
+        self.poll_deferred = False
         self._overrun_pending = False
         self._closed = False
         self._set_rings(rx_config, tx_config)
@@ -318,6 +334,11 @@ class KernelBackend:
         fills frames itself, so the ring is never "full" from our side."""
         if self._closed:
             return False
+        if self.poll_deferred:
+            # Frames are walked without a poll; the flush that sends the
+            # admitted requests lifts this, and the ring drains right after.
+            self.readable = False
+            return False
         try:
             revents = _retry_eintr(self._sys.poll)
         except OSError:
@@ -340,6 +361,13 @@ class KernelBackend:
             self._overrun_pending = True
         elif error:
             log.debug("aionlmmap: netlink socket error %s", errno.errorcode.get(error, error))
+
+    def subscribed(self) -> bool:
+        """The socket joined a multicast group: a change it requests may be
+        notified to it as well (a frame more per request, see answer_room).
+        A syscalls object that cannot tell counts as subscribed."""
+        ask = getattr(self._sys, "subscribed", None)
+        return True if ask is None else bool(ask())
 
     def take_overrun(self) -> bool:
         pending = self._overrun_pending
@@ -401,12 +429,43 @@ class KernelBackend:
             return data
         return b""
 
+    def answer_room(self, start: int) -> int:
+        """How many answers the kernel can put in frames now, counted from
+        ``start`` (the next frame the ring will walk).
+
+        Fact c.8 (4.4.1): an ACK is built in a frame (netlink_ack ->
+        netlink_alloc_skb -> netlink_forward_ring) and with no UNUSED frame
+        at the kernel's head it is dropped with ENOBUFS, never queued; a
+        COPY-path answer needs the head frame UNUSED too
+        (netlink_ring_set_copied). The kernel's head sits past the frames
+        that hold data not walked yet; from there, the UNUSED frames up to
+        the first busy one are the room (the COPY path does not step past
+        SKIP, so neither does this count)."""
+        rx = self.rx
+        frame_nr = rx.frame_nr
+        status = rx.status
+        index = start
+        for _ in range(frame_nr):
+            if status(index) == UNUSED:
+                break
+            index = rx.next_index(index)
+        else:
+            return 0
+        room = 0
+        for _ in range(frame_nr):
+            if status(index) != UNUSED:
+                break
+            room += 1
+            index = rx.next_index(index)
+        return room
+
     # -- TX ----------------------------------------------------------------------
     def tx_data(self, index: int) -> memoryview:
         return self._tx_data[index]
 
     def flush(self) -> list[TxFailure]:
         self.solo_frames.clear()
+        self.poll_deferred = False
         tx = self.tx
         failures: list[TxFailure] = []
         for _ in range(tx.frame_nr + 1):  # bounded: each round sends or neutralises a frame

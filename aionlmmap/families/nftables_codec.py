@@ -541,7 +541,10 @@ def _fold_intervals(raw: Sequence[tuple[bytes, int, float | None, float | None]]
     for item in ordered:
         if item[1] & NFT_SET_ELEM_INTERVAL_END:
             if start is not None:
-                last = (int.from_bytes(item[0], "big") - 1).to_bytes(len(item[0]), "big")
+                end_key = int.from_bytes(item[0], "big")
+                if not end_key:
+                    raise DecodeError("an INTERVAL_END key of 0 closes no interval")
+                last = (end_key - 1).to_bytes(len(item[0]), "big")
                 key_end = None if last == start[0] else decode_key(key_type, last)  # a single key, not a range
                 elements.append(Element(decode_key(key_type, start[0]), key_end, start[2], start[3]))
                 start = None

@@ -26,6 +26,7 @@ from typing import Any, Union
 import attrs
 
 from ..attributes import AttributeBuilder, Attributes
+from ..errors import DecodeError
 
 __all__ = [
     "Expression",
@@ -285,6 +286,8 @@ class Verdict:
         if verdict is None:
             return RawExpression("immediate", bytes(data.buffer[data.start : data.end]))
         raw = verdict.get_bytes(NFTA_VERDICT_CODE, b"\0\0\0\0") or b"\0\0\0\0"
+        if len(raw) < 4:
+            raise DecodeError(f"NFTA_VERDICT_CODE of {len(raw)} bytes (nft_verdict_policy says 4)")
         code = struct.unpack("!i", raw[:4])[0]
         return cls(_VERDICT_NAMES.get(code, str(code)), verdict.get_str(NFTA_VERDICT_CHAIN))
 

@@ -19,7 +19,6 @@ sending anything; kernel refusals are :class:`aionlmmap.NetlinkError`
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -49,7 +48,6 @@ from ..constants import (
     RTM_NEWROUTE,
     RTM_NEWRULE,
 )
-from ..errors import DumpInterruptedError, OverrunError
 from ..message import Message
 from ..ring import Ring
 from .rtnl_codec import (
@@ -66,7 +64,7 @@ from .rtnl_codec import (
     route_dump_request,
     rule_dump_request,
 )
-from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFF_UP, RTM_F_CLONED, RT_TABLE_MAIN
+from .rtnl_constants import AF_INET, AF_INET6, RT_TABLE_MAIN
 from .rtnl_objects import Address, Event, Kind, Link, Neighbour, Nexthop, Route, Rule
 from .rtnl_requests import (
     address_payload,
@@ -79,14 +77,14 @@ from .rtnl_requests import (
     table_number,
 )
 from .rtnl_route_layout import RouteDecoders, RouteTexts
-from .rtnl_state import KIND_GROUPS, KINDS, MESSAGE_KINDS, StateTracker
+from .rtnl_monitor import MonitorEngine, passthrough
+from .rtnl_state import KIND_GROUPS, KINDS, Scope, followed_kinds
 
 __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event"]
 
 _RULE_FAMILIES = (AF_INET, AF_INET6)
 _NEW = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 _DUMP = NLM_F_REQUEST | NLM_F_DUMP
-_RESYNC_ATTEMPTS = 20
 Device = int | str
 
 
@@ -363,26 +361,14 @@ class RtnlClient:
 
     # -- the monitor -----------------------------------------------------------------
     async def snapshot(self, kinds: Iterable[Kind], ring: Ring | None = None) -> dict[Kind, list[Any]]:
-        """Current objects of each kind (routes of every table)."""
+        """Current objects of each kind, as a resyncing monitor dumps them:
+        routes of every table (IPv4 and IPv6, no cached routes), every
+        neighbour entry whatever its state (``ip neigh show nud all``,
+        IPv4 and IPv6), addresses, links, rules."""
+        engine = MonitorEngine(self, ring or self.ring, [])
         links = await self.link_table(ring)
         names = {ifindex: link.ifname for ifindex, link in links.items()}
-        out: dict[Kind, list[Any]] = {}
-        dump_ring = ring or self.ring
-        for kind in kinds:
-            if kind == "rule":
-                out[kind] = [rule async for rule in self.rules()] if ring is None else [
-                    decode_rule(m[6].buffer, m[4], m[5]) async for m in self._dump(RTM_GETRULE, rule_dump_request(), dump_ring)
-                    if m[0] == RTM_NEWRULE and m[6].buffer[m[4]] in _RULE_FAMILIES
-                ]
-            elif kind == "link":
-                out[kind] = list(links.values())
-            elif kind == "address":
-                out[kind] = [decode_address(m[6].buffer, m[4], m[5], names) async for m in self._dump(RTM_GETADDR, address_dump_request(), dump_ring) if m[0] == RTM_NEWADDR]
-            elif kind == "route":
-                out[kind] = [decode_route(m[6].buffer, m[4], m[5], names) async for m in self._dump(RTM_GETROUTE, route_dump_request(), dump_ring) if m[0] == RTM_NEWROUTE]
-            elif kind == "neighbour":
-                out[kind] = [decode_neighbour(m[6].buffer, m[4], m[5], names) async for m in self._dump(RTM_GETNEIGH, neighbour_dump_request(), dump_ring) if m[0] == RTM_NEWNEIGH]
-        return out
+        return {kind: list(links.values()) if kind == "link" else await engine._dump(Scope(kind), names) for kind in kinds}
 
     async def monitor(
         self,
@@ -393,6 +379,7 @@ class RtnlClient:
         rules: bool = False,
         resync: bool = True,
         *,
+        poll: float = 1.0,
         ring: Ring | None = None,
         **ring_options: Any,
     ) -> AsyncIterator[Event]:
@@ -412,109 +399,19 @@ class RtnlClient:
         """
         wanted = {"link": links, "address": addresses, "route": routes, "neighbour": neighbours, "rule": rules}
         kinds: list[Kind] = [kind for kind in KINDS if wanted[kind]]
-        groups = sorted({group for kind in kinds for group in KIND_GROUPS[kind]})
+        # A resyncing monitor also follows links (names, and the hints of
+        # changes the kernel makes silently) and, with routes, addresses:
+        # see rtnl_state. Their events are not yielded unless asked for.
+        followed = followed_kinds(kinds) if resync else kinds
+        groups = sorted({group for kind in followed for group in KIND_GROUPS[kind]})
         if ring is None:
             ring = _open_ring(NETLINK_ROUTE, groups=groups, netns=self.netns, **ring_options)
         else:
             ring.join(*groups)
         async with ring:
-            tracker = StateTracker(kinds)
-            link_state: dict[int, Link] = {}
-            if resync:
-                for event in await self._resync(ring, tracker, kinds, link_state):
-                    yield event
-            else:
-                link_state.update(await self.link_table(ring))
-            while True:
-                try:
-                    async for msg in ring:
-                        entry = MESSAGE_KINDS.get(msg[0])
-                        if entry is None:
-                            continue
-                        action, kind = entry
-                        obj = self._decode_event(msg, kind, link_state)
-                        if obj is None:
-                            continue
-                        if not resync:
-                            yield Event(action, kind, obj)  # type: ignore[arg-type]
-                            continue
-                        change = tracker.apply(action, kind, obj)
-                        if change is None:
-                            continue
-                        yield change
-                        if kind == "link" and "route" in tracker.state and (action == "del" or not obj.flags & IFF_UP):
-                            # IPv4 drops the routes of a device that goes down or
-                            # away without RTM_DELROUTE (fib_sync_down_dev):
-                            # re-dump routes so the view does not keep them.
-                            routes_now = (await self.snapshot(["route"], ring))["route"]
-                            for route_event in tracker.replace("route", routes_now):
-                                yield route_event
-                except OverrunError:
-                    if not resync:
-                        raise
-                    for event in await self._resync(ring, tracker, kinds, link_state):
-                        yield event
-
-    async def _resync(self, ring: Ring, tracker: StateTracker, kinds: list[Kind], link_state: dict[int, Link]) -> list[Event]:
-        # A dump taken while the table changes may come back flagged
-        # NLM_F_DUMP_INTR (inconsistent): the view must never be built from
-        # one, so dump again (bounded; a table that never holds still for a
-        # dump raises DumpInterruptedError).
-        for attempt in range(_RESYNC_ATTEMPTS):
-            try:
-                snapshot = await self.snapshot(kinds, ring)
-                break
-            except DumpInterruptedError:
-                if attempt == _RESYNC_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.01 * (attempt + 1))
-        link_state.clear()
-        link_state.update(self._links or {})
-        events: list[Event] = []
-        for kind in kinds:
-            events += tracker.replace(kind, snapshot[kind])
-        return events
-
-    def _decode_event(self, msg: Message, kind: Kind, link_state: dict[int, Link]) -> Any:
-        buffer, start, end = msg[6].buffer, msg[4], msg[5]
-        if kind == "link":
-            if buffer[start] != AF_UNSPEC:
-                return None  # AF_BRIDGE port notifications share RTNLGRP_LINK
-            link = decode_link(buffer, start, end)
-            if msg[0] == RTM_DELLINK:
-                link_state.pop(link.ifindex, None)
-            else:
-                link_state[link.ifindex] = link
-            return resolve_link(link, link_state)
-        names = _LinkNames(link_state)
-        if kind == "address":
-            return decode_address(buffer, start, end, names)
-        if kind == "route":
-            route = decode_route(buffer, start, end, names)
-            return None if route.flags & RTM_F_CLONED else route  # dumps leave out cached routes too
-        if kind == "neighbour":
-            return decode_neighbour(buffer, start, end, names)
-        if buffer[start] not in _RULE_FAMILIES:
-            return None
-        return decode_rule(buffer, start, end)
-
-
-class _LinkNames(dict):  # type: ignore[type-arg]
-    """ifindex -> name looked up in the monitor's link state on demand
-    (decoders only call ``.get``), so no map is rebuilt per event."""
-
-    __slots__ = ("_links",)
-
-    def __init__(self, links: dict[int, Link]) -> None:
-        super().__init__()
-        self._links = links
-
-    def get(self, ifindex: Any, default: Any = None) -> Any:  # type: ignore[override]
-        link = self._links.get(ifindex)
-        return default if link is None else link.ifname
-
-    def __bool__(self) -> bool:
-        return True
+            events = MonitorEngine(self, ring, kinds, poll).events() if resync else passthrough(self, ring, kinds)
+            async for event in events:
+                yield event
 
 
 def _netns_fd(netns: Any) -> tuple[int, bool]:

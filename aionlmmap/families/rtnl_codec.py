@@ -26,7 +26,15 @@ from .rtnl_constants import (
     AF_INET,
     AF_INET6,
     AF_UNSPEC,
+    FRA_DPORT_RANGE,
     FRA_DST,
+    FRA_FLOW,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
+    FRA_SPORT_RANGE,
+    FRA_SUPPRESS_IFGROUP,
+    FRA_TUN_ID,
+    FRA_UID_RANGE,
     FRA_FWMARK,
     FRA_FWMASK,
     FRA_GOTO,
@@ -44,6 +52,7 @@ from .rtnl_constants import (
     IFA_FLAGS,
     IFA_LABEL,
     IFA_LOCAL,
+    IFA_RT_PRIORITY,
     IFLA_ADDRESS,
     IFLA_BROADCAST,
     IFLA_EXT_MASK,
@@ -63,21 +72,39 @@ from .rtnl_constants import (
     NDA_DST,
     NDA_IFINDEX,
     NDA_LLADDR,
+    NDA_PROTOCOL,
+    RTA_CACHEINFO,
     RTA_DST,
+    RTA_ENCAP,
+    RTA_ENCAP_TYPE,
+    RTA_FLOW,
     RTA_GATEWAY,
+    RTA_IIF,
+    RTA_MARK,
+    RTA_METRICS,
     RTA_MULTIPATH,
+    RTA_NH_ID,
     RTA_OIF,
     RTA_PREF,
     RTA_PREFSRC,
     RTA_PRIORITY,
     RTA_SRC,
     RTA_TABLE,
+    RTA_UID,
+    RTA_VIA,
     RTEXT_FILTER_SKIP_STATS,
+    RTM_F_CLONED,
 )
-from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_route
+from .rtnl_link_values import decode_altnames, decode_details, decode_stats64
+from .rtnl_link_values import IFLA_PERM_ADDRESS, IFLA_PROTO_DOWN
+from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, RouteExtra, Rule, _build_route
 from .rtnl_route_layout import decode as _layout_decode
 from .rtnl_route_layout import is_known as _layout_known
 from .rtnl_route_layout import learn as _layout_learn
+from .rtnl_route_values import CACHEINFO, expires_seconds
+from .rtnl_route_values import metrics as route_metrics
+from .rtnl_route_values import via as route_via
+from .rtnl_route_values import encap as route_encap
 
 __all__ = [
     "IFINFOMSG",
@@ -120,6 +147,7 @@ _NLATTR = struct.Struct("=HH")
 _unpack_nlattr = _NLATTR.unpack_from
 _unpack_rtmsg = RTMSG.unpack_from
 _U32 = struct.Struct("=I")
+_U16 = struct.Struct("=H")
 _unpack_u32 = _U32.unpack_from
 _S32 = struct.Struct("=i")
 
@@ -154,6 +182,22 @@ def _u32(buffer: Any, span: tuple[int, int] | None) -> int | None:
     return _unpack_u32(buffer, span[0])[0]  # type: ignore[no-any-return]
 
 
+def _u8(buffer: Any, span: tuple[int, int] | None) -> int | None:
+    if span is None:
+        return None
+    if span[1] <= span[0]:
+        raise DecodeError("empty u8 attribute")
+    return buffer[span[0]]  # type: ignore[no-any-return]
+
+
+def _s32(buffer: Any, span: tuple[int, int] | None) -> int | None:
+    if span is None:
+        return None
+    if span[1] - span[0] < 4:
+        raise DecodeError(f"s32 attribute of {span[1] - span[0]} bytes")
+    return _S32.unpack_from(buffer, span[0])[0]  # type: ignore[no-any-return]
+
+
 def family_number(family: int | None) -> int:
     """Accept None, 4, 6, AF_INET, AF_INET6 and return the AF_* number."""
     if family is None or family == AF_UNSPEC:
@@ -177,10 +221,16 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
     span = get(IFLA_IFNAME)
     kind = None
     info = get(IFLA_LINKINFO)
+    linkinfo = None
     if info is not None:
-        kind_span = parse_attributes(buffer, info[0], info[1]).get(IFLA_INFO_KIND)
+        linkinfo = parse_attributes(buffer, info[0], info[1])
+        kind_span = linkinfo.get(IFLA_INFO_KIND)
         if kind_span is not None:
             kind = _string(buffer, kind_span)
+    address = format_lladdr(buffer, *table[IFLA_ADDRESS]) if IFLA_ADDRESS in table else None
+    permaddr_span = get(IFLA_PERM_ADDRESS)
+    permaddr = format_lladdr(buffer, *permaddr_span) if permaddr_span is not None else None
+    proto_down = get(IFLA_PROTO_DOWN)
     operstate = get(IFLA_OPERSTATE)
     linkmode = get(IFLA_LINKMODE)
     netnsid = get(IFLA_LINK_NETNSID)
@@ -190,18 +240,24 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
         flags=flags,
         mtu=_u32(buffer, get(IFLA_MTU)),
         qdisc=_string(buffer, get(IFLA_QDISC)) if IFLA_QDISC in table else None,  # type: ignore[arg-type]
-        operstate=buffer[operstate[0]] if operstate is not None else None,
-        linkmode=buffer[linkmode[0]] if linkmode is not None else None,
+        operstate=_u8(buffer, operstate),
+        linkmode=_u8(buffer, linkmode),
         group=_u32(buffer, get(IFLA_GROUP)),
         txqlen=_u32(buffer, get(IFLA_TXQLEN)),
         link_type=link_type,
-        address=format_lladdr(buffer, *table[IFLA_ADDRESS]) if IFLA_ADDRESS in table else None,
+        address=address,
         broadcast=format_lladdr(buffer, *table[IFLA_BROADCAST]) if IFLA_BROADCAST in table else None,
         kind=kind,
         alias=_string(buffer, table[IFLA_IFALIAS]) if IFLA_IFALIAS in table else None,
         link_ifindex=_u32(buffer, get(IFLA_LINK)),
-        link_netnsid=_S32.unpack_from(buffer, netnsid[0])[0] if netnsid is not None else None,
+        link_netnsid=_s32(buffer, netnsid),
         master_ifindex=_u32(buffer, get(IFLA_MASTER)),
+        altnames=decode_altnames(buffer, table),
+        # print_linkinfo() shows the permanent address only when it differs
+        permaddr=permaddr if permaddr != address else None,
+        proto_down=bool(proto_down is not None and proto_down[1] > proto_down[0] and buffer[proto_down[0]]),
+        stats=decode_stats64(buffer, table),
+        details=decode_details(buffer, table, linkinfo),
     )
 
 
@@ -220,11 +276,11 @@ def resolve_link(link: Link, links: dict[int, Link]) -> Link:
     )
 
 
-def link_dump_request(kind: str | None = None, master: int | None = None) -> bytes:
+def link_dump_request(kind: str | None = None, master: int | None = None, stats: bool = False) -> bytes:
     """ifinfomsg + filters ``rtnl_dump_ifinfo`` applies in the kernel
     (IFLA_MASTER, IFLA_LINKINFO/IFLA_INFO_KIND) + IFLA_EXT_MASK skipping the
-    statistics blocks (smaller messages)."""
-    builder = AttributeBuilder().add_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+    statistics blocks (smaller messages) unless ``stats`` asks for them."""
+    builder = AttributeBuilder().add_u32(IFLA_EXT_MASK, 0 if stats else RTEXT_FILTER_SKIP_STATS)
     if master is not None:
         builder.add_u32(IFLA_MASTER, master)
     if kind is not None:
@@ -253,7 +309,7 @@ def decode_address(buffer: Any, start: int, end: int, names: dict[int, str] | No
         preferred, valid = IFA_CACHEINFO_STRUCT.unpack_from(buffer, cache[0])
     flags_span = table.get(IFA_FLAGS)
     if flags_span is not None:
-        flags = _unpack_u32(buffer, flags_span[0])[0]
+        flags = _u32(buffer, flags_span)
     return Address(
         family=family,
         prefixlen=prefixlen,
@@ -268,6 +324,7 @@ def decode_address(buffer: Any, start: int, end: int, names: dict[int, str] | No
         valid_lft=valid,
         preferred_lft=preferred,
         dev=names.get(ifindex) if names else None,
+        metric=_u32(buffer, table.get(IFA_RT_PRIORITY)),
     )
 
 
@@ -290,6 +347,11 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
     dst = src = gateway = prefsrc = None
     oif = priority = pref = None
     multipath = None
+    nhid = via = flow = mark = uid = expires = error = iif = None
+    metrics: tuple[tuple[str, Any], ...] = ()
+    encap: tuple[tuple[str, Any], ...] = ()
+    encap_type = 0
+    encap_span = None
     spans: list[tuple[int, int, int, int]] | None = [] if not _layout_known(end - start) else None
     # Inline nlattr walk (fib_dump_info() sends 3-8 attributes): cheaper
     # than building a table and looking each one up again.
@@ -323,7 +385,34 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
             src = format_address(buffer, value, value_end)
         elif attr_type == RTA_MULTIPATH:
             multipath = (value, value_end)
+        elif attr_type == RTA_CACHEINFO:
+            if value_end - value >= CACHEINFO.size:
+                _clntref, _lastuse, ticks, cache_error = CACHEINFO.unpack_from(buffer, value)[:4]
+                expires = expires_seconds(ticks) if ticks else None
+                error = cache_error or None
+        elif attr_type == RTA_METRICS:
+            metrics = route_metrics(bytes(buffer[value:value_end]))
+        elif attr_type == RTA_NH_ID:
+            nhid = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_VIA:
+            via = route_via(bytes(buffer[value:value_end]))
+        elif attr_type == RTA_FLOW:
+            flow = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_MARK:
+            mark = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_UID:
+            uid = _u32(buffer, (value, value_end))
+        elif attr_type == RTA_ENCAP:
+            encap_span = (value, value_end)
+        elif attr_type == RTA_ENCAP_TYPE:
+            if value_end - value >= 2:
+                encap_type = _U16.unpack_from(buffer, value)[0]
+        elif attr_type == RTA_IIF:
+            iif_index = _u32(buffer, (value, value_end))
+            iif = (names.get(iif_index) if names else None) or f"if{iif_index}"
         offset = (value_end + 3) & ~3
+    if encap_span is not None:
+        encap = route_encap(encap_type, bytes(buffer[encap_span[0] : encap_span[1]]))
     route = _build_route(
         family,
         table,
@@ -343,6 +432,10 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
         src_len,
         pref,
         _decode_nexthops(buffer, multipath[0], multipath[1], names) if multipath is not None else (),
+        RouteExtra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+        if nhid is not None or via is not None or flow is not None or mark is not None or uid is not None
+        or expires is not None or error is not None or metrics or iif is not None or encap
+        else None,
     )
     if spans is not None:
         _layout_learn(end - start, spans)
@@ -358,6 +451,7 @@ def _decode_nexthops(buffer: Any, start: int, end: int, names: dict[int, str] | 
             raise DecodeError(f"rtnexthop length {length} at offset {offset} overruns RTA_MULTIPATH")
         attributes = parse_attributes(buffer, offset + RTNEXTHOP.size, offset + length)
         gateway = attributes.get(RTA_GATEWAY)
+        via = attributes.get(RTA_VIA)
         nexthops.append(
             Nexthop(
                 ifindex=ifindex,
@@ -365,20 +459,25 @@ def _decode_nexthops(buffer: Any, start: int, end: int, names: dict[int, str] | 
                 weight=hops + 1,
                 flags=flags,
                 dev=names.get(ifindex) if names else None,
+                via=route_via(bytes(buffer[via[0] : via[1]])) if via is not None else None,
+                flow=_u32(buffer, attributes.get(RTA_FLOW)),
             )
         )
         offset += (length + 3) & ~3
     return tuple(nexthops)
 
 
-def route_dump_request(family: int = AF_UNSPEC, table: int | None = None) -> bytes:
+def route_dump_request(family: int = AF_UNSPEC, table: int | None = None, cached: bool = False) -> bytes:
     """rtmsg + RTA_TABLE: with NETLINK_GET_STRICT_CHK the kernel dumps only
     that table (ip_valid_fib_dump_req / inet6_dump_fib). ``table=None``
-    dumps every table."""
+    dumps every table. ``cached``: RTM_F_CLONED in rtm_flags asks for the
+    route exceptions (PMTU, redirects: ``ip route show cache``) instead of
+    the routes (inet_dump_fib's dump_exceptions, inet6_dump_fib)."""
+    flags = RTM_F_CLONED if cached else 0
     if table is None:
-        return RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+        return RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, flags)
     # rtm_table holds 8 bits; RTA_TABLE carries the full 32-bit id.
-    return RTMSG.pack(family, 0, 0, 0, table if table < 256 else 0, 0, 0, 0, 0) + AttributeBuilder().add_u32(RTA_TABLE, table).build()
+    return RTMSG.pack(family, 0, 0, 0, table if table < 256 else 0, 0, 0, 0, flags) + AttributeBuilder().add_u32(RTA_TABLE, table).build()
 
 
 # --- neighbours -----------------------------------------------------------------
@@ -390,6 +489,7 @@ def decode_neighbour(buffer: Any, start: int, end: int, names: dict[int, str] | 
     table = parse_attributes(buffer, start + NDMSG.size, end)
     dst = table.get(NDA_DST)
     lladdr = table.get(NDA_LLADDR)
+    protocol = table.get(NDA_PROTOCOL)
     return Neighbour(
         family=family,
         ifindex=ifindex,
@@ -399,6 +499,7 @@ def decode_neighbour(buffer: Any, start: int, end: int, names: dict[int, str] | 
         flags=flags,
         type=neigh_type,
         dev=names.get(ifindex) if names else None,
+        protocol=buffer[protocol[0]] if protocol is not None and protocol[1] > protocol[0] else None,
     )
 
 
@@ -420,10 +521,14 @@ def decode_rule(buffer: Any, start: int, end: int) -> Rule:
     get = attrs_table.get
     table_span = get(FRA_TABLE)
     if table_span is not None:
-        table = _unpack_u32(buffer, table_span[0])[0]
+        table = _u32(buffer, table_span)
     src = get(FRA_SRC)
     dst = get(FRA_DST)
     protocol = get(FRA_PROTOCOL)
+    l3mdev = get(FRA_L3MDEV)
+    ip_proto = get(FRA_IP_PROTO)
+    tun_id = get(FRA_TUN_ID)
+    gateway = get(RTA_GATEWAY)  # an old "nat" rule's map-to address
     return Rule(
         family=family,
         priority=_u32(buffer, get(FRA_PRIORITY)) or 0,
@@ -440,9 +545,29 @@ def decode_rule(buffer: Any, start: int, end: int) -> Rule:
         iifname=_string(buffer, attrs_table[FRA_IIFNAME]) if FRA_IIFNAME in attrs_table else None,
         oifname=_string(buffer, attrs_table[FRA_OIFNAME]) if FRA_OIFNAME in attrs_table else None,
         goto=_u32(buffer, get(FRA_GOTO)),
-        protocol=buffer[protocol[0]] if protocol is not None else None,
+        protocol=_u8(buffer, protocol),
         suppress_prefixlen=_u32(buffer, get(FRA_SUPPRESS_PREFIXLEN)),
+        suppress_ifgroup=_u32(buffer, get(FRA_SUPPRESS_IFGROUP)),
+        l3mdev=bool(l3mdev is not None and l3mdev[1] > l3mdev[0] and buffer[l3mdev[0]]),
+        uid_range=_pair(buffer, get(FRA_UID_RANGE), _UID_RANGE),
+        ip_proto=buffer[ip_proto[0]] if ip_proto is not None and ip_proto[1] > ip_proto[0] else None,
+        sport=_pair(buffer, get(FRA_SPORT_RANGE), _PORT_RANGE),
+        dport=_pair(buffer, get(FRA_DPORT_RANGE), _PORT_RANGE),
+        flow=_u32(buffer, get(FRA_FLOW)),
+        tun_id=int.from_bytes(bytes(buffer[tun_id[0] : tun_id[0] + 8]), "big") if tun_id is not None and tun_id[1] - tun_id[0] >= 8 else None,
+        nat_gateway=format_address(buffer, *gateway) if gateway is not None else None,
     )
+
+
+#: struct fib_rule_uid_range {u32 start, end}; struct fib_rule_port_range {u16 start, end}
+_UID_RANGE = struct.Struct("=II")
+_PORT_RANGE = struct.Struct("=HH")
+
+
+def _pair(buffer: Any, span: tuple[int, int] | None, layout: struct.Struct) -> tuple[int, int] | None:
+    if span is None or span[1] - span[0] < layout.size:
+        return None
+    return layout.unpack_from(buffer, span[0])  # type: ignore[return-value]
 
 
 def rule_dump_request(family: int = AF_UNSPEC) -> bytes:

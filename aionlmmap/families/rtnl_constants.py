@@ -167,7 +167,8 @@ IFA_F_NOPREFIXROUTE = 0x200
 IFA_F_MCAUTOJOIN = 0x400
 IFA_F_STABLE_PRIVACY = 0x800
 
-#: iproute2's ifa_flag_names, in print order; IFA_F_PERMANENT is shown inverted as "dynamic".
+#: iproute2's ifa_flag_names, in print order (print_ifa_flags()):
+#: IFA_F_PERMANENT is shown inverted, as "dynamic", at its place in the list.
 ADDRESS_FLAG_NAMES = (
     (IFA_F_SECONDARY, "secondary", "temporary"),  # one bit: "temporary" for IPv6
     (IFA_F_NODAD, "nodad", "nodad"),
@@ -176,6 +177,7 @@ ADDRESS_FLAG_NAMES = (
     (IFA_F_HOMEADDRESS, "home", "home"),
     (IFA_F_DEPRECATED, "deprecated", "deprecated"),
     (IFA_F_TENTATIVE, "tentative", "tentative"),
+    (IFA_F_PERMANENT, "dynamic", "dynamic"),
     (IFA_F_MANAGETEMPADDR, "mngtmpaddr", "mngtmpaddr"),
     (IFA_F_NOPREFIXROUTE, "noprefixroute", "noprefixroute"),
     (IFA_F_MCAUTOJOIN, "autojoin", "autojoin"),
@@ -197,8 +199,31 @@ RTA_CACHEINFO = 12
 RTA_TABLE = 15
 RTA_MARK = 16
 RTA_VIA = 18
+RTA_NEWDST = 19
 RTA_PREF = 20
+RTA_ENCAP_TYPE = 21
+RTA_ENCAP = 22
 RTA_EXPIRES = 23
+RTA_UID = 25
+RTA_TTL_PROPAGATE = 26
+RTA_NH_ID = 30
+
+#: RTA_METRICS members (RTAX_*) by number, as print_rta_metrics() names
+#: them in JSON; RTAX_LOCK (1) is the bitmask of locked metrics, which
+#: ``ip -j`` does not print.
+RTAX_LOCK = 1
+RTAX_RTT = 4
+RTAX_RTTVAR = 5
+RTAX_FEATURES = 12
+RTAX_RTO_MIN = 13
+RTAX_CC_ALGO = 16
+RTAX_HOPLIMIT = 10
+RTAX_FEATURE_ECN = 1
+METRIC_NAMES = {
+    2: "mtu", 3: "window", 4: "rtt", 5: "rttvar", 6: "ssthresh", 7: "cwnd", 8: "advmss", 9: "reordering",
+    10: "hoplimit", 11: "initcwnd", 12: "features", 13: "rto_min", 14: "initrwnd", 15: "quickack",
+    16: "congestion", 17: "fastopen_no_cookie",
+}  # fmt: skip
 
 RTN_UNSPEC = 0
 RTN_UNICAST = 1
@@ -253,6 +278,7 @@ RTM_F_CLONED = 0x200
 RTM_F_LOOKUP_TABLE = 0x1000
 RTM_F_OFFLOAD = 0x2000
 RTM_F_TRAP = 0x4000
+RTM_F_OFFLOAD_FAILED = 0x20000000
 #: print_rt_flags() order and names.
 ROUTE_FLAG_NAMES = (
     (RTNH_F_DEAD, "dead"),
@@ -265,7 +291,17 @@ ROUTE_FLAG_NAMES = (
     (RTNH_F_UNRESOLVED, "unresolved"),
     (RTM_F_OFFLOAD, "rt_offload"),
     (RTM_F_TRAP, "rt_trap"),
+    (RTM_F_OFFLOAD_FAILED, "rt_offload_failed"),
 )
+#: print_cache_flags(): RTCF_* bits of a cached IPv4 route, in its order.
+CACHE_FLAG_NAMES = (
+    (0x80000000, "local"), (0x40000000, "reject"), (0x20000000, "mc"), (0x10000000, "brd"),
+    (0x08000000, "dst-nat"), (0x00800000, "src-nat"), (0x00400000, "masq"), (0x00020000, "dst-direct"),
+    (0x04000000, "src-direct"), (0x00040000, "redirected"), (0x01000000, "redirect"), (0x00200000, "fastroute"),
+    (0x00010000, "notify"), (0x00080000, "proxy"),
+)  # fmt: skip
+#: rtnl_rtrealm_n2a(): /etc/iproute2/rt_realms as Debian ships it.
+REALM_NAMES = {0: "cosmos"}
 ROUTE_PREF_NAMES = {0: "medium", 1: "high", 3: "low"}  # ICMPV6_ROUTER_PREF_*
 
 # --- neighbours: struct ndmsg + NDA_* ------------------------------------------
@@ -301,6 +337,7 @@ NTF_SELF = 0x02
 NTF_MASTER = 0x04
 NTF_PROXY = 0x08
 NTF_EXT_LEARNED = 0x10
+NTF_OFFLOADED = 0x20
 NTF_ROUTER = 0x80
 
 # --- rules: struct fib_rule_hdr + FRA_* ---------------------------------------
@@ -322,6 +359,10 @@ FRA_PROTOCOL = 21
 FRA_IP_PROTO = 22
 FRA_SPORT_RANGE = 23
 FRA_DPORT_RANGE = 24
+FRA_TUN_ID = 12
+FIB_RULE_UNRESOLVED = 0x4
+FIB_RULE_IIF_DETACHED = 0x8
+FIB_RULE_OIF_DETACHED = 0x10
 
 FR_ACT_UNSPEC = 0
 FR_ACT_TO_TBL = 1
@@ -348,6 +389,42 @@ def protocol_name(protocol: int) -> str:
 
 def scope_name(scope: int) -> str:
     return SCOPE_NAMES.get(scope) or str(scope)
+
+
+#: rtnl_group_n2a(): /etc/iproute2/group as Debian ships it.
+GROUP_NAMES = {0: "default"}
+
+
+def group_name(group: int) -> str:
+    return GROUP_NAMES.get(group) or str(group)
+
+
+#: inet_proto_n2a()'s built-in names; others come from /etc/protocols
+#: (getprotobynumber), read once, and "ipproto-N" when it has none.
+_IP_PROTOCOL_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 1: "icmp", 58: "ipv6-icmp"}
+_etc_protocols: dict[int, str] | None = None
+
+
+def ip_protocol_name(number: int) -> str:
+    global _etc_protocols
+    name = _IP_PROTOCOL_NAMES.get(number)
+    if name is not None:
+        return name
+    if _etc_protocols is None:
+        _etc_protocols = {}
+        try:
+            with open("/etc/protocols", encoding="utf-8", errors="replace") as file:
+                for line in file:
+                    fields = line.split("#", 1)[0].split()
+                    if len(fields) >= 2 and fields[1].isdigit():
+                        _etc_protocols.setdefault(int(fields[1]), fields[0])
+        except OSError:
+            pass
+    return _etc_protocols.get(number) or f"ipproto-{number}"
+
+
+def realm_name(realm: int) -> str:
+    return REALM_NAMES.get(realm) or str(realm)
 
 
 def route_type_name(route_type: int) -> str:

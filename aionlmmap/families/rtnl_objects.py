@@ -18,24 +18,34 @@ from typing import Any, Literal
 
 import attrs
 
+from .rtnl_link_values import LinkDetails, LinkStats
 from .rtnl_constants import (
     ADDRESS_FLAG_NAMES,
     AF_INET,
     AF_INET6,
     FAMILY_NAMES,
+    FIB_RULE_IIF_DETACHED,
     FIB_RULE_INVERT,
+    FIB_RULE_OIF_DETACHED,
+    FIB_RULE_UNRESOLVED,
+    RTN_NAT,
+    RTPROT_KERNEL,
+    group_name,
+    ip_protocol_name,
     FR_ACT_GOTO,
     FR_ACT_NOP,
     FR_ACT_TO_TBL,
     HOST_PREFIXLEN,
     IFA_F_PERMANENT,
     IFF_RUNNING,
+    IFF_POINTOPOINT,
     IFF_UP,
     LINK_FLAG_ORDER,
     LINK_TYPE_NAMES,
     LINKMODE_NAMES,
     NEIGH_STATE_NAMES,
     NTF_EXT_LEARNED,
+    NTF_OFFLOADED,
     NTF_PROXY,
     NTF_ROUTER,
     OPERSTATE_NAMES,
@@ -50,13 +60,15 @@ from .rtnl_constants import (
     RTPROT_BOOT,
     SCOPE_NAMES,
     TABLE_NAMES,
+    CACHE_FLAG_NAMES,
     protocol_name,
+    realm_name,
     route_type_name,
     scope_name,
     table_name,
 )
 
-__all__ = ["Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event", "link_flag_names", "route_flag_names"]
+__all__ = ["Link", "Address", "Route", "RouteExtra", "Nexthop", "Neighbour", "Rule", "Event", "link_flag_names", "route_flag_names"]
 
 
 def link_flag_names(flags: int, lower_down: bool = False) -> list[str]:
@@ -83,6 +95,11 @@ def route_flag_names(flags: int) -> list[str]:
     if names is None:
         names = _ROUTE_FLAG_CACHE[flags] = tuple(name for bit, name in ROUTE_FLAG_NAMES if flags & bit)
     return list(names)
+
+
+# RTNH_F_ONLINK and RTNH_F_PERVASIVE are configuration; the other RTNH_F_*
+# bits are state the kernel changes by itself (RTNH_COMPARE_MASK).
+_NEXTHOP_IDENTITY_FLAGS = 0x6
 
 
 @attrs.frozen
@@ -113,6 +130,15 @@ class Link:
     link: str | None = None  #: name of ``link_ifindex`` when it is in this namespace
     master: str | None = None  #: name of ``master_ifindex``
     lower_up: bool | None = None  #: whether the ``link`` device is up (iproute2's M-DOWN)
+    altnames: tuple[str, ...] = ()  #: IFLA_PROP_LIST's IFLA_ALT_IFNAME names
+    permaddr: str | None = None  #: IFLA_PERM_ADDRESS when it differs from ``address``
+    proto_down: bool = False  #: IFLA_PROTO_DOWN
+    #: IFLA_STATS64: in notifications, and in dumps that ask for statistics
+    #: (``link_dump_request(stats=True)``). Counters move all the time, so
+    #: they take no part in equality: a link is "changed" when its
+    #: configuration changes, not its traffic.
+    stats: LinkStats | None = attrs.field(default=None, eq=False)
+    details: LinkDetails | None = None  #: what ``ip -d link`` adds
 
     @property
     def key(self) -> int:
@@ -122,8 +148,10 @@ class Link:
     def is_up(self) -> bool:
         return bool(self.flags & IFF_UP)
 
-    def to_json(self) -> dict[str, Any]:
-        """The object ``ip -j link show`` prints for this link."""
+    def to_json(self, details: bool = False, stats: int = 0) -> dict[str, Any]:
+        """The object ``ip -j link show`` prints for this link (``details``:
+        ``ip -d``; ``stats``: 1 for ``ip -s``, 2 for ``ip -s -s``), keys in
+        print_linkinfo()'s order."""
         out: dict[str, Any] = {"ifindex": self.ifindex}
         link_ifindex = self.link_ifindex
         if link_ifindex is not None:
@@ -153,11 +181,23 @@ class Link:
         if self.address is not None:
             out["address"] = self.address
         if self.broadcast is not None:
+            if self.flags & IFF_POINTOPOINT:
+                out["link_pointtopoint"] = True
             out["broadcast"] = self.broadcast
+        if self.permaddr is not None:
+            out["permaddr"] = self.permaddr
         if self.link_netnsid is not None:
             out["link_netnsid"] = self.link_netnsid
+        if self.proto_down:
+            out["proto_down"] = True
+        if details and self.details is not None:
+            out.update(self.details.items())
         if self.alias:
             out["ifalias"] = self.alias
+        if stats and self.stats is not None:
+            out["stats64"] = self.stats.to_json(stats)
+        if self.altnames:
+            out["altnames"] = list(self.altnames)
         return out
 
 
@@ -182,10 +222,17 @@ class Address:
     valid_lft: int | None = None
     preferred_lft: int | None = None
     dev: str | None = None
+    metric: int | None = None  #: IFA_RT_PRIORITY: the metric of the address's prefix route
 
     @property
-    def key(self) -> tuple[int, int, str, int]:
-        return (self.family, self.ifindex, self.local, self.prefixlen)
+    def key(self) -> tuple[Any, ...]:
+        # The kernel's identity of an address: IPv6 allows one of each
+        # address per device whatever the prefix length (ipv6_chk_same_addr);
+        # IPv4 matches local, prefix length and the peer's prefix
+        # (find_matching_ifa), so one local address may carry several peers.
+        if self.family == AF_INET6:
+            return (self.family, self.ifindex, self.local)
+        return (self.family, self.ifindex, self.local, self.prefixlen, self.address)
 
     def to_json(self) -> dict[str, Any]:
         """One ``addr_info`` entry of ``ip -j address show``."""
@@ -193,17 +240,23 @@ class Address:
         if self.address is not None and self.address != self.local:
             out["address"] = self.address
         out["prefixlen"] = self.prefixlen
+        if self.metric is not None:
+            out["metric"] = self.metric
         if self.broadcast is not None:
             out["broadcast"] = self.broadcast
         if self.anycast is not None:
             out["anycast"] = self.anycast
         out["scope"] = scope_name(self.scope)
         flags = self.flags
-        if not flags & IFA_F_PERMANENT:
-            out["dynamic"] = True
         for bit, name, name6 in ADDRESS_FLAG_NAMES:
-            if flags & bit:
+            if bit == IFA_F_PERMANENT:
+                if not flags & bit:
+                    out["dynamic"] = True
+            elif flags & bit:
                 out[name6 if self.family == AF_INET6 else name] = True
+            flags &= ~bit
+        if flags:
+            out["ifa_flags"] = f"{flags:02x}"  # bits iproute2 has no name for
         if self.label is not None:
             out["label"] = self.label
         if self.valid_lft is not None:
@@ -214,22 +267,53 @@ class Address:
 
 @attrs.frozen
 class Nexthop:
-    """One path of a multipath route (struct rtnexthop)."""
+    """One path of a multipath route (struct rtnexthop and its attributes)."""
 
     ifindex: int
     gateway: str | None = None
     weight: int = 1  #: rtnh_hops + 1, as ``ip route`` shows it
     flags: int = 0
     dev: str | None = None
+    via: tuple[str, str] | None = None  #: RTA_VIA: (family name, address), a gateway of another family
+    flow: int | None = None  #: RTA_FLOW: realms, ``from << 16 | to``
 
     def to_json(self) -> dict[str, Any]:
+        """One entry of a route's ``nexthops`` (print_rta_multipath())."""
         out: dict[str, Any] = {}
         if self.gateway is not None:
             out["gateway"] = self.gateway
+        if self.via is not None:
+            out["via"] = {"family": self.via[0], "host": self.via[1]}
+        if self.flow is not None:
+            out["flow"] = flow_json(self.flow)
         out["dev"] = self.dev or f"if{self.ifindex}"
         out["weight"] = self.weight
         out["flags"] = route_flag_names(self.flags)
         return out
+
+
+def flow_json(flow: int) -> dict[str, str]:
+    """print_rta_flow(): RTA_FLOW's realms, ``from`` only when set."""
+    source, destination = flow >> 16, flow & 0xFFFF
+    out = {"from": realm_name(source)} if source else {}
+    out["to"] = realm_name(destination)
+    return out
+
+
+@attrs.frozen
+class RouteExtra:
+    """The attributes of a route that most routes lack (see ``Route.extra``)."""
+
+    nhid: int | None = None  #: RTA_NH_ID: the nexthop object the route uses
+    via: tuple[str, str] | None = None  #: RTA_VIA: (family name, address), a gateway of another family
+    flow: int | None = None  #: RTA_FLOW: realms, ``from << 16 | to``
+    mark: int | None = None  #: RTA_MARK (route lookups only)
+    uid: int | None = None  #: RTA_UID (route lookups only)
+    expires: int | None = None  #: RTA_CACHEINFO rta_expires in seconds (IPv6 routes with a lifetime, cached routes)
+    error: int | None = None  #: RTA_CACHEINFO rta_error when not 0
+    metrics: tuple[tuple[str, Any], ...] = ()  #: RTA_METRICS as ``ip -j`` names them: (("mtu", 1400), ("ecn", None), ...)
+    iif: str | None = None  #: RTA_IIF's interface name (route lookups, multicast)
+    encap: tuple[tuple[str, Any], ...] = ()  #: RTA_ENCAP as ``ip -j`` prints it: (("encap", "ip"), ("id", 5), ("dst", ...), ...)
 
 
 # Slotted, the hot object of a 100,000-route dump: CPython 3.11 reads a slot
@@ -265,25 +349,74 @@ class Route:
     src_len: int = 0
     pref: int | None = None  #: RTA_PREF (IPv6 router preference)
     nexthops: tuple[Nexthop, ...] = ()
+    #: The attributes most routes lack (RTA_METRICS, RTA_CACHEINFO's
+    #: expires, RTA_ENCAP, ...), or None when the route has none of them:
+    #: a big table's routes then cost one slot for all of them. Read them
+    #: through the properties below (``route.metrics``, ``route.expires``...).
+    extra: RouteExtra | None = None
 
     @property
     def key(self) -> tuple[Any, ...]:
-        # The prefix alone does not identify a route: IPv6 keeps one
-        # fe80::/64 per interface at the same metric, and IPv4 keeps
-        # appended routes (NLM_F_APPEND) that differ only by device or
-        # gateway. Include both, or a view keyed by this merges them.
-        return (self.family, self.table, self.dst, self.dst_len, self.tos, self.priority, self.oif, self.gateway)
+        """What tells this route apart from every other one the kernel
+        holds: its :attr:`replace_key` plus what the kernel compares between
+        routes that share one. IPv4 keeps several aliases per (table,
+        prefix, tos, priority) (``ip route append``/``prepend``) and tells
+        them apart by type and fib_info (``fib_table_insert``'s fa_match;
+        ``fib_find_info``/``nh_comp`` compare protocol, scope, prefsrc,
+        metrics and every nexthop's device, gateway, weight and flags except
+        the RTNH_F_DEAD/LINKDOWN/OFFLOAD/TRAP state the kernel flips on its
+        own); IPv6 keeps one route per nexthop at one metric (one
+        ``fe80::/64`` per device). State flags stay out: a route whose
+        nexthop went dead is the same route."""
+        return (
+            self.family, self.table, self.dst, self.dst_len, self.src, self.src_len, self.tos, self.priority,
+            self.type, self.protocol, self.scope, self.prefsrc, self.oif, self.gateway, self.flags & _NEXTHOP_IDENTITY_FLAGS,
+            tuple((hop.ifindex, hop.gateway, hop.weight, hop.flags & _NEXTHOP_IDENTITY_FLAGS) for hop in self.nexthops),
+            getattr(self, "nhid", None), getattr(self, "metrics", None),
+        )  # fmt: skip
+
+    @property
+    def replace_key(self) -> tuple[Any, ...]:
+        """The kernel's key of a route: what ``ip route replace``/``change``
+        (NLM_F_REPLACE) replaces and ``ip route add`` refuses to add twice.
+        IPv4 (``fib_table_insert``, ``fib_find_alias``): table, prefix, tos
+        and priority; IPv6 (``fib6_add``, ``fib6_add_rt2``): table,
+        destination and source prefixes and metric. Several routes may share
+        one (see :attr:`key`)."""
+        if self.family == AF_INET6:
+            return (self.family, self.table, self.dst, self.dst_len, self.src, self.src_len, self.priority)
+        return (self.family, self.table, self.dst, self.dst_len, self.tos, self.priority)
 
     @property
     def metric(self) -> int | None:
         return self.priority
 
-    def to_json(self) -> dict[str, Any]:
-        """The object ``ip -j route show table all`` prints for this route."""
+    @property
+    def rare(self) -> bool:
+        """Whether the route has any attribute of :class:`RouteExtra`."""
+        return self.extra is not None
+
+    nhid = property(lambda self: self.extra.nhid if self.extra is not None else None, doc="RTA_NH_ID: the nexthop object the route uses")
+    via = property(lambda self: self.extra.via if self.extra is not None else None, doc="RTA_VIA: (family name, address)")
+    flow = property(lambda self: self.extra.flow if self.extra is not None else None, doc="RTA_FLOW: realms, from << 16 | to")
+    mark = property(lambda self: self.extra.mark if self.extra is not None else None, doc="RTA_MARK")
+    uid = property(lambda self: self.extra.uid if self.extra is not None else None, doc="RTA_UID")
+    expires = property(lambda self: self.extra.expires if self.extra is not None else None, doc="seconds left of the route's lifetime")
+    error = property(lambda self: self.extra.error if self.extra is not None else None, doc="RTA_CACHEINFO rta_error")
+    metrics = property(lambda self: self.extra.metrics if self.extra is not None else (), doc="RTA_METRICS as ip -j names them")
+    iif = property(lambda self: self.extra.iif if self.extra is not None else None, doc="RTA_IIF's interface name")
+    encap = property(lambda self: self.extra.encap if self.extra is not None else (), doc="RTA_ENCAP as ip -j prints it")
+
+    def to_json(self, details: bool = False) -> dict[str, Any]:
+        """The object ``ip -j route show table all`` prints for this route
+        (``details``: ``ip -j -d``, which also prints the default type,
+        table, protocol and scope), keys in print_route()'s order."""
         # Runs once per route of a dump, so it is written for CPython's
         # bytecode: a field that is usually None is tested where it is read
         # (`if self.x is not None` is one POP_JUMP_IF_NONE) and read again
         # only when set; fields usually set are read once into a local.
+        if self.extra is not None or details:
+            return self._to_json_full(details)
         route_type = self.type
         out: dict[str, Any] = {} if route_type == RTN_UNICAST else {"type": ROUTE_TYPE_NAMES[route_type] if route_type < 12 else str(route_type)}
         family = self.family
@@ -298,6 +431,8 @@ class Route:
             out["dst"] = f"{dst}/{dst_len}"
         if self.src is not None:
             out["from"] = self.src if self.src_len == host else f"{self.src}/{self.src_len}"
+        elif self.src_len:
+            out["src"] = f"0/{self.src_len}"
         if self.tos:
             out["tos"] = f"0x{self.tos:02x}"
         if self.gateway is not None:
@@ -306,7 +441,7 @@ class Route:
         if oif is not None:
             out["dev"] = self.dev or f"if{oif}"
         table = self.table
-        if table != RT_TABLE_MAIN:
+        if table != RT_TABLE_MAIN and table:
             out["table"] = TABLE_NAMES.get(table) or str(table)
         flags = self.flags
         if not flags & RTM_F_CLONED:
@@ -316,16 +451,107 @@ class Route:
             scope = self.scope
             if scope != RT_SCOPE_UNIVERSE:
                 out["scope"] = _SCOPE_TEXT[scope] if 0 <= scope < 256 else str(scope)
+        elif family == AF_INET:
+            return self._to_json_full(False)  # a cached IPv4 route prints its "cache" flags
         if self.prefsrc is not None:
             out["prefsrc"] = self.prefsrc
         if self.priority is not None:
             out["metric"] = self.priority
         out["flags"] = route_flag_names(flags) if flags else []
-        if self.nexthops:
-            out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
         if self.pref is not None:
             out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
+        if self.nexthops:
+            out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
         return out
+
+    def _to_json_full(self, details: bool) -> dict[str, Any]:
+        """to_json() of a route with rare attributes, or with details."""
+        # dict() of the pairs keeps a repeated key where it came first, with
+        # its last value: what json.loads() makes of ip's own output.
+        return dict(self.to_json_items(details))
+
+    def to_json_items(self, details: bool = False, nh_info: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+        """Every key print_route() prints, in its order, as (key, value)
+        pairs. A key may repeat: ``ip -j`` prints an ``encap ip`` route's
+        tunnel ``dst`` (and ``src``, ``tos``) after the route's own, so its
+        JSON has two ``"dst"`` members; to_json() keeps one, these pairs
+        both (``aionlmmap dump routes --json`` writes them as ip does).
+        ``nh_info``: with ``details``, ``ip -j -d route`` shows the nexthop
+        object of a route with ``nhid`` (its ``to_json(details=True)``)."""
+        if self.extra is None and not details:
+            return list(self.to_json().items())
+        route_type = self.type
+        out = _Pairs()
+        if route_type != RTN_UNICAST or details:
+            out["type"] = route_type_name(route_type)
+        host = HOST_PREFIXLEN.get(self.family)
+        dst, dst_len = self.dst, self.dst_len
+        out["dst"] = ("default" if not dst_len else f"0/{dst_len}") if dst is None else dst if dst_len == host else f"{dst}/{dst_len}"
+        if self.src is not None:
+            out["from"] = self.src if self.src_len == host else f"{self.src}/{self.src_len}"
+        elif self.src_len:
+            out["src"] = f"0/{self.src_len}"
+        if self.nhid is not None:
+            out["nhid"] = self.nhid
+        for key, value in self.encap:
+            out[key] = value
+        if self.tos:
+            out["tos"] = f"0x{self.tos:02x}"
+        if self.gateway is not None:
+            out["gateway"] = self.gateway
+        if self.via is not None:
+            out["via"] = {"family": self.via[0], "host": self.via[1]}
+        if self.oif is not None:
+            out["dev"] = self.dev or f"if{self.oif}"
+        table = self.table
+        if table and (table != RT_TABLE_MAIN or details):
+            out["table"] = table_name(table)
+        flags = self.flags
+        if not flags & RTM_F_CLONED:
+            if self.protocol != RTPROT_BOOT or details:
+                out["protocol"] = protocol_name(self.protocol)
+            if self.scope != RT_SCOPE_UNIVERSE or details:
+                out["scope"] = scope_name(self.scope)
+        if self.prefsrc is not None:
+            out["prefsrc"] = self.prefsrc
+        if self.priority is not None:
+            out["metric"] = self.priority
+        out["flags"] = route_flag_names(flags)
+        if self.mark:
+            out["mark"] = self.mark
+        if self.flow is not None:
+            out["flow"] = flow_json(self.flow)
+        if self.uid is not None:
+            out["uid"] = self.uid
+        if flags & RTM_F_CLONED and self.family == AF_INET:
+            out["cache"] = [name for bit, name in CACHE_FLAG_NAMES if flags & bit]
+        if self.expires is not None:
+            out["expires"] = self.expires
+        if self.error is not None:
+            out["error"] = self.error
+        if self.metrics:
+            out["metrics"] = [dict(self.metrics)]
+        if self.iif is not None:
+            out["iif"] = self.iif
+        if self.pref is not None:
+            out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
+        if nh_info is not None and details and self.nhid is not None:
+            out["nh_info"] = nh_info
+        if self.nexthops:
+            out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
+        return out.items
+
+
+class _Pairs:
+    """``pairs[key] = value`` appends: to_json_items() reads like to_json()."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Any]] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.items.append((key, value))
 
 
 class _RouteUnderConstruction(Route):
@@ -375,13 +601,18 @@ _ROUTE_BUILDER_GLOBALS: dict[str, Any] = {"_Building": _RouteUnderConstruction, 
 
 def _compile_build_route() -> Callable[..., Route]:
     namespace = dict(_ROUTE_BUILDER_GLOBALS)
-    source = _route_builder_source("_build_route", ", ".join(_ROUTE_FIELDS), {field: field for field in _ROUTE_FIELDS})
+    # The fields after ``nexthops`` (rare attributes) keep their defaults
+    # when not given, so callers that know none of them pass 18 values.
+    rare_from = _ROUTE_FIELDS.index("nexthops") + 1
+    parameters = [*_ROUTE_FIELDS[:rare_from], *(f"{field.name}={field.default!r}" for field in attrs.fields(Route)[rare_from:])]
+    source = _route_builder_source("_build_route", ", ".join(parameters), {field: field for field in _ROUTE_FIELDS})
     exec(compile(source, "<_build_route>", "exec"), namespace)  # noqa: S102 - generated from Route's own field names
     return namespace["_build_route"]  # type: ignore[no-any-return]
 
 
 #: ``_build_route(family, table, dst, dst_len, type, protocol, scope, flags,
-#: tos, priority, gateway, oif, dev, prefsrc, src, src_len, pref, nexthops)``:
+#: tos, priority, gateway, oif, dev, prefsrc, src, src_len, pref, nexthops,
+#: extra=None)``:
 #: the same Route as ``Route(...)`` with every argument given positionally,
 #: about 4x cheaper (no frozen __setattr__ per field).
 _build_route: Callable[..., Route] = _compile_build_route()
@@ -403,10 +634,13 @@ class Neighbour:
     flags: int = 0  #: NTF_* bits
     type: int = 0
     dev: str | None = None
+    protocol: int | None = None  #: NDA_PROTOCOL: who installed the entry
 
     @property
-    def key(self) -> tuple[int, int, str | None]:
-        return (self.family, self.ifindex, self.dst)
+    def key(self) -> tuple[Any, ...]:
+        # A proxy entry (pneigh_lookup) lives in a table of its own beside
+        # the neighbour of the same address.
+        return (self.family, self.ifindex, self.dst, self.flags & NTF_PROXY)
 
     @property
     def state_names(self) -> list[str]:
@@ -427,8 +661,12 @@ class Neighbour:
             out["proxy"] = None
         if self.flags & NTF_EXT_LEARNED:
             out["extern_learn"] = None
+        if self.flags & NTF_OFFLOADED:
+            out["offload"] = None
         if self.state:
             out["state"] = self.state_names
+        if self.protocol is not None:
+            out["protocol"] = protocol_name(self.protocol)
         return out
 
 
@@ -457,6 +695,15 @@ class Rule:
     goto: int | None = None
     protocol: int | None = None
     suppress_prefixlen: int | None = None
+    suppress_ifgroup: int | None = None  #: FRA_SUPPRESS_IFGROUP
+    l3mdev: bool = False  #: FRA_L3MDEV: look up the table of the packet's L3 master device
+    uid_range: tuple[int, int] | None = None  #: FRA_UID_RANGE (start, end)
+    ip_proto: int | None = None  #: FRA_IP_PROTO
+    sport: tuple[int, int] | None = None  #: FRA_SPORT_RANGE (start, end)
+    dport: tuple[int, int] | None = None  #: FRA_DPORT_RANGE (start, end)
+    flow: int | None = None  #: FRA_FLOW: realms, ``from << 16 | to``
+    tun_id: int | None = None  #: FRA_TUN_ID
+    nat_gateway: str | None = None  #: RTA_GATEWAY of an old "nat" rule (map-to)
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -465,11 +712,14 @@ class Rule:
             self.tos, self.flags & FIB_RULE_INVERT, self.fwmark, self.fwmask, self.iifname, self.oifname, self.goto,
         )  # fmt: skip
 
-    def to_json(self) -> dict[str, Any]:
-        """The object ``ip -j rule show`` prints for this rule."""
+    def to_json(self, details: bool = False) -> dict[str, Any]:
+        """The object ``ip -j rule show`` prints for this rule, keys in
+        print_rule()'s order (``details``: ``ip -d``, which also prints
+        the kernel protocol)."""
         host = HOST_PREFIXLEN.get(self.family)
         out: dict[str, Any] = {"priority": self.priority}
-        if self.flags & FIB_RULE_INVERT:
+        flags = self.flags
+        if flags & FIB_RULE_INVERT:
             out["not"] = None
         if self.src is not None:
             out["src"] = self.src
@@ -490,24 +740,58 @@ class Rule:
         if self.tos:
             out["tos"] = f"0x{self.tos:02x}"
         if self.fwmark is not None or self.fwmask is not None:
-            out["fwmark"] = f"0x{self.fwmark or 0:x}"
+            # print_0xhex(): C's "%#llx", which writes 0 as "0"
+            out["fwmark"] = f"{self.fwmark:#x}" if self.fwmark else "0"
             if self.fwmask is not None and self.fwmask != 0xFFFFFFFF:
-                out["fwmask"] = f"0x{self.fwmask:x}"
+                out["fwmask"] = f"{self.fwmask:#x}" if self.fwmask else "0"
         if self.iifname is not None:
             out["iif"] = self.iifname
+            if flags & FIB_RULE_IIF_DETACHED:
+                out["iif_detached"] = None
         if self.oifname is not None:
             out["oif"] = self.oifname
+            if flags & FIB_RULE_OIF_DETACHED:
+                out["oif_detached"] = None
+        if self.l3mdev:
+            out["l3mdev"] = None
+        if self.uid_range is not None:
+            out["uid_start"], out["uid_end"] = self.uid_range
+        if self.ip_proto is not None:
+            out["ipproto"] = ip_protocol_name(self.ip_proto)
+        for name, ports in (("sport", self.sport), ("dport", self.dport)):
+            if ports is not None:
+                if ports[0] == ports[1]:
+                    out[name] = ports[0]
+                else:
+                    out[f"{name}_start"], out[f"{name}_end"] = ports
+        if self.tun_id is not None:
+            out["tun_id"] = self.tun_id
         if self.table:
             out["table"] = table_name(self.table)
             if self.suppress_prefixlen is not None and self.suppress_prefixlen != 0xFFFFFFFF:
                 out["suppress_prefixlen"] = self.suppress_prefixlen
+            if self.suppress_ifgroup is not None and self.suppress_ifgroup != 0xFFFFFFFF:
+                out["suppress_ifgroup"] = group_name(self.suppress_ifgroup)
+        if self.flow is not None:
+            if self.flow >> 16:
+                out["flow_from"] = realm_name(self.flow >> 16)
+            out["flow_to"] = realm_name(self.flow & 0xFFFF)
         action = self.action
-        if action == FR_ACT_GOTO:
+        if action == RTN_NAT:
+            if self.nat_gateway is not None:
+                out["nat_gateway"] = self.nat_gateway
+            else:
+                out["masquerade"] = None
+        elif action == FR_ACT_GOTO:
             out["goto"] = self.goto if self.goto is not None else "none"
+            if flags & FIB_RULE_UNRESOLVED:
+                out["unresolved"] = None
         elif action == FR_ACT_NOP:
-            out["action"] = "nop"
+            out["nop"] = None
         elif action != FR_ACT_TO_TBL:
             out["action"] = route_type_name(action)  # FR_ACT_BLACKHOLE.. share RTN_* numbers
+        if self.protocol is not None and ((self.protocol and self.protocol != RTPROT_KERNEL) or details):
+            out["protocol"] = protocol_name(self.protocol)
         return out
 
 

@@ -34,8 +34,9 @@ import attrs
 
 from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
 from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
-from .rtnl_constants import RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
-from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source
+from .rtnl_constants import RTA_CACHEINFO, RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
+from .rtnl_route_values import CACHEINFO, expires_seconds, metrics
+from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, RouteExtra, _route_builder_source
 
 __all__ = ["decode", "learn", "is_known", "clear", "Decoder", "RouteDecoders", "RouteTexts"]
 
@@ -107,7 +108,9 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     # the destination address, ("skip", size) bytes the decoder skips.
     segments: list[tuple[str, int]] = [("key", 12)]
     position = 12
-    values = {field: "None" for field in ("oif", "priority", "dst", "gateway", "prefsrc", "src", "pref")}
+    values = {field: "None" for field in ("oif", "priority", "dst", "gateway", "prefsrc", "src", "pref", "extra")}
+    extra: dict[str, str] = {}  # RouteExtra fields this layout reads, and their expressions
+    extra_when: list[str] = []  # when the route has a RouteExtra at all
     for raw_type, header_offset, value_offset, value_length in spans:
         attr_type = raw_type & 0x3FFF
         if header_offset > position:
@@ -139,17 +142,37 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         elif attr_type in _U32_ATTRIBUTES or attr_type in _ADDRESS_ATTRIBUTES or attr_type == RTA_PREF:
             _layouts[length] = None  # odd size: leave it to the generic walk (which raises)
             return
-        elif attr_type == RTA_MULTIPATH:  # nested rtnexthop list: needs the walk
-            _layouts[length] = None
-            return
-        else:
-            if value_length:
-                fmt.append(f"{value_length}x")
-                segments.append(("skip", value_length))
+        elif attr_type == RTA_CACHEINFO and value_length == CACHEINFO.size:
+            # rt6_fill_node() sends it with every IPv6 route: read
+            # rta_expires and rta_error, skip the counters (lastuse, used...
+            # differ from route to route and are not shown).
+            fmt += ["8x", "iI", "16x"]
+            ticks, error = f"{local}_expires", f"{local}_error"
+            targets += [ticks, error]
+            extra["expires"] = f"_expires_seconds({ticks}) if {ticks} else None"
+            extra["error"] = f"{error} or None"
+            extra_when.append(f"{ticks} != 0 or {error} != 0")
+            segments += [("skip", 8), ("key", 8), ("skip", 16)]
             position = value_offset + value_length
             continue
+        elif attr_type == RTA_METRICS:
+            # Routes of one table mostly share their metrics (mtu 1400...):
+            # the blob is read whole and decoded once per distinct value.
+            fmt.append(f"{value_length}s")
+            targets.append(local)
+            extra["metrics"] = f"_metrics({local})"
+            extra_when.append("True")
+        else:
+            # Any other attribute (RTA_MULTIPATH, RTA_NH_ID, RTA_VIA,
+            # RTA_FLOW, RTA_ENCAP, ...) needs the generic walk: a layout
+            # that skipped it would drop a key ip prints.
+            _layouts[length] = None
+            return
         segments.append(("dst" if attr_type == RTA_DST else "key", value_length))
         position = value_offset + value_length
+    if extra:
+        members = ", ".join(f"{field}={expression}" for field, expression in extra.items())
+        values["extra"] = f"_RouteExtra({members}) if {' or '.join(extra_when)} else None"
     # RTA_TABLE carries the full 32-bit id; without it rtm_table is the table.
     values.setdefault("table", "rtm_table")
     codec = struct.Struct("".join(fmt))
@@ -249,7 +272,7 @@ def _dotted_quad(octets: list[str]) -> str:
 
 
 def _text_globals(unpack: Callable[..., tuple[Any, ...]]) -> dict[str, Any]:
-    return {"_unpack": unpack, "_DOTTED": DOTTED, "_DECIMAL": DECIMAL, "_ipv6_text": ipv6_text}
+    return {"_unpack": unpack, "_DOTTED": DOTTED, "_DECIMAL": DECIMAL, "_ipv6_text": ipv6_text, "_expires_seconds": expires_seconds, "_metrics": metrics, "_RouteExtra": RouteExtra}
 
 
 class _PerDump(Generic[T]):

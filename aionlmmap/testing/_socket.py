@@ -470,6 +470,11 @@ class SimulatedSyscalls:
         self._finish()
         return code
 
+    # getsockopt(NETLINK_LIST_MEMBERSHIPS)
+    def subscribed(self) -> bool:
+        self._sock._check_open()
+        return bool(self._sock.groups)
+
 
 # Re-exported for tests that write frames by hand.
 FRAME_HEADER = NL_MMAP_HDR

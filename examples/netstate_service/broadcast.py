@@ -125,6 +125,8 @@ class Broadcaster:
         self._subscriptions: set[Subscription] = set()
         self.lagged = 0  #: resyncs forced on slow clients, over all clients
         self.closed = False
+        self._resyncs: dict[str, Resync] = {}  #: by reason, for the change number in _resyncs_seq
+        self._resyncs_seq = -1
 
     def __len__(self) -> int:
         return len(self._subscriptions)
@@ -157,9 +159,19 @@ class Broadcaster:
             subscription.offer(change)
 
     def resync(self, reason: str) -> Resync:
-        """A snapshot of the whole state, stamped with the current event id."""
-        data = json.dumps({"reason": reason, "state": self.state.snapshot()}, separators=(",", ":"))
-        return Resync(self.log.last_event_id, reason, data)
+        """A snapshot of the whole state, stamped with the current event id.
+
+        The state's JSON is made once per change number and shared: a
+        thousand clients connecting (or lagging) between two changes cost
+        one serialization and one string, not a thousand."""
+        seq = self.log.seq
+        if self._resyncs_seq != seq:
+            self._resyncs, self._resyncs_seq = {}, seq
+        resync = self._resyncs.get(reason)
+        if resync is None:
+            data = json.dumps({"reason": reason, "state": self.state.snapshot()}, separators=(",", ":"))
+            resync = self._resyncs[reason] = Resync(self.log.last_event_id, reason, data)
+        return resync
 
     def close(self) -> None:
         """End every subscription (their writers see None and finish)."""

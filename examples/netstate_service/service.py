@@ -36,6 +36,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import attrs
+
 from .broadcast import Broadcaster
 from .state import COLLECTIONS, ChangeLog, NetState
 
@@ -55,6 +57,16 @@ SYNCED = _Synced()
 
 #: A callable that opens a fresh event stream (called again after a failure).
 EventSource = Callable[[], AsyncIterator[Any]]
+
+
+class _Counts:
+    """Ring counters by attribute (``counts.frames``), missing ones 0."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self._counts = counts
+
+    def __getattr__(self, name: str) -> int:
+        return self._counts.get(name, 0)
 
 
 class NetStateService:
@@ -89,6 +101,10 @@ class NetStateService:
         self.source_errors = 0
         self.last_error: str | None = None
         self.started_at = 0.0
+        self.dropped_clients = 0  #: SSE clients cut off for accepting nothing (app.py)
+        # Rings whose counters /metrics publishes, by role ("monitor", "stats", ...).
+        self._rings: dict[str, Any] = {}
+        self._retired: dict[str, dict[str, int]] = {}
 
     @property
     def ready(self) -> bool:
@@ -158,8 +174,15 @@ class NetStateService:
                 # Requests keep being served from the last state (if there is
                 # one yet). After a reconnect, what the new source does not
                 # report again is gone.
-                self._unconfirmed = set(self.state.keys())
+                # Only the source's own kinds: the nf_tables view feeds its
+                # objects through apply_external and keeps them current itself.
+                self._unconfirmed = {(kind, key) for kind, key in self.state.keys() if not kind.startswith("nft_")}
                 await asyncio.sleep(delay)
+
+    def apply_external(self, event: Any) -> None:
+        """Apply an event from another feed than the source (the nf_tables
+        view): same view, change log and fan-out."""
+        self._handle(event)
 
     def _on_source_waiting(self, generation: int) -> None:
         if generation == self._generation and self._synced_generation != generation:
@@ -193,6 +216,28 @@ class NetStateService:
                 self.hub.publish(self.log.append(*change))
         self._ready.set()
 
+    # -- ring counters for /metrics -----------------------------------------------------
+    def register_ring(self, role: str, ring: Any) -> None:
+        """Publish ``ring.stats`` under ``role``. A ring that replaces an
+        earlier one of the same role (the source reopened) adds to the
+        earlier ring's final counts, so the exported counters never go back."""
+        previous = self._rings.get(role)
+        if previous is not None and previous is not ring:
+            retired = self._retired.setdefault(role, {})
+            for name, value in attrs.asdict(previous.stats).items():
+                retired[name] = retired.get(name, 0) + value
+        self._rings[role] = ring
+
+    def ring_stats(self) -> dict[str, Any]:
+        """role -> the counters of every ring of that role so far (attribute access)."""
+        out = {}
+        for role, ring in self._rings.items():
+            counts = dict(attrs.asdict(ring.stats))
+            for name, value in self._retired.get(role, {}).items():
+                counts[name] = counts.get(name, 0) + value
+            out[role] = _Counts(counts)
+        return out
+
     def status(self) -> dict[str, Any]:
         """Counters for ``/api/status``."""
         return {
@@ -207,5 +252,6 @@ class NetStateService:
             "last_error": self.last_error,
             "clients": len(self.hub),
             "lagged_clients": self.hub.lagged,
+            "dropped_clients": self.dropped_clients,
             "counts": {name: self.state.count(kind) for kind, name in COLLECTIONS.items()},
         }

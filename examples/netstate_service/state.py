@@ -5,8 +5,9 @@ Pure: no asyncio, no sockets. The asyncio side (``broadcast.py``,
 change *is* lives here, where it is cheap to test.
 
 - :class:`NetState` holds one table per kind (``link``, ``address``,
-  ``route``, ``neighbour``, ``rule``), keyed by the object's ``.key``. It is
-  updated only by monitor events (``rtnl.monitor(resync=True)``): the HTTP
+  ``route``, ``neighbour``, ``rule``, and the ``nft_*`` kinds of the
+  nf_tables view), keyed by the object's ``.key``. It is updated only by
+  events (``rtnl.monitor(resync=True)``, the nf_tables view): the HTTP
   endpoints read it, they never re-dump.
 - :class:`ChangeLog` numbers the visible changes and keeps the last few
   hundred, so a reconnecting SSE client (``Last-Event-ID``) can be replayed
@@ -57,6 +58,13 @@ COLLECTIONS: dict[str, str] = {
     "route": "routes",
     "neighbour": "neighbours",
     "rule": "rules",
+    # nf_tables objects (nft_view.py): one change per object, so SSE clients
+    # see each table, chain, set, element and rule come and go
+    "nft_table": "nft_tables",
+    "nft_chain": "nft_chains",
+    "nft_set": "nft_sets",
+    "nft_element": "nft_elements",
+    "nft_rule": "nft_rules",
 }
 KINDS = tuple(COLLECTIONS)
 ACTIONS = ("new", "del")

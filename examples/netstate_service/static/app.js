@@ -7,9 +7,36 @@
 // server can replay what we missed (or resync us).
 "use strict";
 
-const KIND_TO_COLLECTION = { link: "links", address: "addresses", route: "routes", neighbour: "neighbours", rule: "rules" };
-const state = { links: new Map(), addresses: new Map(), routes: new Map(), neighbours: new Map(), rules: new Map() };
-const shown = { links: new Map(), addresses: new Map(), routes: new Map() };  // key -> <tr>
+const KIND_TO_COLLECTION = {
+  link: "links", address: "addresses", route: "routes", neighbour: "neighbours", rule: "rules",
+  nft_table: "nft_tables", nft_chain: "nft_chains", nft_set: "nft_sets", nft_element: "nft_elements", nft_rule: "nft_rules",
+};
+const state = {};
+for (const collection of Object.values(KIND_TO_COLLECTION)) state[collection] = new Map();
+const shown = { links: new Map(), addresses: new Map(), routes: new Map(), nft_rules: new Map(), nft_sets: new Map() };  // key -> <tr>
+
+// A rule's statements in nft's own words, from the nft -j form the server sends.
+function nftValue(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value !== "object") return String(value);
+  if (Array.isArray(value)) return value.map(nftValue).join(" ");
+  if (value.payload) return value.payload.protocol ? `${value.payload.protocol} ${value.payload.field}` : `@${value.payload.base},${value.payload.offset},${value.payload.len}`;
+  if (value.meta) return `meta ${value.meta.key}`;
+  if (value.prefix) return `${value.prefix.addr}/${value.prefix.len}`;
+  if (value.range) return `${nftValue(value.range[0])}-${nftValue(value.range[1])}`;
+  if (value.elem) return nftValue(value.elem.val);
+  return JSON.stringify(value);
+}
+
+function nftStatement(statement) {
+  const [name, body] = Object.entries(statement)[0];
+  if (name === "match") return `${nftValue(body.left)} ${body.op === "==" ? "" : body.op + " "}${nftValue(body.right)}`;
+  if (name === "jump" || name === "goto") return `${name} ${body.target}`;
+  if (name === "counter") return `counter packets ${body.packets} bytes ${body.bytes}`;
+  if (name === "log") return body && body.prefix !== undefined ? `log prefix "${body.prefix}"` : "log";
+  if (body === null) return name;
+  return `${name} ${JSON.stringify(body)}`;
+}
 
 function text(value) {
   if (value === undefined || value === null) return "";
@@ -32,7 +59,21 @@ const COLUMNS = {
     o.label,
   ],
   routes: (o) => [o.dst, o.gateway, o.dev, o.protocol, o.scope, o.metric],
+  nft_rules: (o) => [o.family, o.table, o.chain, o.handle, (o.expr || []).map(nftStatement).join(" "), o.comment],
+  nft_sets: (o) => [o.family, o.table, o.name, o.type, (o.flags || []).join(","), elementCount(o)],
 };
+
+function elementCount(set) {
+  let count = 0;
+  for (const element of state.nft_elements.values()) {
+    if (element.family === set.family && element.table === set.table && element.set === set.name) count += 1;
+  }
+  return count;
+}
+
+function refreshSets() {
+  for (const [key, obj] of state.nft_sets) upsert("nft_sets", key, obj, false);
+}
 
 function makeRow(collection, key, obj) {
   const row = document.createElement("tr");
@@ -99,6 +140,7 @@ function resync(snapshot) {
     // links first so addresses can name their device
     for (const [key, obj] of Object.entries(objects)) upsert(collection, key, obj, false);
   }
+  refreshSets();  // element counts, now that every element is in
   updateCounts();
 }
 
@@ -124,6 +166,7 @@ function connect() {
     if (!collection) return;
     if (change.action === "del") remove(collection, change.key);
     else upsert(collection, change.key, change.obj, true);
+    if (collection === "nft_elements") refreshSets();
     updateCounts();
     document.getElementById("event-id").textContent = event.lastEventId;
   });

@@ -1,0 +1,68 @@
+"""``aionlmmap dump sockets [--json] [-t] [-u] [-x] [-4|-6] [state S]``:
+the sockets ``ss -tanux`` lists, as JSON objects (keys in docs/sock_diag.md)
+or as ss's columns."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from .client import open as _open
+from .client import state_mask
+from .objects import InetSocket, json_text
+
+__all__ = ["dump", "parse_filter"]
+
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def parse_filter(words: list[str]) -> list[str] | None:
+    """``state S [state S ...]`` -> the state words (validated)."""
+    if not words:
+        return None
+    states = []
+    it = iter(words)
+    for word in it:
+        if word != "state":
+            raise ValueError(f"unknown filter {word!r}: use `state NAME` (established, listening, connected, ...)")
+        name = next(it, None)
+        if name is None:
+            raise ValueError("`state` needs a state name")
+        state_mask(name)
+        states.append(name)
+    return states
+
+
+async def dump(args: argparse.Namespace, out: TextIO) -> int:
+    states = parse_filter(list(args.filter))
+    tcp, udp, unix = args.tcp, args.udp, args.unix
+    async with _open(netns=args.netns) as sd:
+        if args.json:
+            out.write("[")
+            separator = ""
+            async for sock in sd.sockets(tcp=tcp, udp=udp, unix=unix, family=args.family, states=states):
+                out.write(separator)
+                out.write(json_text(sock) if sock.__class__ is InetSocket else _compact(sock.to_json()))
+                separator = ","
+            out.write("]\n")
+        else:
+            async for sock in sd.sockets(tcp=tcp, udp=udp, unix=unix, family=args.family, states=states):
+                out.write(_line(sock.to_json()) + "\n")
+    out.flush()
+    return 0
+
+
+def _endpoint(item: dict[str, Any], side: str) -> str:
+    address, port = item[f"{side}_address"], item[f"{side}_port"]
+    if item["family"] == "unix":
+        return f"{address} {port}"
+    if item["family"] == "inet6":
+        address = f"[{address}]"
+    elif address == "0.0.0.0" and side == "local":
+        address = "0.0.0.0"
+    return f"{address}:{port if port else '*'}"
+
+
+def _line(item: dict[str, Any]) -> str:
+    return f"{item['netid']:<5} {item['state']:<10} {item['recv_q']:<6} {item['send_q']:<6} {_endpoint(item, 'local')} {_endpoint(item, 'peer')}"

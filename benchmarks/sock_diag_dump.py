@@ -1,0 +1,139 @@
+"""``python3 -m benchmarks.sock_diag_dump [--sockets 10000 50000] [--repeat 3]``
+
+N open TCP sockets in a throwaway namespace (N/2 connections over
+loopback: each client and its accepted socket; worker processes hold them,
+under the fd limit), then the same dump by each contestant, best of
+``--repeat``, one JSON line per contestant:
+
+- ``ss -tanH``: process wall time (``ip netns exec NS ss -tanH > /dev/null``)
+- ``aionlmmap dump sockets -t --json``: process wall time, the same way
+- ``aionlmmap sock_diag.inet("tcp")``: in-process time to stream every
+  socket into InetSocket objects (and with ``to_json()``)
+- pyroute2 ``DiagSocket.get_sock_stats``: in-process time, the same dump
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .netns import namespace, require_root
+
+_HOLDER = r"""
+import resource, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+port, count = int(sys.argv[1]), int(sys.argv[2])
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port)); listener.listen(4096)
+keep = []
+for index in range(count):
+    client = socket.socket(); client.connect(("127.0.0.1", port)); keep.append(client)
+    keep.append(listener.accept()[0])
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+_IN_PROCESS = r"""
+import asyncio, gc, json, socket, sys, time
+which, repeat = sys.argv[1], int(sys.argv[2])
+best = {}
+def record(name, seconds, count):
+    if name not in best or seconds < best[name][0]:
+        best[name] = (seconds, count)
+if which == "aionlmmap":
+    from aionlmmap.families import sock_diag
+    async def run():
+        async with sock_diag.open() as sd:
+            for _ in range(repeat):
+                gc.collect()
+                started = time.perf_counter()
+                count = 0
+                async for sock in sd.inet("tcp"):
+                    count += 1
+                record("aionlmmap sock_diag.inet('tcp') objects", time.perf_counter() - started, count)
+                started = time.perf_counter()
+                items = [sock.to_json() async for sock in sd.inet("tcp")]
+                record("aionlmmap sock_diag.inet('tcp') + to_json()", time.perf_counter() - started, len(items))
+    asyncio.run(run())
+else:
+    from pyroute2 import DiagSocket
+    with DiagSocket() as ds:
+        ds.bind()
+        for _ in range(repeat):
+            gc.collect()
+            started = time.perf_counter()
+            count = len(ds.get_sock_stats(family=socket.AF_INET)) + len(ds.get_sock_stats(family=socket.AF_INET6))
+            record("pyroute2 DiagSocket.get_sock_stats", time.perf_counter() - started, count)
+print(json.dumps(best))
+"""
+
+
+def wall(argv: list[str], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run_size(total: int, repeat: int) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    with namespace("sd") as ns:
+        connections = total // 2
+        per_worker = 6000
+        holders = []
+        try:
+            for index, first in enumerate(range(0, connections, per_worker)):
+                count = min(per_worker, connections - first)
+                holder = subprocess.Popen([*ns.exec_prefix(), sys.executable, "-c", _HOLDER, str(20000 + index), str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                holders.append(holder)
+                assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+            listed = subprocess.run([*ns.exec_prefix(), "ss", "-tanH"], capture_output=True, text=True, check=True).stdout.count("\n")
+            env = dict(os.environ, PYTHONPATH=os.getcwd())
+            base = {"sockets": total, "listed_by_ss": listed}
+            ss_seconds = wall([*ns.exec_prefix(), "ss", "-tanH"], repeat)
+            records.append({**base, "contestant": "ss -tanH (process wall)", "seconds": round(ss_seconds, 4)})
+            cli_seconds = wall([*ns.exec_prefix(), "env", f"PYTHONPATH={os.getcwd()}", sys.executable, "-m", "aionlmmap", "dump", "sockets", "-t", "--json"], repeat)
+            records.append({**base, "contestant": "aionlmmap dump sockets -t --json (process wall)", "seconds": round(cli_seconds, 4), "vs_ss": round(cli_seconds / ss_seconds, 2)})
+            results: dict[str, Any] = {}
+            for which in ("aionlmmap", "pyroute2"):
+                out = subprocess.run([*ns.exec_prefix(), sys.executable, "-c", _IN_PROCESS, which, str(repeat)], capture_output=True, text=True, env=env, timeout=1800)
+                if out.returncode != 0:
+                    records.append({**base, "contestant": which, "error": out.stderr.strip()[-500:]})
+                    continue
+                results.update(json.loads(out.stdout))
+            pyroute2 = results.get("pyroute2 DiagSocket.get_sock_stats", (None, 0))[0]
+            for name, (seconds, count) in results.items():
+                record = {**base, "contestant": name, "seconds": round(seconds, 4), "count": count, "vs_ss": round(seconds / ss_seconds, 2)}
+                if pyroute2 and not name.startswith("pyroute2"):
+                    record["speedup_vs_pyroute2"] = round(pyroute2 / seconds, 1)
+                records.append(record)
+        finally:
+            for holder in holders:
+                if holder.stdin:
+                    holder.stdin.close()
+                holder.wait(30)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sockets", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    require_root()
+    for total in args.sockets:
+        for record in run_size(total, args.repeat):
+            print(json.dumps(record), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""The uring backend: against this machine's kernel (in a namespace) for what
+io_uring really does, and against a scripted stand-in for io_uring for the
+faults a real kernel will not produce on demand (an -ENOBUFS completion at a
+chosen point, a dry buffer ring, short and failed sends, truncation).
+
+The behaviour shared with the other backends is in test_backend_parity.py,
+which runs on this backend too."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import mmap
+import os
+import socket
+import struct
+from collections import deque
+from typing import Any
+
+import pytest
+from conftest import run
+
+import aionlmmap
+from aionlmmap import BackendUnavailableError, Message, OverrunError, RingConfig
+from aionlmmap.backends import _uring_sys
+from aionlmmap.backends.uring import _PREFIX, _RECV, UringBackend
+from aionlmmap.constants import NLM_F_REQUEST, NLMSG_ERROR, RTNLGRP_LINK, RTM_NEWLINK
+from aionlmmap.message import encode_message
+from aionlmmap.ring import Ring
+
+IFINFOMSG = struct.Struct("=BxHiII")
+
+
+def newlink_event(seq: int = 0) -> bytes:
+    return encode_message(RTM_NEWLINK, 0, seq, 0, IFINFOMSG.pack(0, 0, seq, 0, 0))
+
+
+# -- the real kernel -----------------------------------------------------------------------------
+async def test_the_group_and_the_sender_survive_the_receive(netns: str) -> None:
+    async with aionlmmap.open(netns=netns, backend="uring", groups=[RTNLGRP_LINK]) as ring:
+        await asyncio.to_thread(run, "ip", "-n", netns, "link", "add", "ur0", "type", "veth", "peer", "name", "ur0p")
+        async with asyncio.timeout(10):
+            event = await ring.receive()
+        assert event.type == RTM_NEWLINK and event.group == RTNLGRP_LINK and event.sender_pid == 0
+
+
+@pytest.mark.parametrize("accept_foreign", [False, True])
+async def test_a_datagram_from_another_socket_is_dropped_unless_accepted(netns: str, accept_foreign: bool) -> None:
+    async with aionlmmap.open(netns=netns, backend="uring", accept_foreign=accept_foreign) as ring:
+        other = aionlmmap._sys.open_socket(0, netns)  # a socket of the same namespace
+        try:
+            other.bind((0, 0))
+            other.sendto(newlink_event(), (ring.portid, 0))
+            if accept_foreign:
+                async with asyncio.timeout(5):
+                    msg = await ring.receive()
+                assert msg.sender_pid == other.getsockname()[0]
+            else:
+                async with asyncio.timeout(5):
+                    while not ring.stats.foreign:
+                        await asyncio.sleep(0.01)
+                assert ring.stats.foreign == 1 and ring.stats.unsolicited == 0
+        finally:
+            other.close()
+
+
+async def test_a_burst_larger_than_the_ring_runs_it_dry_and_every_event_arrives(netns: str) -> None:
+    names = [f"ud{i}" for i in range(40)]
+    async with aionlmmap.open(netns=netns, backend="uring", groups=[RTNLGRP_LINK], rx=RingConfig.for_frames(4096, 4)) as ring:
+        batch = "".join(f"link add {name} type veth peer name {name}p\n" for name in names)
+        await asyncio.to_thread(run, "ip", "-n", netns, "-batch", "-", input=batch)  # nobody reads meanwhile
+        seen: set[str] = set()
+        async with asyncio.timeout(20):
+            async for msg in ring:
+                name = aionlmmap.Attributes(msg.payload, IFINFOMSG.size).get_str(3)
+                if msg.type == RTM_NEWLINK and name in names:
+                    seen.add(name)
+                    if len(seen) == len(names):
+                        break
+        backend: Any = ring._backend
+        assert backend.dry_rings >= 1 and backend.rearms >= 2  # the ring ran dry and was armed again
+        assert ring.stats.overruns == 0
+
+
+async def test_uring_where_it_cannot_work_names_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_uring_sys, "_probe_result", (False, "io_uring_setup answered EPERM: io_uring is disabled (test)"))
+    with pytest.raises(BackendUnavailableError) as info:
+        aionlmmap.open(backend="uring")
+    assert "EPERM" in str(info.value) and "io_uring is disabled" in str(info.value)
+    async with aionlmmap.open(backend="auto") as ring:  # auto goes on with another backend
+        assert ring.backend in ("emulated", "kernel")
+
+
+def test_the_probe_here_finds_multishot_receive() -> None:
+    available, reason = _uring_sys.probe()
+    assert available, reason  # Linux 6.x on x86-64, io_uring_disabled = 0
+    assert "multishot" in reason
+
+
+def test_info_reports_the_uring_probe() -> None:
+    from aionlmmap.info import collect_info, format_info
+
+    info = collect_info()
+    assert info["uring_available"] is True and "multishot" in info["uring_reason"]
+    assert "uring" in format_info(info)
+
+
+# -- a scripted io_uring -------------------------------------------------------------------------
+class ScriptedUring:
+    """Stands in for :class:`aionlmmap.backends._uring_sys.Uring`: datagrams
+    are written into the provided buffers as the kernel does (recvmsg_out,
+    sockaddr_nl, PKTINFO, payload), in the order provided; completions are
+    posted with the eventfd signalled. Faults are scripted."""
+
+    def __init__(self) -> None:
+        self.buffers: deque[tuple[int, int, int]] = deque()
+        self.staged: list[tuple[int, int, int]] = []
+        self.cqes: list[tuple[int, int, int]] = []
+        self.armed = False
+        self.queue: deque[tuple[bytes, int, int]] = deque()  # the socket's receive queue
+        self.send_result: Any = None  #: None: full length; an int: that; a callable(length)
+        self.sent: list[bytes] = []
+        self.pending_sqes: list[tuple[int, int, int, int]] = []
+        self.eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.enters = 0
+        self.sk_err = False  #: netlink_overrun() happened: the next receive fails with it
+
+    def register_eventfd(self) -> int:
+        return self.eventfd
+
+    def provide(self, address: int, length: int, bid: int) -> None:
+        self.staged.append((address, length, bid))
+
+    def publish_buffers(self) -> None:
+        self.buffers.extend(self.staged)
+        self.staged.clear()
+
+    def prepare(self, opcode: int, fd: int, address: int, length: int, user_data: int, **_: Any) -> bool:
+        self.pending_sqes.append((opcode, address, length, user_data))
+        return True
+
+    def submit(self, wait: int = 0) -> int:
+        self.enters += 1
+        sqes, self.pending_sqes = self.pending_sqes, []
+        for opcode, address, length, user_data in sqes:
+            if opcode == _uring_sys.IORING_OP_RECVMSG:
+                self.armed = True
+                if self.sk_err and self.buffers:
+                    self.sk_err = False
+                    self.overrun()
+                self._run()
+            elif opcode == _uring_sys.IORING_OP_SEND:
+                self.sent.append(ctypes.string_at(address, length))
+                result = self.send_result
+                res = length if result is None else result(length) if callable(result) else result
+                self._post(user_data, res, 0)
+            else:  # cancel
+                if self.armed:
+                    self.armed = False
+                    self._post(_RECV, -errno.ECANCELED, 0)
+                self._post(user_data, 0, 0)
+        return len(sqes)
+
+    def _post(self, user_data: int, res: int, flags: int) -> None:
+        self.cqes.append((user_data, res, flags))
+        os.eventfd_write(self.eventfd, 1)
+
+    def _run(self) -> None:
+        while self.armed and self.queue:
+            if not self.buffers:
+                self.armed = False
+                self._post(_RECV, -errno.ENOBUFS, 0)  # dry: the datagram stays queued
+                return
+            data, group, pid = self.queue.popleft()
+            address, length, bid = self.buffers.popleft()
+            room = length - _PREFIX
+            flags = socket.MSG_TRUNC if len(data) > room else 0
+            copied = data[:room]
+            cmsg = struct.pack("=QiII", 20, 270, 3, group) + bytes(4)  # NETLINK_PKTINFO
+            prefix = struct.pack("=IIII", 12, len(cmsg), len(data), flags) + struct.pack("=HHII", socket.AF_NETLINK, 0, pid, 0) + cmsg
+            ctypes.memmove(address, prefix, len(prefix))
+            ctypes.memmove(address + _PREFIX, copied, len(copied))
+            self._post(_RECV, _PREFIX + len(copied), _uring_sys.IORING_CQE_F_BUFFER | _uring_sys.IORING_CQE_F_MORE | (bid << 16))
+
+    # -- what the test scripts --------------------------------------------------------------
+    def deliver(self, data: bytes, group: int = 0, pid: int = 0) -> None:
+        self.queue.append((data, group, pid))
+        self._run()
+
+    def overrun(self) -> None:
+        """netlink_overrun(): the armed receive meets sk_err = ENOBUFS."""
+        assert self.armed
+        self.armed = False
+        self._post(_RECV, -errno.ENOBUFS, 0)
+
+    def completions(self) -> list[tuple[int, int, int]]:
+        out, self.cqes = self.cqes, []
+        return out
+
+    def close(self) -> None:
+        if self.eventfd >= 0:
+            os.close(self.eventfd)
+            self.eventfd = -1
+
+
+def scripted_ring(frames: int = 4) -> tuple[Ring, ScriptedUring]:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
+    sock.bind((0, 0))
+    uring = ScriptedUring()
+    backend = UringBackend(sock, RingConfig.for_frames(4096, frames), RingConfig.for_frames(4096, 4), uring=uring)  # type: ignore[arg-type]
+    return Ring(backend, sock, protocol=0), uring
+
+
+async def receive_all(ring: Ring, count: int) -> list[Any]:
+    """Sequence numbers of events, and "overrun" where one was raised."""
+    out: list[Any] = []
+    async with asyncio.timeout(5):
+        while len(out) < count:
+            try:
+                async for msg in ring:
+                    out.append(msg.seq)
+                    if len(out) == count:
+                        break
+            except OverrunError:
+                out.append("overrun")
+    return out
+
+
+async def test_an_enobufs_completion_with_buffers_left_is_an_overrun_in_its_place() -> None:
+    ring, uring = scripted_ring()
+    async with ring:
+        for seq in (1, 2):
+            uring.deliver(newlink_event(seq))
+        uring.overrun()
+        await asyncio.sleep(0.01)  # the backend re-arms
+        uring.deliver(newlink_event(3))
+        assert await receive_all(ring, 4) == [1, 2, "overrun", 3]
+        assert ring.stats.overruns == 1
+
+
+async def test_an_overrun_while_dry_is_reported_after_the_datagrams_queued_before_it() -> None:
+    ring, uring = scripted_ring(frames=4)
+    async with ring:
+        for seq in range(1, 7):
+            uring.deliver(newlink_event(seq))  # 1-4 in frames, 5-6 queued: dry
+        uring.sk_err = True  # then the socket queue overflowed: 5 and 6 are older than the loss
+        got = await receive_all(ring, 7)
+        uring.deliver(newlink_event(7))
+        got += await receive_all(ring, 1)
+        assert got[:7] == [1, 2, 3, 4, 5, 6, "overrun"] and got[7:] == [7]
+        assert ring.stats.overruns == 1
+
+
+async def test_a_dry_buffer_ring_is_no_overrun_and_the_queue_waits_for_frames() -> None:
+    ring, uring = scripted_ring(frames=4)
+    async with ring:
+        for seq in range(1, 11):
+            uring.deliver(newlink_event(seq))  # 4 frames: the ring runs dry, 6 wait in the socket queue
+        assert len(uring.queue) == 6 and not uring.armed
+        assert await receive_all(ring, 10) == list(range(1, 11))
+        backend: Any = ring._backend
+        assert ring.stats.overruns == 0 and backend.dry_rings >= 1 and backend.rearms >= 3
+
+
+async def test_a_held_frame_stays_out_of_the_buffer_ring_while_later_ones_flow() -> None:
+    ring, uring = scripted_ring(frames=4)
+    async with ring:
+        uring.deliver(newlink_event(1))
+        held = None
+        got = []
+        async with asyncio.timeout(5):
+            async for msg in ring:
+                if held is None:
+                    held = msg.hold()
+                got.append(msg.seq)
+                if msg.seq == 1:
+                    for seq in range(2, 9):
+                        uring.deliver(newlink_event(seq))
+                if msg.seq == 8:
+                    break
+        assert got == list(range(1, 9))
+        assert held is not None and held.seq == 1 and bytes(held.payload) == IFINFOMSG.pack(0, 0, 1, 0, 0)
+        index = held.frame.frame_index
+        assert all(address != ring._backend._base + ring._backend._buffer_at[index] for address, _l, _b in uring.buffers)  # type: ignore[attr-defined]
+        held.release()
+
+
+async def test_a_datagram_larger_than_a_frame_is_counted_never_cut_short() -> None:
+    ring, uring = scripted_ring()
+    async with ring:
+        uring.deliver(encode_message(RTM_NEWLINK, 0, 1, 0, bytes(6000)))
+        uring.deliver(newlink_event(2))
+        assert await receive_all(ring, 1) == [2]
+        assert ring.stats.truncated == 1
+
+
+@pytest.mark.parametrize("result", [-errno.EPERM, 10], ids=["failed", "short"])
+async def test_a_failed_or_short_send_fails_its_request_and_the_ring_goes_on(result: int) -> None:
+    ring, uring = scripted_ring()
+    async with ring:
+        uring.send_result = result
+        with pytest.raises(OSError) as info:
+            async with asyncio.timeout(5):
+                await ring.request(Message(RTM_NEWLINK, NLM_F_REQUEST, payload=bytes(16)))
+        assert info.value.errno == (errno.EPERM if result < 0 else errno.EMSGSIZE)
+        uring.send_result = None
+        task = asyncio.ensure_future(ring.request(Message(RTM_NEWLINK, NLM_F_REQUEST, payload=bytes(16))))
+        for _ in range(100):
+            await asyncio.sleep(0.001)
+            if len(uring.sent) == 2:
+                break
+        seq = struct.unpack_from("=IHHII", uring.sent[-1])[3]
+        uring.deliver(encode_message(NLMSG_ERROR, 0, seq, ring.portid, struct.pack("=i", 0) + uring.sent[-1][:16]))
+        async with asyncio.timeout(5):
+            assert await task == []
+
+
+async def test_many_sends_go_out_in_one_enter() -> None:
+    ring, uring = scripted_ring()
+    async with ring:
+        before = uring.enters
+        for i in range(3):
+            # atomic: a TX frame (a datagram) each
+            ring.send_nowait(Message(RTM_NEWLINK, 0, payload=bytes(16 + i)), atomic=True)
+        await ring.drain()
+        assert len(uring.sent) == 3 and uring.enters - before == 1
+
+
+# -- what the kernel does: a socket overrun in a multishot receive -------------------------------
+def test_a_socket_overrun_ends_the_multishot_receive_with_enobufs_and_no_buffer() -> None:
+    """Found out here (Linux 6.x): netlink_overrun() sets sk_err; the armed
+    multishot RECVMSG meets it in skb_recv_datagram and completes with
+    -ENOBUFS, without IORING_CQE_F_MORE and without a buffer (the buffer it
+    picked goes back). Armed again, it delivers what was queued before."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
+    uring = _uring_sys.Uring(8, 64, 4)
+    memory = mmap.mmap(-1, 4 * 4096)
+    address, anchor = _uring_sys.address_of(memory)
+    header = bytearray(56)
+    header_buffer = (ctypes.c_char * 56).from_buffer(header)
+    try:
+        sock.bind((0, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        noop_ack = struct.pack("=IHHII", 16, 1, NLM_F_REQUEST | 0x4, 7, 0)
+        for _ in range(200):  # ACKs pile up unread until the receive buffer overflows
+            sock.send(noop_ack)
+        for bid in range(4):
+            uring.provide(address + bid * 4096, 4096, bid)
+        uring.publish_buffers()
+
+        def arm() -> list[tuple[int, int, int]]:
+            uring.prepare(_uring_sys.IORING_OP_RECVMSG, sock.fileno(), ctypes.addressof(header_buffer), 0, 1,
+                          flags=_uring_sys.IOSQE_BUFFER_SELECT, ioprio=_uring_sys.IORING_RECV_MULTISHOT)
+            uring.submit(wait=1)
+            return uring.completions()
+
+        first = arm()
+        assert first[0][1] == -errno.ENOBUFS
+        assert not first[0][2] & (_uring_sys.IORING_CQE_F_MORE | _uring_sys.IORING_CQE_F_BUFFER)
+        again = arm()  # sk_err was cleared by the receive: the queued ACKs come now
+        assert again and again[0][1] > 0 and again[0][2] & _uring_sys.IORING_CQE_F_BUFFER
+        assert (again[0][2] >> 16) == 0  # the first buffer, which the failed receive gave back
+    finally:
+        del header_buffer, anchor
+        uring.close()
+        memory.close()
+        sock.close()

@@ -318,6 +318,9 @@ class FrameKeeper:
             if pending.__class__ is int:
                 self._stale_seqs.discard(pending)  # type: ignore[arg-type]  # answered before the barrier, or lost
                 continue
+            # Cancelled since the barrier left: its answer came before the
+            # barrier's ACK, or never will.
+            self._stale_seqs.discard(pending.seq)  # type: ignore[union-attr]
             if isinstance(pending, PendingRequest) and not pending.finished and not pending.is_dump and pending is not barrier:
                 pending.finished = True
                 pending.error = OverrunError("the reply to this request was lost in a socket overrun (ENOBUFS); retry it")  # type: ignore[assignment]

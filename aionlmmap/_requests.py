@@ -31,9 +31,9 @@ class Requester:
     _active_dump: PendingRequest | None
     _dump_slot_waiters: list[asyncio.Future[None]]
     _stale_seqs: set[int]
-    #: requests awaiting their answer at once, at most (see _admit)
+    #: requests awaiting their answer at once, at most (see _wait_for_room)
     max_in_flight: int
-    #: requests and answers admitted and not settled yet (see _admit)
+    #: requests and answers given room and not settled yet (see _wait_for_room)
     _requests_out = 0
     _answers_out = 0
     _credit_waiters: list[asyncio.Future[None]] | None = None
@@ -68,15 +68,15 @@ class Requester:
         NLM_F_ACK unless ``ack=False`` (then the first reply completes it)."""
         loop = self._attach()
         costs = self._answer_costs([msg]) if ack else [1]
-        _count, answers = await self._admit(loop, costs, whole=True)
+        _count, answers = await self._wait_for_room(loop, costs, whole=True)
         try:
-            requests, pendings = self._start_requests([msg], ack=ack)
+            requests, pendings = self._admit([msg], ack=ack)
             return await self._await_requests(loop, requests, pendings, atomic=False)[0]  # type: ignore[no-any-return]
         finally:
             self._settle(1, answers)
 
-    def _start_requests(self, messages: Sequence[Message], *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
-        """The one place a request is started: each message gets its seq
+    def _admit(self, messages: Sequence[Message], *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
+        """The one place a request is admitted: each message gets its seq
         and its pending state, right before it is queued for sending (a
         request admitted and never sent would wait for an answer forever)."""
         requests: list[Message] = []
@@ -127,7 +127,7 @@ class Requester:
             room = int(room_of(start))
         return room
 
-    async def _admit(self, loop: asyncio.AbstractEventLoop, costs: list[int], *, whole: bool) -> tuple[int, int]:
+    async def _wait_for_room(self, loop: asyncio.AbstractEventLoop, costs: list[int], *, whole: bool) -> tuple[int, int]:
         """Wait until the answers of the first requests fit; returns how
         many requests (a prefix of ``costs``, all of them if ``whole``) may
         go now and their answers. Settle both with :meth:`_settle`."""
@@ -241,12 +241,12 @@ class Requester:
             results = []
             first = 0
             while first < len(messages):
-                # Admitted a chunk at a time, as far as the answers fit
-                # (_admit); started only when admitted, so a cancellation
-                # between chunks leaves none of the later ones waiting.
-                count, answers = await self._admit(loop, costs[first:], whole=False)
+                count, answers = await self._wait_for_room(loop, costs[first:], whole=False)
                 try:
-                    requests, chunk = self._start_requests(messages[first : first + count])
+                    # Admitted a chunk at a time, once it has room: a
+                    # cancellation between chunks leaves none of the later
+                    # ones waiting.
+                    requests, chunk = self._admit(messages[first : first + count])
                     self._send_requests(requests, chunk)
                     results += await self._wait_all(loop, chunk)
                 finally:
@@ -255,15 +255,11 @@ class Requester:
         else:
             # Every member's answers and the barrier's ACK come back in one
             # sendmsg (nfnetlink_rcv_batch): they need room at once.
-            admitted = await self._admit(loop, costs + [1], whole=True)
-            try:
-                requests, pendings = self._start_requests(messages)
-                for pending in pendings:
-                    pending.batch = pendings
-                barrier_requests, barriers = self._start_requests([Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK)])
-            except BaseException:
-                self._settle(*admitted)
-                raise
+            admitted = await self._wait_for_room(loop, costs + [1], whole=True)
+            requests, pendings = self._admit(messages)
+            for pending in pendings:
+                pending.batch = pendings
+            barrier_requests, barriers = self._admit([Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK)])
             try:
                 self._queue_tx(requests, True, pendings)
                 self._queue_tx(barrier_requests, False, barriers)
@@ -419,9 +415,10 @@ class Requester:
                 waiter = loop.create_future()
                 self._dump_slot_waiters.append(waiter)
                 if self._paused:
-                    # The reader may be paused behind the frames of notifications
-                    # nobody reads; a drain copies them out if the dump ahead was
-                    # abandoned (see _starving), so its end can arrive.
+                    # The reader may be paused behind the frames of
+                    # notifications nobody reads; a drain copies them out if
+                    # the dump ahead was abandoned (see _starving), so its end
+                    # can arrive.
                     self._drain()
                 try:
                     await waiter
@@ -432,7 +429,7 @@ class Requester:
                     raise ClosedResourceError("the ring is closed")
             # The first chunk is built in our sendmsg (__netlink_dump_start
             # runs netlink_dump at once): it needs a frame like an answer.
-            _count, answers = await self._admit(loop, [1], whole=True)
+            _count, answers = await self._wait_for_room(loop, [1], whole=True)
             if self._active_dump is None:
                 break
             self._settle(1, answers)  # another dump took the slot meanwhile

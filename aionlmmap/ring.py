@@ -181,7 +181,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
     # -- properties ------------------------------------------------------------
     @property
     def backend(self) -> str:
-        """``"kernel"`` or ``"emulated"``."""
+        """``"kernel"``, ``"uring"`` or ``"emulated"``: the backend that fills the frames."""
         return self._backend.name
 
     @property
@@ -782,7 +782,7 @@ class Ring(FrameKeeper, Requester, Transmitter):
                             continue
                         lost = messages.lost
                         raise OverrunError(
-                            f"netlink socket overrun (ENOBUFS): {'some' if lost is None else lost} notifications "
+                            f"netlink socket overrun (ENOBUFS): {'some' if lost is None else lost} messages "
                             "were dropped; iterate again to go on, and re-read state you keep (or use a monitor "
                             "with resync=True)",
                             lost=lost,

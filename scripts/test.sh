@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 
-APT_PACKAGES=(iproute2 nftables iptables gcc libc6-dev python3-dev libmnl-dev libnetfilter-queue-dev chromium strace procps iputils-ping)
+APT_PACKAGES=(iproute2 nftables iptables conntrack ethtool prometheus gcc libc6-dev python3-dev libmnl-dev libnetfilter-queue-dev chromium strace procps iputils-ping)
 _apt_install "${APT_PACKAGES[@]}"
 
 python -m pip install -q --disable-pip-version-check -e '.[test,bench]'

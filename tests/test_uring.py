@@ -366,3 +366,33 @@ def test_a_socket_overrun_ends_the_multishot_receive_with_enobufs_and_no_buffer(
         uring.close()
         memory.close()
         sock.close()
+
+
+# -- nfqueue on uring: packets arrive as frames, verdicts leave as sends -------------------------
+async def test_nfqueue_on_uring_sees_every_packet_once_and_its_verdicts_hold(netns_pair: tuple[str, str]) -> None:
+    from test_nfqueue import QUEUE, Sink, queue_rule, send_udp, seq_of
+
+    from aionlmmap.families import nfqueue
+
+    sender, receiver = netns_pair
+    queue_rule(receiver)
+    count = 300
+    # 16 small frames: the buffer ring runs dry many times over
+    geometry = RingConfig.for_frames(4096, 16)
+    async with nfqueue.open(QUEUE, netns=receiver, backend="uring", rx=geometry) as queue, Sink(receiver, count) as sink:
+        assert queue.ring.backend == "uring"
+        sending = asyncio.create_task(send_udp(sender, count))
+        seen: list[int] = []
+        async with asyncio.timeout(30):
+            async for packet in queue:
+                seq = seq_of(packet)
+                seen.append(seq)
+                packet.drop() if seq % 3 == 0 else packet.accept()
+                if len(seen) == count:
+                    break
+        await sending
+        result = await sink.result()
+        backend: Any = queue.ring._backend
+        assert backend.dry_rings >= 1 and queue.ring.stats.overruns == 0
+    assert sorted(seen) == list(range(count))
+    assert sorted(result["seqs"]) == [seq for seq in range(count) if seq % 3]

@@ -387,11 +387,21 @@ class RtnlClient:
         ``kind``, ``obj``), on a ring of its own joined to the kinds' groups.
 
         With ``resync=True`` it first yields the current state as "new"
-        events, then changes; after an overrun (ENOBUFS: the kernel dropped
-        notifications) it dumps again and yields only the differences, so a
-        consumer applying every event always holds the kernel's state. With
-        ``resync=False`` events are passed through and an overrun raises
-        :class:`aionlmmap.OverrunError` (iterate again to go on).
+        events, then changes, so that a consumer applying every event to a
+        dict keyed by ``(event.kind, event.obj.key)`` holds what a fresh
+        dump holds once the kernel is still: a replaced route comes as a
+        "del" of the old one and a "new"; what the kernel changes without a
+        notification (routes of a link that went down, route flags, a veth's
+        peer, ...) is dumped again once the notifications received so far
+        are consumed, and what has no notification at all (neighbour entries
+        the kernel makes itself, tentative IPv6 addresses) every ``poll``
+        seconds (0: never); after an overrun (ENOBUFS: the kernel dropped
+        notifications) it dumps everything again and yields only the
+        differences. It follows links (and addresses, with routes) for that
+        even when they are not asked for, without yielding them. See
+        docs/rtnl.md, "The monitor". With ``resync=False`` events are passed
+        through and an overrun raises :class:`aionlmmap.OverrunError`
+        (iterate again to go on).
 
         ``ring_options`` (``rcvbuf``, ``rx``, ...) go to :func:`aionlmmap.open`;
         or pass an open NETLINK_ROUTE ``ring`` of this namespace (joined to

@@ -149,12 +149,18 @@ class MonitorEngine:
         while True:
             try:
                 due = self._next_poll()
-                if due is not None and (not _queued(ring) or loop.time() >= due):
+                if due is not None and loop.time() >= due:
+                    for event in await self.poll_now():
+                        if event.kind in shown:
+                            yield event
+                    continue
+                if due is not None and not _queued(ring):
                     try:
-                        delay = due - loop.time()
-                        if delay <= 0 or _queued(ring):
-                            raise TimeoutError
-                        msg = await asyncio.wait_for(messages.__anext__(), delay)
+                        # A timer, not a task: asyncio.timeout cancels the
+                        # wait at `due` and tells its cancellation from the
+                        # caller's (Task.uncancel).
+                        async with asyncio.timeout_at(due):
+                            msg = await messages.__anext__()
                     except TimeoutError:
                         # Cancelled while waiting (the ring stays consistent
                         # and keeps its queue): a new iterator goes on.
@@ -198,7 +204,9 @@ class MonitorEngine:
 
     def _next_poll(self) -> float | None:
         """When the next poll is due, or None if nothing needs one."""
-        if not self.poll or not ("neighbour" in self.tracker.state or self.settling or self.tentative):
+        # Only what the caller sees is polled: addresses followed for the
+        # routes' sake need no exactness of their own.
+        if not self.poll or not ("neighbour" in self.shown or ("address" in self.shown and (self.settling or self.tentative))):
             return None
         if self.polled_at is None:
             self.polled_at = asyncio.get_running_loop().time()
@@ -214,9 +222,9 @@ class MonitorEngine:
         link-local addresses on NETDEV_UP/NETDEV_CHANGE, after RTM_NEWLINK
         may have been sent, and tells only when DAD ends)."""
         tracker = self.tracker
-        if "neighbour" in tracker.state:
+        if "neighbour" in self.shown:
             tracker.dirty.add(Scope("neighbour"))
-        if "address" in tracker.state:
+        if "address" in self.shown:
             tracker.dirty.update(Scope("address", ifindex=ifindex) for ifindex in self.settling | self.tentative)
         self.settling.clear()
         events = await self.reconcile()

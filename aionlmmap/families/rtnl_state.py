@@ -234,36 +234,50 @@ class StateTracker:
                 # which routes the table holds now.
                 self.dirty.add(Scope("route", AF_INET6, route.table))
                 return []
-            event = self.apply("new", "route", route)
-            return [event] if event is not None else []
+            if table.get(key) == route:
+                return []
+            table[key] = route
+            return [Event("new", "route", route)]
         # IPv4: fib_table_insert tells in nlmsg_flags where the new alias went
         # among those with the same (table, prefix, tos, priority):
         # NLM_F_REPLACE took the first one's place, NLM_F_APPEND went last,
         # NLM_F_CREATE alone (ip route prepend) went first, NLM_F_EXCL made
         # the only one.
-        if key in table:
+        old = table.get(key)
+        if old is not None:
             # Already there (the kernel refuses an exact duplicate, fa_match):
             # a notification the last dump already showed, or one that
             # changed only RTNH_F_* state.
-            event = self.apply("new", "route", route)
-            return [event] if event is not None else []
+            if old == route:
+                return []
+            table[key] = route
+            return [Event("new", "route", route)]
         replace_key = route.replace_key
-        run = self._runs.get(replace_key, [])
-        if self.uncertain or (flags & NLM_F_EXCL and run) or any(scope.kind == "route" for scope in self.dirty):
+        run = self._runs.get(replace_key)
+        if not run and not flags & NLM_F_REPLACE:
+            # The first of its key: where it went is certain whatever the
+            # view's order knowledge (a storm of new routes stays here).
+            table[key] = route
+            self._runs[replace_key] = [key]
+            return [Event("new", "route", route)]
+        if self.uncertain or not run or flags & NLM_F_EXCL or any(scope.kind == "route" for scope in self.dirty):
+            # Which alias it displaced, or where it went, depends on an
+            # order the view may not have right now: the table's dump says.
             self.dirty.add(Scope("route", AF_INET, route.table))
-            if not flags & NLM_F_REPLACE:
-                event = self.apply("new", "route", route)
-                return [event] if event is not None else []
-            return []
+            if flags & NLM_F_REPLACE:
+                return []
+            table[key] = route
+            run.append(key)  # type: ignore[union-attr]
+            return [Event("new", "route", route)]
         events: list[Event] = []
-        position = len(run) if flags & NLM_F_APPEND else 0
-        if flags & NLM_F_REPLACE and run:
-            old = table.pop(run[0])
-            events.append(Event("del", "route", old))
-            run = run[1:]
+        if flags & NLM_F_REPLACE:
+            events.append(Event("del", "route", table.pop(run[0])))
+            run[0] = key
+        elif flags & NLM_F_APPEND:
+            run.append(key)
+        else:
+            run.insert(0, key)
         table[key] = route
-        run.insert(position if position <= len(run) else len(run), key)
-        self._runs[replace_key] = run
         events.append(Event("new", "route", route))
         return events
 
@@ -310,6 +324,10 @@ class StateTracker:
                 for kind in ("route", "address", "neighbour"):
                     if kind in self.state:
                         self.dirty.add(Scope(kind, ifindex=ifindex))
+        if "rule" in self.state and (old is None or action == "del" or old.ifname != link.ifname):
+            # Rules name devices (iif/oif); fib_rules_event attaches and
+            # detaches them (FIB_RULE_IIF_DETACHED) without RTM_NEWRULE.
+            self.dirty.add(Scope("rule"))
         if old is None or action == "del" or old.ifname != link.ifname or old.is_up != link.is_up:
             # iproute2 prints the lower device's name and whether it is up
             # (M-DOWN) with each link that names it: resolve those again.

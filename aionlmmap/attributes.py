@@ -316,5 +316,5 @@ _pure_parse_attributes = parse_attributes
 from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
 
 if _speedups is not None:
-    iter_attributes = _speedups.iter_attributes  # noqa: F811
-    parse_attributes = _speedups.parse_attributes  # noqa: F811
+    iter_attributes = _speedups.iter_attributes  # type: ignore[misc, no-redef, assignment]  # noqa: F811
+    parse_attributes = _speedups.parse_attributes  # type: ignore[misc, no-redef, assignment]  # noqa: F811

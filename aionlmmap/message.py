@@ -402,5 +402,5 @@ _pure_parse_frame = parse_frame
 from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
 
 if _speedups is not None:
-    header_run = _speedups.header_run  # noqa: F811
-    parse_frame = _speedups.parse_frame  # noqa: F811
+    header_run = _speedups.header_run  # type: ignore[misc, no-redef, assignment]  # noqa: F811
+    parse_frame = _speedups.parse_frame  # type: ignore[misc, no-redef, assignment]  # noqa: F811

@@ -211,7 +211,7 @@ def encode_config(queue_num: int, *, command: int | None = None, copy_mode: int 
 # Python is selected (aionlmmap._extensions); this definition stays the reference.
 _pure_decode_packet_header = decode_packet_header
 if _speedups is not None:
-    decode_packet_header = _speedups.decode_packet_header  # noqa: F811
+    decode_packet_header = _speedups.decode_packet_header  # type: ignore[misc, no-redef, assignment]  # noqa: F811
 
 
 def _config_flags(config: Message) -> int:

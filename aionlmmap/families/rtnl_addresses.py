@@ -61,4 +61,4 @@ def ipv6_text(raw: bytes) -> str:
 # the definition above stays the reference.
 _pure_ipv6_text = ipv6_text
 if _speedups is not None:
-    ipv6_text = _speedups.ipv6_text  # noqa: F811
+    ipv6_text = _speedups.ipv6_text  # type: ignore[misc, no-redef, assignment]  # noqa: F811

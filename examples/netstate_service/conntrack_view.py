@@ -70,8 +70,8 @@ class ConntrackQuery:
     family: int | None = None
     protonum: int | None = None
     state: str | None = None
-    src: Any = None
-    dst: Any = None
+    src: str | None = None  #: canonical text (ipaddress), as the decoder prints addresses
+    dst: str | None = None
     sport: int | None = None
     dport: int | None = None
     mark: int | None = None
@@ -83,8 +83,8 @@ class ConntrackQuery:
             (self.family is None or flow.family == self.family)
             and (self.protonum is None or o.protonum == self.protonum)
             and (self.state is None or (flow.state or "").upper() == self.state)
-            and (self.src is None or _address(o.src) == self.src)
-            and (self.dst is None or _address(o.dst) == self.dst)
+            and (self.src is None or o.src == self.src)
+            and (self.dst is None or o.dst == self.dst)
             and (self.sport is None or o.sport == self.sport)
             and (self.dport is None or o.dport == self.dport)
             and (self.mark is None or (flow.mark or 0) == self.mark)
@@ -92,9 +92,11 @@ class ConntrackQuery:
         )
 
 
-def _address(value: Any) -> Any:
+def _address(value: str) -> str | None:
+    # The canonical text form (RFC 5952 for IPv6), which is how the codec
+    # prints addresses: the filter then compares strings, not parses per entry.
     try:
-        return ipaddress.ip_address(str(value))
+        return str(ipaddress.ip_address(value))
     except ValueError:
         return None
 
@@ -183,7 +185,8 @@ class ConntrackView:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.flows: dict[Any, Any] = {}  #: Flow.key -> Flow, at most ``limit``
-        self.turned_away = 0  #: new entries not held because the view was full
+        self._documents: dict[Any, dict[str, Any]] = {}  #: Flow.key -> to_json(), made once per change
+        self.turned_away = 0  #: events about entries not held because the view was full
         self.events = 0
         self.last_error: str | None = None
         self._client: Any = None
@@ -245,6 +248,7 @@ class ConntrackView:
         key = flow.key
         if event.action == "del":
             if self.flows.pop(key, None) is not None:
+                del self._documents[key]
                 self.service.apply_external(_Event("del", CONNTRACK_KIND, flow))
             return
         if key not in self.flows and self.full:
@@ -256,10 +260,12 @@ class ConntrackView:
             # conntrack -L prints mark=0: serve what the tool shows.
             flow = attrs.evolve(flow, mark=0)
         self.flows[key] = flow
+        self._documents[key] = flow.to_json()
         self.service.apply_external(_Event("new", CONNTRACK_KIND, flow))
 
     def _clear(self) -> None:
         flows, self.flows = self.flows, {}
+        self._documents = {}
         for flow in flows.values():
             self.service.apply_external(_Event("del", CONNTRACK_KIND, flow))
 
@@ -279,11 +285,12 @@ class ConntrackView:
         """(entries matching, the first ``query.limit`` of them as JSON)."""
         matched = 0
         out = []
-        for flow in self.flows.values():
+        documents = self._documents
+        for key, flow in self.flows.items():
             if query.matches(flow):
                 matched += 1
                 if len(out) < query.limit:
-                    out.append(flow.to_json())
+                    out.append(documents[key])
         return matched, out
 
     async def table_entries(self) -> int | None:

@@ -118,7 +118,8 @@ async def test_served_entries_and_summary_equal_conntrack_tool(served, seed: int
 async def _send_udp(netns: str, host: str, port: int) -> float:
     """Send one datagram from ``netns``; the CLOCK_MONOTONIC time it was
     sent (system-wide, so comparable with this process's time.monotonic())."""
-    script = f"import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); t = time.monotonic(); s.sendto(b'x', ({host!r}, {port})); print(t)"
+    family = "AF_INET6" if ":" in host else "AF_INET"
+    script = f"import socket, time; s = socket.socket(socket.{family}, socket.SOCK_DGRAM); t = time.monotonic(); s.sendto(b'x', ({host!r}, {port})); print(t)"
     process = await asyncio.create_subprocess_exec("ip", "netns", "exec", netns, sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
     async with asyncio.timeout(10):
         out, _ = await process.communicate()
@@ -193,3 +194,47 @@ async def test_without_a_view_the_route_says_it_is_not_enabled(netns) -> None:
             assert response.status == 404
             assert "not enabled" in (await response.json())["error"]
 
+
+
+async def test_the_page_shows_the_summary_live(tracked) -> None:
+    from tests.test_service_browser import Browser, start_server
+
+    first = tracked[0]
+    service = NetStateService(lambda: rtnl_source(netns=first, neighbours=False))
+    view = ConntrackView(service, first)
+    runner, url = await start_server(create_app(service, Settings(ping_interval=2.0), None, None, view))
+    try:
+        async with Browser() as browser:
+            page = await browser.page()
+            await page.call("Page.navigate", url=url)
+            await page.wait_for("document.getElementById('connection')?.dataset.state === 'live'", 30, "the stream is not live")
+            await page.evaluate("window.__before_change = 'same page'; true")
+            before = len(conntrack_xml(first))
+            await _send_udp(first, "10.99.0.2", 40321)
+            await _send_udp(first, B_V6, 40322)
+            expected = before + 2
+            await page.wait_for(f"document.getElementById('conntrack-count').textContent === '{expected}'", 10, f"the count did not reach {expected}")
+            row = await page.wait_for(
+                "(() => { const r = document.querySelector('#conntrack-summary tr[data-key=\"protocol:udp\"]'); return r && r.innerText; })()",
+                10,
+                "no udp row",
+            )
+            assert row.split() == ["protocol", "udp", "2"]
+            assert len(conntrack_xml(first)) == expected
+            run("ip", "netns", "exec", first, "conntrack", "-D", "-p", "udp", "--dport", "40321")
+            await page.wait_for(f"document.getElementById('conntrack-count').textContent === '{expected - 1}'", 10, "the deleted flow stayed")
+            assert await page.evaluate("window.__before_change") == "same page"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_unreadable_table_is_a_503_that_names_the_error(netns) -> None:
+    service = NetStateService(lambda: rtnl_source(netns=netns, neighbours=False))
+    view = ConntrackView(service, "/nonexistent/netns-path", retry_delay=0.05, max_retry_delay=0.2)
+    async with TestClient(TestServer(create_app(service, Settings(ready_timeout=0.5), None, None, view))) as client:
+        async with client.get("/api/conntrack") as response:
+            assert response.status == 503
+            assert "cannot be read yet" in (await response.json())["error"]
+        async with client.get("/api/status") as response:
+            status = (await response.json())["conntrack"]
+        assert status["ready"] is False and status["last_error"]

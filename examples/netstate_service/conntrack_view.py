@@ -228,19 +228,30 @@ class ConntrackView:
         from aionlmmap import NETLINK_NETFILTER
         from aionlmmap import open as open_ring
 
-        client = _client_class()(open_ring(NETLINK_NETFILTER, netns=self.netns), netns=self.netns)
+        # The monitor's ring is opened here so /metrics can count its frames
+        # and overruns; the monitor joins the conntrack groups on it.
+        monitor_ring = open_ring(NETLINK_NETFILTER, netns=self.netns)
+        try:
+            client = _client_class()(open_ring(NETLINK_NETFILTER, netns=self.netns), netns=self.netns)
+        except BaseException:
+            monitor_ring.close()
+            raise
         client.on_dumped = self._ready.set
-        async with client:
-            self._client = client
-            register = getattr(self.service, "register_ring", None)
-            if register is not None:
-                register("conntrack", client.ring)
-            try:
-                async with contextlib.aclosing(client.monitor(resync=True)) as events:  # type: ignore[type-var]
+        try:
+            async with client:
+                self._client = client
+                register = getattr(self.service, "register_ring", None)
+                if register is not None:
+                    register("conntrack", monitor_ring)
+                async with contextlib.aclosing(client.monitor(resync=True, ring=monitor_ring)) as events:  # type: ignore[type-var]
                     async for event in events:
                         self._apply(event)
-            finally:
-                self._client = None
+        finally:
+            self._client = None
+            # Both are closed already on a normal exit; this covers a failure
+            # before the monitor or the client's ring started.
+            monitor_ring.close()
+            client.ring.close()
 
     def _apply(self, event: Any) -> None:
         self.events += 1

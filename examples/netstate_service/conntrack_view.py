@@ -153,6 +153,26 @@ class _Event:
     obj: Any
 
 
+@attrs.frozen
+class _Held:
+    """A flow with its JSON made once: the service's view files this, so the
+    entry is serialized once per change for both /api/conntrack and SSE."""
+
+    flow: Any
+    document: dict[str, Any]
+
+    @property
+    def key(self) -> Any:
+        return self.flow.key
+
+    @property
+    def family(self) -> int:
+        return int(self.flow.family)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.document
+
+
 def _client_class() -> Any:
     from aionlmmap.families.conntrack import ConntrackClient
 
@@ -271,8 +291,8 @@ class ConntrackView:
             # conntrack -L prints mark=0: serve what the tool shows.
             flow = attrs.evolve(flow, mark=0)
         self.flows[key] = flow
-        self._documents[key] = flow.to_json()
-        self.service.apply_external(_Event("new", CONNTRACK_KIND, flow))
+        document = self._documents[key] = flow.to_json()
+        self.service.apply_external(_Event("new", CONNTRACK_KIND, _Held(flow, document)))
 
     def _clear(self) -> None:
         flows, self.flows = self.flows, {}

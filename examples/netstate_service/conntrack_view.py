@@ -5,8 +5,9 @@ _DESTROY, starts with the table as "new" events and re-dumps after an
 overrun, so applying its events keeps what ``conntrack -L`` shows. The view
 
 - holds at most ``limit`` entries (``--conntrack-limit``). Past the cap an
-  entry the view does not hold yet is turned away (counted in
-  ``turned_away``); entries already held keep being updated and removed.
+  entry the view does not hold yet is turned away (its events counted in
+  ``turned_away``; it is not picked up when room frees, only when the view
+  reopens and dumps again); entries already held keep being updated and removed.
   ``/api/conntrack`` then says ``"truncated": true`` and still reports the
   kernel's own count (``ct.count()``, one IPCTNL_MSG_CT_GET_STATS request)
   as ``table_entries``;

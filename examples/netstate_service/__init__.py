@@ -15,14 +15,16 @@ Layers: ``state`` (pure view, change log, query parsing), ``broadcast``
 (bounded per-client fan-out), ``service`` (the monitor task), ``source``
 (rtnl.monitor as an event source), ``metrics`` (``/metrics`` for
 Prometheus), ``nft_json`` (pure: the ruleset as ``nft -j`` prints it),
-``nft_view`` (the ruleset kept live), ``app`` (aiohttp routes,
+``nft_view`` (the ruleset kept live), ``conntrack_view`` (the
+connection tracking table kept live), ``app`` (aiohttp routes,
 authentication, limits). See docs/service.md.
 """
 
 from .app import Settings, create_app, create_runner
+from .conntrack_view import ConntrackView
 from .metrics import StatsReader
 from .nft_view import NftablesView
 from .service import SYNCED, NetStateService
 from .source import rtnl_source
 
-__all__ = ["SYNCED", "NetStateService", "NftablesView", "Settings", "StatsReader", "create_app", "create_runner", "rtnl_source"]
+__all__ = ["SYNCED", "ConntrackView", "NetStateService", "NftablesView", "Settings", "StatsReader", "create_app", "create_runner", "rtnl_source"]

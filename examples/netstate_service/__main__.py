@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .app import Settings, create_app, create_runner
 from .metrics import StatsReader
+from .conntrack_view import DEFAULT_LIMIT, ConntrackView
 from .nft_view import NftablesView
 from .service import NetStateService
 from .source import rtnl_source
@@ -38,6 +39,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue-limit", type=int, default=256, help="changes queued per SSE client before it is resynced (default 256)")
     parser.add_argument("--no-neighbours", action="store_true", help="do not follow the neighbour table")
     parser.add_argument("--no-nftables", action="store_true", help="do not follow the nf_tables ruleset (/api/nftables)")
+    parser.add_argument("--no-conntrack", action="store_true", help="do not follow the connection tracking table (/api/conntrack)")
+    parser.add_argument(
+        "--conntrack-limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"conntrack entries the service holds (default {DEFAULT_LIMIT}); past it new entries are not held and /api/conntrack says truncated",
+    )
     parser.add_argument("--token-file", help="file holding the bearer token every request must send (Authorization: Bearer TOKEN)")
     parser.add_argument("--metrics-token-file", help="file holding a token that opens /metrics only (for Prometheus' authorization config)")
     parser.add_argument("--insecure-no-auth", action="store_true", help="allow a non-loopback --host without a token (anyone who can reach it reads the host's network state)")
@@ -46,6 +54,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-timeout", type=float, default=15.0, help="seconds a connection may go without a complete request (default 15)")
     parser.add_argument("--verbose", "-v", action="store_true")
     arguments = parser.parse_args(argv)
+    if arguments.conntrack_limit < 1:
+        parser.error("--conntrack-limit must be positive")
     if arguments.max_clients < 1 or arguments.send_timeout <= 0 or arguments.idle_timeout <= 0:
         parser.error("--max-clients, --send-timeout and --idle-timeout must be positive")
     try:
@@ -125,7 +135,8 @@ async def serve(arguments: argparse.Namespace) -> None:
         idle_timeout=arguments.idle_timeout,
     )
     nftables = None if arguments.no_nftables else NftablesView(service, netns)
-    app = create_app(service, settings, StatsReader(netns), nftables)
+    conntrack = None if arguments.no_conntrack else ConntrackView(service, netns, limit=arguments.conntrack_limit)
+    app = create_app(service, settings, StatsReader(netns), nftables, conntrack)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,10 @@ Routes (all GET; nothing here changes the system):
 - ``/api/nftables``                    the nf_tables ruleset as ``nft -j list
   ruleset`` prints it (when the app has an NftablesView); its changes
   stream on ``/api/events`` as ``nft_*`` kinds
+- ``/api/conntrack?limit=&family=&protocol=&state=&src=&dst=&sport=&dport=&mark=&zone=``
+                                       the connection tracking table (when
+  the app has a ConntrackView): a summary and the matching entries as
+  ``conntrack -L`` shows them; changes stream as kind ``conntrack``
 - ``/api/status``                      readiness and counters
 - ``/metrics``                         Prometheus text format: node_exporter's
   network metrics plus ``aionlmmap_*`` (see metrics.py)
@@ -56,11 +60,12 @@ from aiohttp_sse import EventSourceResponse
 
 from .broadcast import Resync, Subscription
 from .metrics import CONTENT_TYPE, NetworkMetrics, StatsReader, render_metrics
+from .conntrack_view import ConntrackQueryError, ConntrackView, parse_conntrack_query
 from .nft_view import NftablesView
 from .service import NetStateService
 from .state import QueryError, parse_family, parse_nud, parse_table
 
-__all__ = ["SERVICE", "SETTINGS", "Settings", "create_app", "create_runner"]
+__all__ = ["CONNTRACK", "SERVICE", "SETTINGS", "Settings", "create_app", "create_runner"]
 
 STATIC_DIR = Path(__file__).with_name("static")
 log = logging.getLogger("netstate_service")
@@ -87,6 +92,7 @@ SETTINGS = web.AppKey("netstate_settings", Settings)
 STATS = web.AppKey("netstate_stats", StatsReader)
 NETWORK = web.AppKey("netstate_network_metrics", NetworkMetrics)
 NFTABLES = web.AppKey("netstate_nftables", NftablesView | None)  # type: ignore[arg-type]
+CONNTRACK = web.AppKey("netstate_conntrack", ConntrackView | None)  # type: ignore[arg-type]
 
 
 def create_runner(app: web.Application, *, shutdown_timeout: float = 5.0) -> web.AppRunner:
@@ -113,12 +119,14 @@ def create_app(
     settings: Settings | None = None,
     stats_reader: StatsReader | None = None,
     nftables: NftablesView | None = None,
+    conntrack: ConntrackView | None = None,
 ) -> web.Application:
     """An aiohttp app serving ``service``; starting the app starts the
     service's monitor, cleaning it up stops it (and ends every SSE stream).
     ``stats_reader`` reads the counters ``/metrics`` publishes (default: a
     reader of this process's namespace); ``nftables`` (optional) follows
-    the ruleset for ``/api/nftables``."""
+    the ruleset for ``/api/nftables``; ``conntrack`` (optional) the
+    connection tracking table for ``/api/conntrack``."""
     stats_reader = stats_reader or StatsReader()
     settings = settings or Settings()
     for name in ("token", "metrics_token"):
@@ -131,6 +139,7 @@ def create_app(
     app[STATS] = stats_reader
     app[NETWORK] = NetworkMetrics()
     app[NFTABLES] = nftables
+    app[CONNTRACK] = conntrack
     app.cleanup_ctx.append(_service_lifetime)
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", _index)
@@ -140,6 +149,7 @@ def create_app(
     app.router.add_get("/api/neighbours", _collection_handler("neighbours", ("family", "nud")))
     app.router.add_get("/api/rules", _collection_handler("rules", ("family",)))
     app.router.add_get("/api/nftables", _nftables)
+    app.router.add_get("/api/conntrack", _conntrack)
     app.router.add_get("/api/status", _status)
     app.router.add_get("/api/events", _events)
     app.router.add_get("/metrics", _metrics)
@@ -151,15 +161,15 @@ async def _service_lifetime(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     app[STATS].register_ring = service.register_ring
     await service.start()
-    view = app[NFTABLES]
-    view_task = asyncio.create_task(view.run(), name="netstate-nftables") if view is not None else None
+    views = {"nftables": app[NFTABLES], "conntrack": app[CONNTRACK]}
+    tasks = [asyncio.create_task(view.run(), name=f"netstate-{name}") for name, view in views.items() if view is not None]
     try:
         yield
     finally:
-        if view_task is not None:
-            view_task.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await view_task
+                await task
         await service.stop()
         await app[STATS].aclose()
 
@@ -302,12 +312,38 @@ async def _nftables(request: web.Request) -> web.Response:
     return web.json_response({"nftables": view.ruleset})
 
 
+async def _conntrack(request: web.Request) -> web.Response:
+    try:
+        query = parse_conntrack_query(request.query)
+    except ConntrackQueryError as exc:
+        raise _bad_request(str(exc)) from None
+    view = request.app[CONNTRACK]
+    if view is None:
+        raise web.HTTPNotFound(text='{"error": "the conntrack view is not enabled in this service"}', content_type="application/json")
+    if not await view.wait_ready(request.app[SETTINGS].ready_timeout):
+        message = "the conntrack table is still loading; retry in a moment"
+        if view.last_error:
+            message = f"the conntrack table cannot be read yet ({view.last_error}); the service keeps retrying"
+        raise web.HTTPServiceUnavailable(text=json.dumps({"error": message}), content_type="application/json", headers={"Retry-After": "1"})
+    summary = view.summary()
+    matched, entries = view.select(query)
+    # Counted before the await: the kernel's figure is the only one that may
+    # be a moment newer than the entries.
+    table_entries = await view.table_entries()
+    summary["table_entries"] = table_entries
+    summary["truncated"] = view.turned_away > 0 and (table_entries is None or table_entries > summary["count"])
+    return web.json_response({"summary": summary, "matched": matched, "entries": entries})
+
+
 async def _status(request: web.Request) -> web.Response:
     _check_parameters(request, ())
     status = request.app[SERVICE].status()
     view = request.app[NFTABLES]
     if view is not None:
         status["nftables"] = view.status()
+    conntrack = request.app[CONNTRACK]
+    if conntrack is not None:
+        status["conntrack"] = conntrack.status()
     return web.json_response(status)
 
 

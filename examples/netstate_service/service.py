@@ -174,9 +174,9 @@ class NetStateService:
                 # Requests keep being served from the last state (if there is
                 # one yet). After a reconnect, what the new source does not
                 # report again is gone.
-                # Only the source's own kinds: the nf_tables view feeds its
-                # objects through apply_external and keeps them current itself.
-                self._unconfirmed = {(kind, key) for kind, key in self.state.keys() if not kind.startswith("nft_")}
+                # Only the source's own kinds: the nf_tables and conntrack views
+                # feed their objects through apply_external and keep them current.
+                self._unconfirmed = {(kind, key) for kind, key in self.state.keys() if not kind.startswith("nft_") and kind != "conntrack"}
                 await asyncio.sleep(delay)
 
     def apply_external(self, event: Any) -> None:

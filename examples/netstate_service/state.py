@@ -5,8 +5,8 @@ Pure: no asyncio, no sockets. The asyncio side (``broadcast.py``,
 change *is* lives here, where it is cheap to test.
 
 - :class:`NetState` holds one table per kind (``link``, ``address``,
-  ``route``, ``neighbour``, ``rule``, and the ``nft_*`` kinds of the
-  nf_tables view), keyed by the object's ``.key``. It is updated only by
+  ``route``, ``neighbour``, ``rule``, the ``nft_*`` kinds of the
+  nf_tables view and ``conntrack``), keyed by the object's ``.key``. It is updated only by
   events (``rtnl.monitor(resync=True)``, the nf_tables view): the HTTP
   endpoints read it, they never re-dump.
 - :class:`ChangeLog` numbers the visible changes and keeps the last few
@@ -65,6 +65,9 @@ COLLECTIONS: dict[str, str] = {
     "nft_set": "nft_sets",
     "nft_element": "nft_elements",
     "nft_rule": "nft_rules",
+    # the connection tracking table (conntrack_view.py): one change per
+    # created, updated or destroyed entry
+    "conntrack": "conntrack",
 }
 KINDS = tuple(COLLECTIONS)
 ACTIONS = ("new", "del")

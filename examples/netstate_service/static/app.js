@@ -10,6 +10,7 @@
 const KIND_TO_COLLECTION = {
   link: "links", address: "addresses", route: "routes", neighbour: "neighbours", rule: "rules",
   nft_table: "nft_tables", nft_chain: "nft_chains", nft_set: "nft_sets", nft_element: "nft_elements", nft_rule: "nft_rules",
+  conntrack: "conntrack",
 };
 const state = {};
 for (const collection of Object.values(KIND_TO_COLLECTION)) state[collection] = new Map();
@@ -141,7 +142,41 @@ function resync(snapshot) {
     for (const [key, obj] of Object.entries(objects)) upsert(collection, key, obj, false);
   }
   refreshSets();  // element counts, now that every element is in
+  scheduleConntrack();
   updateCounts();
+}
+
+// Connection tracking: a summary (count, per protocol, per state), not one
+// row per entry (the table may hold thousands). Redrawn at most ten times a second.
+let conntrackPending = false;
+function countBy(values) {
+  const counts = new Map();
+  for (const value of values) counts.set(value, (counts.get(value) || 0) + 1);
+  return [...counts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+}
+function renderConntrack() {
+  conntrackPending = false;
+  const flows = [...state.conntrack.values()];
+  document.getElementById("conntrack-count").textContent = String(flows.length);
+  const rows = [];
+  for (const [name, count] of countBy(flows.map((flow) => flow.protocol))) rows.push(["protocol", name, count]);
+  for (const [name, count] of countBy(flows.filter((flow) => flow.state).map((flow) => flow.state))) rows.push(["state", name, count]);
+  const body = document.querySelector("#conntrack-summary tbody");
+  body.replaceChildren(...rows.map((values) => {
+    const row = document.createElement("tr");
+    row.dataset.key = `${values[0]}:${values[1]}`;
+    for (const value of values) {
+      const cell = document.createElement("td");
+      cell.textContent = text(value);
+      row.appendChild(cell);
+    }
+    return row;
+  }));
+}
+function scheduleConntrack() {
+  if (conntrackPending) return;
+  conntrackPending = true;
+  setTimeout(renderConntrack, 100);  // not requestAnimationFrame: it never fires in a hidden tab
 }
 
 function setConnection(stateName, label) {
@@ -167,6 +202,7 @@ function connect() {
     if (change.action === "del") remove(collection, change.key);
     else upsert(collection, change.key, change.obj, true);
     if (collection === "nft_elements") refreshSets();
+    if (collection === "conntrack") scheduleConntrack();
     updateCounts();
     document.getElementById("event-id").textContent = event.lastEventId;
   });

@@ -92,8 +92,8 @@ def test_a_link_change_dirties_what_it_can_change_silently() -> None:
     assert tracker.dirty == {Scope("route", ifindex=2), Scope("address", ifindex=2)}
 
 
-def test_routes_bring_addresses_and_links_along() -> None:
-    assert followed_kinds(["route"]) == ["link", "address", "route"]
+def test_routes_bring_addresses_links_and_nexthops_along() -> None:
+    assert followed_kinds(["route"]) == ["link", "address", "route", "nexthop"]
     assert followed_kinds(["neighbour"]) == ["link", "neighbour"]
 
 

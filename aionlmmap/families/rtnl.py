@@ -378,6 +378,7 @@ class RtnlClient:
         neighbours: bool = False,
         rules: bool = False,
         resync: bool = True,
+        nexthops: bool = False,
         *,
         poll: float = 1.0,
         ring: Ring | None = None,
@@ -397,8 +398,9 @@ class RtnlClient:
         the kernel makes itself, tentative IPv6 addresses) every ``poll``
         seconds (0: never); after an overrun (ENOBUFS: the kernel dropped
         notifications) it dumps everything again and yields only the
-        differences. It follows links (and addresses, with routes) for that
-        even when they are not asked for, without yielding them. See
+        differences. It follows links (and addresses and nexthop objects,
+        with routes) for that even when they are not asked for, without
+        yielding them. See
         docs/rtnl.md, "The monitor". With ``resync=False`` events are passed
         through and an overrun raises :class:`aionlmmap.OverrunError`
         (iterate again to go on).
@@ -407,7 +409,7 @@ class RtnlClient:
         or pass an open NETLINK_ROUTE ``ring`` of this namespace (joined to
         the groups here, closed when the monitor ends) to read its stats.
         """
-        wanted = {"link": links, "address": addresses, "route": routes, "neighbour": neighbours, "rule": rules}
+        wanted = {"link": links, "address": addresses, "route": routes, "neighbour": neighbours, "rule": rules, "nexthop": nexthops}
         kinds: list[Kind] = [kind for kind in KINDS if wanted[kind]]
         # A resyncing monitor also follows links (names, and the hints of
         # changes the kernel makes silently) and, with routes, addresses:

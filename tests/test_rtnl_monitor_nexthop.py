@@ -23,6 +23,8 @@ notifications):
 
 from __future__ import annotations
 
+from typing import Any
+
 from aionlmmap import rtnl
 from conftest import ip
 from rtnl_helpers import quiet_ipv6
@@ -159,3 +161,31 @@ def test_a_route_using_a_nexthop_object_is_known_by_its_id() -> None:
     assert route(gateway="192.0.2.2", oif=3).key != other.key
     plain = Route(family=2, table=254, dst="203.0.113.0", dst_len=24, gateway="192.0.2.2", oif=3)
     assert plain.key != Route(family=2, table=254, dst="203.0.113.0", dst_len=24, gateway="192.0.2.7", oif=3).key
+
+
+async def test_a_routes_monitor_runs_where_the_kernel_has_no_nexthop_group(netns: str, monkeypatch: Any) -> None:
+    # Linux < 5.3: RTNLGRP_NEXTHOP is past rtnetlink's groups, and joining it
+    # fails with EINVAL (netlink_setsockopt). Routes must still be followed.
+    import errno
+
+    from aionlmmap import _sys
+    from aionlmmap.families.rtnl_state import RTNLGRP_NEXTHOP
+
+    join = _sys.add_membership
+
+    def old_kernel_join(sock: Any, group: int) -> None:
+        if group == RTNLGRP_NEXTHOP:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        join(sock, group)
+
+    monkeypatch.setattr(_sys, "add_membership", old_kernel_join)
+    wired(netns)
+    async with watching(netns, links=False, addresses=False, routes=True) as view:
+        ip(netns, "route", "add", "203.0.113.0/24", "via", "192.0.2.2")
+        await exact(netns, view, ["route"])
+    async with rtnl.open(netns=netns) as nl:
+        try:
+            async for _event in nl.monitor(nexthops=True):
+                raise AssertionError("a nexthop monitor started without its group")
+        except OSError as error:
+            assert error.errno == errno.EINVAL

@@ -19,6 +19,7 @@ sending anything; kernel refusals are :class:`aionlmmap.NetlinkError`
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -412,15 +413,26 @@ class RtnlClient:
         wanted = {"link": links, "address": addresses, "route": routes, "neighbour": neighbours, "rule": rules, "nexthop": nexthops}
         kinds: list[Kind] = [kind for kind in KINDS if wanted[kind]]
         # A resyncing monitor also follows links (names, and the hints of
-        # changes the kernel makes silently) and, with routes, addresses:
-        # see rtnl_state. Their events are not yielded unless asked for.
+        # changes the kernel makes silently) and, with routes, addresses
+        # and nexthop objects: see rtnl_state. Their events are not yielded
+        # unless asked for.
         followed = followed_kinds(kinds) if resync else kinds
-        groups = sorted({group for kind in followed for group in KIND_GROUPS[kind]})
+        # Nexthops followed only for the routes' sake are optional: a kernel
+        # older than 5.3 has no RTNLGRP_NEXTHOP (netlink_setsockopt: EINVAL
+        # past the family's groups) and no nexthop objects to follow.
+        optional = set(KIND_GROUPS["nexthop"]) if "nexthop" in followed and "nexthop" not in kinds else set()
+        groups = sorted({group for kind in followed for group in KIND_GROUPS[kind]} - optional)
         if ring is None:
             ring = _open_ring(NETLINK_ROUTE, groups=groups, netns=self.netns, **ring_options)
         else:
             ring.join(*groups)
         async with ring:
+            for group in sorted(optional):
+                try:
+                    ring.join(group)
+                except OSError as error:
+                    if error.errno != errno.EINVAL:
+                        raise
             events = MonitorEngine(self, ring, kinds, poll).events() if resync else passthrough(self, ring, kinds)
             async for event in events:
                 yield event

@@ -17,8 +17,8 @@ tables (add, delete, replace, change, append, prepend, flush; gateways,
 priorities, tos, types, multipath with weights; RTA_METRICS such as mtu where
 the library decodes them), neighbours (permanent, noarp,
 stale, reachable; add, replace, delete), rules, and nexthop objects
-(IPv4, IPv6 and blackhole nexthops, groups with weights; add, replace,
-delete) with IPv4 and IPv6 routes using them (``nhid``).
+(IPv4, IPv6 and blackhole nexthops, groups with weights, resilient
+groups; add, replace, delete) with IPv4 and IPv6 routes using them (``nhid``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def normalized(kind: str, obj: Any) -> Any:
     for key in _COUNTDOWN:
         if key in out and out[key] != _FOREVER:
             out[key] = "countdown"
+    resilient = out.get("resilient_args")
+    if resilient is not None and resilient.get("unbalanced_time"):
+        # How long a resilient group has been unbalanced: a clock the
+        # kernel advances with no notification (nh_res_table_upkeep).
+        out["resilient_args"] = {**resilient, "unbalanced_time": "clock"}
     return out
 
 
@@ -126,7 +131,17 @@ class Driver:
         """A device likely to have a carrier (a veth up with its peer up, or
         lo): nexthops refuse the others (nh_create_ipv4/ipv6)."""
         ready = sorted(name for name in self.up if name in self.links and self.peers.get(name) in self.up)
-        return self.rng.choice(ready) if ready and self.rng.random() < 0.9 else self.rng.choice([self._dev(), "lo"])
+        return self.rng.choice(ready) if ready and self.rng.random() < 0.9 else self._dev()
+
+    def _bring_up(self) -> str:
+        """Lines that set a veth pair up (most links are down most of the
+        time, and nexthops need a carrier), or none."""
+        veths = sorted(self.peers)
+        if not veths or self.rng.random() < 0.5:
+            return ""
+        name = self.rng.choice(veths)
+        self.up.update((name, self.peers[name]))
+        return f"link set {name} up\nlink set {self.peers[name]} up\n"
 
     def _v4_subnet(self) -> int:
         return self.rng.randrange(0, 6)
@@ -309,22 +324,36 @@ class Driver:
         if identifier not in self.nexthop_ids:
             self.nexthop_ids.append(identifier)
         verb = rng.choice(["add", "add", "replace"])
+        prelude = self._bring_up()
         others = [member for member in self.nexthop_ids if member != identifier]
         roll = rng.random()
         if roll < 0.3 and others:
-            # Groups of groups and a group's own id are refused: fine.
-            chosen = rng.sample(others, min(len(others), rng.randrange(1, 4)))
+            # Groups get ids of their own (10-12): the kernel refuses to
+            # replace a nexthop with a group and the reverse; groups of
+            # groups are refused too, which is fine.
+            self.nexthop_ids.remove(identifier)
+            identifier = rng.randrange(10, 13)
+            if identifier not in self.nexthop_ids:
+                self.nexthop_ids.append(identifier)
+            others = [member for member in others if member < 10]
+            chosen = rng.sample(others, min(len(others), rng.randrange(1, 4))) or [1]
+            if rng.random() < 0.5:
+                # Members made (or remade) just before, so that the group
+                # mostly exists: two gateways of one family on one device.
+                dev = self._carrier_dev()
+                prelude += "".join(f"nexthop replace id {member} via {self._v4_gateway()} dev {dev} onlink\n" for member in chosen)
             members = "/".join(f"{member},{rng.randrange(1, 4)}" if rng.random() < 0.4 else str(member) for member in chosen)
-            return f"nexthop {verb} id {identifier} group {members}"
+            kind = rng.choice(["", "", "", f" type resilient buckets {rng.choice([4, 8, 16])} idle_timer {rng.choice([0, 1, 120])}"])
+            return f"{prelude}nexthop {verb} id {identifier} group {members}{kind}"
         if roll < 0.35:
-            return f"nexthop {verb} id {identifier} blackhole"
+            return f"{prelude}nexthop {verb} id {identifier} blackhole"
         if roll < 0.6:
-            return f"nexthop {verb} id {identifier} via {self._v6_gateway()} dev {self._carrier_dev()}"
+            return f"{prelude}nexthop {verb} id {identifier} via {self._v6_gateway()} dev {self._carrier_dev()}"
         if roll < 0.7:
-            return f"nexthop {verb} id {identifier} dev {self._carrier_dev()}"
+            return f"{prelude}nexthop {verb} id {identifier} dev {self._carrier_dev()}"
         # onlink: the gateway need not be on a connected subnet (a device
         # that is up is still needed: nh_create_ipv4).
-        return f"nexthop {verb} id {identifier} via {self._v4_gateway()} dev {self._carrier_dev()}" + (" onlink" if rng.random() < 0.5 else "")
+        return f"{prelude}nexthop {verb} id {identifier} via {self._v4_gateway()} dev {self._carrier_dev()}" + (" onlink" if rng.random() < 0.5 else "")
 
 
 def setup(netns: str) -> None:

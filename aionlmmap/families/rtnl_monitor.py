@@ -316,7 +316,13 @@ class MonitorEngine:
                             raise
                         await asyncio.sleep(0.01 * (attempt + 1))
                 changes = tracker.replace(scope.kind, objects, scope)
-                if scope.kind == "nexthop":
+                if scope.kind == "link":
+                    # A dump may show a rename (or an up/down) before its
+                    # notification is read, which then changes nothing:
+                    # the links naming this one are resolved again here.
+                    for event in list(changes):
+                        changes += tracker.relink(event.obj.ifindex, resolve)
+                elif scope.kind == "nexthop":
                     # Nexthops that went or changed unannounced (a device
                     # went down: nexthop_flush_dev) took or changed their
                     # routes unannounced too: dump those tables next round.

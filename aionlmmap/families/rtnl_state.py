@@ -351,14 +351,21 @@ class StateTracker:
             # detaches them (FIB_RULE_IIF_DETACHED) without RTM_NEWRULE.
             self.dirty.add(Scope("rule"))
         if old is None or action == "del" or old.ifname != link.ifname or old.is_up != link.is_up:
-            # iproute2 prints the lower device's name and whether it is up
-            # (M-DOWN) with each link that names it: resolve those again.
-            for other in list(links.values()):
-                if other.ifindex != ifindex and ifindex in (other.link_ifindex, other.master_ifindex):
-                    resolved = resolve(other, links)
-                    if resolved != other:
-                        links[other.ifindex] = resolved
-                        events.append(Event("new", "link", resolved))
+            events += self.relink(ifindex, resolve)
+        return events
+
+    def relink(self, ifindex: int, resolve: Callable[[Link, dict[int, Link]], Link]) -> list[Event]:
+        """iproute2 prints the lower device's name and whether it is up
+        (M-DOWN) with each link that names it: resolve those again after
+        link ``ifindex`` changed (by notification or by a dump)."""
+        links = self.state["link"]
+        events = []
+        for other in list(links.values()):
+            if other.ifindex != ifindex and ifindex in (other.link_ifindex, other.master_ifindex):
+                resolved = resolve(other, links)
+                if resolved != other:
+                    links[other.ifindex] = resolved
+                    events.append(Event("new", "link", resolved))
         return events
 
     def apply_address(self, action: str, address: Any) -> list[Event]:

@@ -189,3 +189,25 @@ async def test_a_routes_monitor_runs_where_the_kernel_has_no_nexthop_group(netns
                 raise AssertionError("a nexthop monitor started without its group")
         except OSError as error:
             assert error.errno == errno.EINVAL
+
+
+async def test_resync_false_passes_nexthop_notifications_through(netns: str) -> None:
+    import asyncio
+
+    wired(netns)
+    async with rtnl.open(netns=netns) as nl:
+        events: list[tuple[str, int]] = []
+
+        async def consume() -> None:
+            async for event in nl.monitor(links=False, addresses=False, routes=False, nexthops=True, resync=False):
+                events.append((event.action, event.obj.key))
+                if len(events) == 3:
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.3)
+        ip(netns, "nexthop", "add", "id", "7", "via", "192.0.2.2", "dev", "na0")
+        ip(netns, "nexthop", "replace", "id", "7", "via", "192.0.2.3", "dev", "na0")
+        ip(netns, "nexthop", "del", "id", "7")
+        await asyncio.wait_for(task, 5)
+    assert events == [("new", 7), ("new", 7), ("del", 7)]

@@ -44,9 +44,12 @@ class _IntermixedParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         self._inside = True
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            parsed, rest = self.parse_known_intermixed_args(args, namespace)
         finally:
             self._inside = False
+        if getattr(parsed, "kind", "sockets") != "sockets" and (parsed.filter or parsed.tcp or parsed.udp or parsed.unix):
+            self.error("-t, -u, -x and `state S` apply to `dump sockets` only")
+        return parsed, rest
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:

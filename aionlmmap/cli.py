@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("kind", choices=sorted(set(KINDS) | set(_KIND_ALIASES) | set(_cli_families.DUMP_KINDS)), metavar="KIND", help="|".join(KINDS + _cli_families.DUMP_KINDS))
     _cli_families.add_dump_options(dump)
     dump.add_argument("--table", metavar="N|all", help="routes: table id or name (default main), or all")
+    dump.add_argument("--nud", choices=["all"], help="neighbours: every entry (NOARP and stateless ones too), as `ip neigh show nud all`")
     dump.add_argument("--cache", action="store_true", help="routes: the route exceptions (PMTU, redirects), as `ip route show cache`")
     monitor = commands.add_parser("monitor", parents=[common], help="follow changes until Ctrl-C")
     monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule (default link,address,route)")
@@ -130,6 +131,8 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
     kind = _KIND_ALIASES.get(args.kind, args.kind)
     if kind in _cli_families.DUMP_KINDS:
         return await _cli_families.dump(args, out)
+    if args.nud is not None and kind != "neighbours":
+        raise ValueError("--nud applies to neighbours only")
     async with _open(args.netns) as nl:
         if kind == "routes" and args.cache:
             cached = await _cached_routes(nl, args.family, args.table)
@@ -150,15 +153,15 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
         elif kind == "routes":
             objects, rows = await _route_rows(nl, args.family, args.table, args.details)
         elif args.table is not None or args.cache:
-            raise ValueError("--table and --cache apply to routes only")
+            raise ValueError(f"{'--table' if args.table is not None else '--cache'} applies to routes only")
         elif kind == "links":
             objects = [link.to_json(args.details, args.stats) for link in await _links(nl, stats=bool(args.stats))]
             rows = [_link_row(item) for item in objects]
         elif kind == "addresses":
-            objects = await _address_groups(nl, args.family)
+            objects = await _address_groups(nl, args.family, args.details)
             rows = [row for group in objects for row in _address_rows(group)]
         elif kind == "neighbours":
-            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if _ip_shows_neighbour(neigh)]
+            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if args.nud == "all" or _ip_shows_neighbour(neigh)]
             rows = [_neighbour_row(item) for item in objects]
         elif kind == "nexthops":
             objects = [nexthop.to_json(args.details) for nexthop in await _nexthops(nl, args.family)]
@@ -305,9 +308,9 @@ async def _nexthops(nl: Any, family: int | None = None) -> list[Any]:
     ]
 
 
-async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
-    """``ip -j address show``: one entry per link with its ``addr_info``."""
-    links = [link.to_json() async for link in nl.links()]
+async def _address_groups(nl: Any, family: int | None, details: bool = False) -> list[dict[str, Any]]:
+    """``ip -j [-d] address show``: one entry per link with its ``addr_info``."""
+    links = [link.to_json(details) async for link in nl.links()]
     names = {link["ifindex"]: link["ifname"] for link in links}
     by_index: dict[int, list[dict[str, Any]]] = {link["ifindex"]: [] for link in links}
     async for address in nl.addresses(family):
@@ -317,9 +320,13 @@ async def _address_groups(nl: Any, family: int | None) -> list[dict[str, Any]]:
         infos = by_index.get(link["ifindex"], [])
         if family is not None and not infos:
             continue  # `ip -4 addr` lists only links with such addresses
-        link.pop("linkmode", None)  # `ip address` leaves out linkmode and the alias
-        link.pop("ifalias", None)
-        if family is not None:
+        # `ip address` leaves out linkmode, the IPv6 address generation mode
+        # (print_af_spec) and, without -d, the alias
+        link.pop("linkmode", None)
+        link.pop("inet6_addr_gen_mode", None)
+        if not details:
+            link.pop("ifalias", None)
+        if family is not None and not details:
             for key in ("link_type", "address", "broadcast", "link_pointtopoint", "permaddr"):
                 link.pop(key, None)
         if family == 6:

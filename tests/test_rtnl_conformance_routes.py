@@ -141,14 +141,17 @@ def _ours(netns: str, *args: str) -> str:
 _EXPIRES = re.compile(r'"expires":(\d+)')
 
 
-def assert_same_text(ours: str, theirs: str, context: str) -> None:
-    """Byte-identical, except that an `expires` countdown may tick by a
-    second between the two dumps."""
+def assert_same_text(ours: str, theirs: str, context: str, theirs_after: str | None = None) -> None:
+    """Byte-identical, except that an `expires` countdown ticks between
+    ip's dump and ours: ours must lie between ip's before (``theirs``) and
+    after (``theirs_after``, taken once ours is done), a second either way."""
     if ours == theirs:
         return
     assert _EXPIRES.sub('"expires":_', ours) == _EXPIRES.sub('"expires":_', theirs), context + _first_difference(ours, theirs)
-    for mine, their in zip(_EXPIRES.findall(ours), _EXPIRES.findall(theirs)):
-        assert abs(int(mine) - int(their)) <= 2, context
+    after = _EXPIRES.findall(theirs_after) if theirs_after is not None else None
+    for index, (mine, their) in enumerate(zip(_EXPIRES.findall(ours), _EXPIRES.findall(theirs))):
+        low = int(after[index]) if after is not None and index < len(after) else int(their) - 2
+        assert low - 1 <= int(mine) <= int(their) + 1, context
 
 
 def _first_difference(ours: str, theirs: str) -> str:
@@ -177,7 +180,8 @@ def test_dump_routes_json_is_byte_identical_to_ip_on_generated_routes(netns: str
     print(f"seed {seed}: routes made/refused per shape: {counts}")
     for cli_args, ip_args in VIEWS:
         theirs = _ip_text(netns, *ip_args)
-        assert_same_text(_ours(netns, *cli_args), theirs, f"view {cli_args}: {context}")
+        ours = _ours(netns, *cli_args)
+        assert_same_text(ours, theirs, f"view {cli_args}: {context}", _ip_text(netns, *ip_args))
 
 
 def test_every_route_shape_is_made_by_this_kernel(netns: str) -> None:
@@ -210,7 +214,7 @@ async def test_route_to_json_items_are_ips_keys_in_ips_order(netns: str) -> None
         assert [key for key, _ in items] == [key for key, _ in expected]
         for (key, mine), (_, value) in zip(items, expected):
             if key == "expires":
-                assert abs(mine - value) <= 2
+                assert 0 <= value - mine <= 5  # ours was dumped after ip's
             else:
                 assert mine == value, (key, route)
         assert list(route.to_json()) == list(dict(expected))  # the dict keeps ip's order
@@ -291,7 +295,8 @@ def test_dump_nexthops_json_equals_ip_on_generated_nexthops(netns: str, seed: in
     # routes through them, with -d (nh_info)
     for identifier in [int(command.split()[3]) for command in commands][:6]:
         ip(netns, "route", "add", f"10.77.{identifier}.0/24", "nhid", str(identifier), check=False)
-    assert_same_text(_ours(netns, "-d"), _ip_text(netns, "-d", "route", "show"), context)
+    theirs = _ip_text(netns, "-d", "route", "show")
+    assert_same_text(_ours(netns, "-d"), theirs, context, _ip_text(netns, "-d", "route", "show"))
 
 
 def test_dump_routes_cache_is_byte_identical_to_ip(netns: str) -> None:
@@ -326,8 +331,31 @@ def test_dump_routes_cache_is_byte_identical_to_ip(netns: str) -> None:
         assert {route["dst"] for route in cached} == {"10.2.0.2", "2001:db8:2::2"}, cached
         for cli_args, ip_args in [([], []), (["-6"], ["-6"]), (["--table", "all"], ["table", "all"]), (["-d"], ["-d"]), (["-d", "--table", "all"], ["-d", "table", "all"])]:
             ip_command = [arg for arg in ip_args if arg.startswith("-")] + ["route", "show"] + [arg for arg in ip_args if not arg.startswith("-")] + ["cache"]
-            assert_same_text(_ours(netns, "--cache", *cli_args), _ip_text(netns, *ip_command), f"cache {cli_args}")
+            theirs = _ip_text(netns, *ip_command)
+            ours = _ours(netns, "--cache", *cli_args)
+            assert_same_text(ours, theirs, f"cache {cli_args}", _ip_text(netns, *ip_command))
         assert json.loads(_ours(netns, "--cache"))[0]["metrics"] == [{"mtu": 1300}]
     finally:
         for name in (router, far):
             subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
+
+
+async def test_routes_added_by_the_library_with_metrics_and_more_show_in_ip(netns: str) -> None:
+    """route_add() takes metrics (with locks), expires, pref, tos, realms,
+    nhid, onlink; what it makes, ip shows, and our dump shows the same."""
+    quiet_ipv6(netns)
+    for line in ["link add d0 type veth peer name d1", "link set d0 up", "link set d1 up", "addr add 192.0.2.1/24 dev d0",
+                 "addr add 2001:db8::1/64 dev d0 nodad", "nexthop add id 1 via 192.0.2.2 dev d0"]:  # fmt: skip
+        ip(netns, *line.split())
+    async with rtnl.open(netns=netns) as nl:
+        await nl.route_add("10.1.0.0/16", gateway="192.0.2.2", metrics={"mtu": 1400, "advmss": 1360, "rtt": 20, "rttvar": 10, "congctl": "reno",
+                           "features": "ecn", "initcwnd": 10, "lock": ["mtu"]}, tos=0x10, realms=3 << 16 | 4)  # fmt: skip
+        await nl.route_add("10.2.0.0/16", gateway="198.51.100.9", dev="d0", onlink=True)
+        await nl.route_add("10.3.0.0/16", nhid=1)
+        await nl.route_add("2001:db8:5::/64", dev="d0", expires=300, pref="high", metrics={"hoplimit": 7})
+    theirs = _ip_text(netns, "route", "show", "table", "all")
+    assert_same_text(_ours(netns, "--table", "all"), theirs, "library routes", _ip_text(netns, "route", "show", "table", "all"))
+    by_dst = {route["dst"]: route for route in json.loads(theirs)}
+    assert by_dst["10.1.0.0/16"]["metrics"] == [{"mtu": 1400, "rtt": 20, "rttvar": 10, "advmss": 1360, "initcwnd": 10, "ecn": None, "congestion": "reno"}]
+    assert by_dst["10.2.0.0/16"]["flags"] == ["onlink"] and by_dst["10.3.0.0/16"]["nhid"] == 1
+    assert by_dst["2001:db8:5::/64"]["pref"] == "high" and 290 <= by_dst["2001:db8:5::/64"]["expires"] <= 300

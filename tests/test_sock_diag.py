@@ -6,7 +6,6 @@ the bytecode filter against its own evaluation, extensions, SOCK_DESTROY."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import random
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from aionlmmap import DecodeError, Message
+from aionlmmap import DecodeError
 from aionlmmap.families import sock_diag
 from aionlmmap.families.sock_diag import bytecode as bc
 from aionlmmap.families.sock_diag import codec
@@ -80,6 +79,11 @@ for index in range(count):
                     if rng.random() < 0.5:
                         keep.append(sock.accept()[0])
             keep.append(sock)
+# The server side of a loopback handshake is made when the final ACK is
+# processed (tcp_check_req), which a loaded machine may do a moment after
+# connect() returned: let every accept queue settle before anyone looks.
+import time
+time.sleep(0.3)
 print("ready", flush=True)
 sys.stdin.read()
 """
@@ -292,7 +296,7 @@ def test_cli_dump_sockets_json_and_state_filter(netns: str) -> None:
 
 
 async def test_fast_json_text_equals_to_json(netns: str) -> None:
-    from aionlmmap.families.sock_diag.objects import json_text
+    from aionlmmap.families.sock_diag.objects import json_text, json_texts
 
     compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     with socket_set(netns, 31, 20):
@@ -301,3 +305,11 @@ async def test_fast_json_text_equals_to_json(netns: str) -> None:
     assert socks
     for sock in socks:
         assert json_text(sock) == compact(sock.to_json())
+    assert json_texts(socks) == [compact(sock.to_json()) for sock in socks]
+
+
+def test_cli_socket_options_belong_to_dump_sockets() -> None:
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "routes", "state", "established", check=False)
+    assert result.returncode == 2 and "dump sockets" in result.stderr
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "state", "nonsense", check=False)
+    assert result.returncode == 1 and "unknown state" in result.stderr

@@ -97,7 +97,7 @@ from .rtnl_constants import (
 )
 from .rtnl_link_values import decode_altnames, decode_details, decode_stats64
 from .rtnl_link_values import IFLA_PERM_ADDRESS, IFLA_PROTO_DOWN
-from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, RouteExtra, Rule, _build_route
+from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_route, route_extra
 from .rtnl_route_layout import decode as _layout_decode
 from .rtnl_route_layout import is_known as _layout_known
 from .rtnl_route_layout import learn as _layout_learn
@@ -210,9 +210,10 @@ def family_number(family: int | None) -> int:
 
 
 # --- links ----------------------------------------------------------------------
-def decode_link(buffer: Any, start: int, end: int) -> Link:
+def decode_link(buffer: Any, start: int, end: int, names: dict[int, str] | None = None) -> Link:
     """RTM_NEWLINK/RTM_DELLINK payload -> :class:`Link` (names of the lower
-    device and master not filled in: see :func:`resolve_link`)."""
+    device and master not filled in: see :func:`resolve_link`; ``names``
+    only names a vxlan's underlying device in ``details``)."""
     if end - start < IFINFOMSG.size:
         raise DecodeError(f"link message of {end - start} bytes is shorter than struct ifinfomsg")
     _family, link_type, ifindex, flags, _change = IFINFOMSG.unpack_from(buffer, start)
@@ -257,13 +258,18 @@ def decode_link(buffer: Any, start: int, end: int) -> Link:
         permaddr=permaddr if permaddr != address else None,
         proto_down=bool(proto_down is not None and proto_down[1] > proto_down[0] and buffer[proto_down[0]]),
         stats=decode_stats64(buffer, table),
-        details=decode_details(buffer, table, linkinfo),
+        details=decode_details(buffer, table, linkinfo, names),
     )
 
 
 def resolve_link(link: Link, links: dict[int, Link]) -> Link:
     """Fill in the names of the lower device and the master, and whether the
     lower device is up (iproute2 prints M-DOWN when it is not)."""
+    details = link.details
+    if details is not None and details.info_data is not None and any(key == "link" and isinstance(value, int) for key, value in details.info_data):
+        # a vxlan's underlying device, by name as ip shows it
+        named = tuple((key, links[value].ifname if key == "link" and isinstance(value, int) and value in links else value) for key, value in details.info_data)
+        link = attrs.evolve(link, details=attrs.evolve(details, info_data=named))
     lower = links.get(link.link_ifindex) if link.link_ifindex and link.link_netnsid is None else None  # type: ignore[arg-type]
     master = links.get(link.master_ifindex) if link.master_ifindex else None  # type: ignore[arg-type]
     if lower is None and master is None:
@@ -432,7 +438,7 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
         src_len,
         pref,
         _decode_nexthops(buffer, multipath[0], multipath[1], names) if multipath is not None else (),
-        RouteExtra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+        route_extra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
         if nhid is not None or via is not None or flow is not None or mark is not None or uid is not None
         or expires is not None or error is not None or metrics or iif is not None or encap
         else None,

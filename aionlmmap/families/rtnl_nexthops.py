@@ -158,7 +158,8 @@ def decode_nexthop(buffer: Any, start: int, end: int, names: dict[int, str] | No
     span = get(NHA_GATEWAY)
     if span is not None:
         size = span[1] - span[0]
-        gateway = ipv4_text(buffer, span[0]) if size == 4 else ipv6_text(bytes(buffer[span[0] : span[1]])) if size == 16 else bytes(buffer[span[0] : span[1]]).hex(":")
+        raw = bytes(buffer[span[0] : span[1]])
+        gateway = ipv4_text(raw) if size == 4 else ipv6_text(raw) if size == 16 else raw.hex(":")
     encap: tuple[tuple[str, Any], ...] = ()
     span = get(NHA_ENCAP)
     encap_type = get(NHA_ENCAP_TYPE)

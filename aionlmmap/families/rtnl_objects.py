@@ -68,7 +68,7 @@ from .rtnl_constants import (
     table_name,
 )
 
-__all__ = ["Link", "Address", "Route", "RouteExtra", "Nexthop", "Neighbour", "Rule", "Event", "link_flag_names", "route_flag_names"]
+__all__ = ["Link", "Address", "Route", "RouteExtra", "route_extra", "Nexthop", "Neighbour", "Rule", "Event", "link_flag_names", "route_flag_names"]
 
 
 def link_flag_names(flags: int, lower_down: bool = False) -> list[str]:
@@ -319,11 +319,41 @@ class RouteExtra:
     flow: int | None = None  #: RTA_FLOW: realms, ``from << 16 | to``
     mark: int | None = None  #: RTA_MARK (route lookups only)
     uid: int | None = None  #: RTA_UID (route lookups only)
-    expires: int | None = None  #: RTA_CACHEINFO rta_expires in seconds (IPv6 routes with a lifetime, cached routes)
+    #: RTA_CACHEINFO rta_expires in seconds (IPv6 routes with a lifetime,
+    #: cached routes). A countdown, so it takes no part in equality: the
+    #: same route dumped a second later is the same route.
+    expires: int | None = attrs.field(default=None, eq=False)
     error: int | None = None  #: RTA_CACHEINFO rta_error when not 0
     metrics: tuple[tuple[str, Any], ...] = ()  #: RTA_METRICS as ``ip -j`` names them: (("mtu", 1400), ("ecn", None), ...)
     iif: str | None = None  #: RTA_IIF's interface name (route lookups, multicast)
     encap: tuple[tuple[str, Any], ...] = ()  #: RTA_ENCAP as ``ip -j`` prints it: (("encap", "ip"), ("id", 5), ("dst", ...), ...)
+    #: Whether any of them prints before "flags" (nhid, encap, via), which
+    #: takes to_json()'s general path; the others are appended to the fast one.
+    early: bool = attrs.field(default=False, eq=False, repr=False)
+    cache: tuple[str, ...] | None = attrs.field(default=None, eq=False, repr=False)  # to_json_items()' own use
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "early", self.nhid is not None or self.via is not None or bool(self.encap))
+
+
+_NO_EXTRA = RouteExtra()
+_EXTRAS: dict[tuple[Any, ...], RouteExtra] = {}
+_EXTRAS_MAX = 4096
+
+
+def route_extra(nhid: int | None = None, via: tuple[str, str] | None = None, flow: int | None = None, mark: int | None = None,
+                uid: int | None = None, expires: int | None = None, error: int | None = None, metrics: tuple[tuple[str, Any], ...] = (),
+                iif: str | None = None, encap: tuple[tuple[str, Any], ...] = ()) -> RouteExtra:  # fmt: skip
+    """``RouteExtra(...)``, shared between routes with the same values: a
+    table whose routes all carry ``mtu 1400`` then makes one, not one per
+    route (attrs' frozen ``__init__`` costs a call per field)."""
+    key = (nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+    extra = _EXTRAS.get(key)
+    if extra is None:
+        extra = RouteExtra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+        if len(_EXTRAS) < _EXTRAS_MAX:
+            _EXTRAS[key] = extra
+    return extra
 
 
 # Slotted, the hot object of a 100,000-route dump: CPython 3.11 reads a slot
@@ -436,7 +466,8 @@ class Route:
         # bytecode: a field that is usually None is tested where it is read
         # (`if self.x is not None` is one POP_JUMP_IF_NONE) and read again
         # only when set; fields usually set are read once into a local.
-        if self.extra is not None or details:
+        extra = self.extra
+        if details or (extra is not None and extra.early):
             return self._to_json_full(details)
         route_type = self.type
         out: dict[str, Any] = {} if route_type == RTN_UNICAST else {"type": ROUTE_TYPE_NAMES[route_type] if route_type < 12 else str(route_type)}
@@ -479,6 +510,9 @@ class Route:
         if self.priority is not None:
             out["metric"] = self.priority
         out["flags"] = route_flag_names(flags) if flags else []
+        if extra is not None:
+            # only keys print_route() prints after "flags" (extra.early is False)
+            _late_keys(out, extra)
         if self.pref is not None:
             out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
         if self.nexthops:
@@ -499,9 +533,13 @@ class Route:
         both (``aionlmmap dump routes --json`` writes them as ip does).
         ``nh_info``: with ``details``, ``ip -j -d route`` shows the nexthop
         object of a route with ``nhid`` (its ``to_json(details=True)``)."""
-        if self.extra is None and not details and not (self.flags & RTM_F_CLONED and self.family == AF_INET):
-            # (a cached IPv4 route takes the long way: to_json() sends it here)
-            return list(self.to_json().items())
+        extra = self.extra
+        if extra is None:
+            # to_json() handles these routes itself, except a cached IPv4
+            # one, which it sends here for its "cache" key
+            if not details and not (self.flags & RTM_F_CLONED and self.family == AF_INET):
+                return list(self.to_json().items())
+            extra = _NO_EXTRA
         route_type = self.type
         out = _Pairs()
         if route_type != RTN_UNICAST or details:
@@ -513,16 +551,16 @@ class Route:
             out["from"] = self.src if self.src_len == host else f"{self.src}/{self.src_len}"
         elif self.src_len:
             out["src"] = f"0/{self.src_len}"
-        if self.nhid is not None:
-            out["nhid"] = self.nhid
-        for key, value in self.encap:
+        if extra.nhid is not None:
+            out["nhid"] = extra.nhid
+        for key, value in extra.encap:
             out[key] = value
         if self.tos:
             out["tos"] = f"0x{self.tos:02x}"
         if self.gateway is not None:
             out["gateway"] = self.gateway
-        if self.via is not None:
-            out["via"] = {"family": self.via[0], "host": self.via[1]}
+        if extra.via is not None:
+            out["via"] = {"family": extra.via[0], "host": extra.via[1]}
         if self.oif is not None:
             out["dev"] = self.dev or f"if{self.oif}"
         table = self.table
@@ -539,29 +577,36 @@ class Route:
         if self.priority is not None:
             out["metric"] = self.priority
         out["flags"] = route_flag_names(flags)
-        if self.mark:
-            out["mark"] = self.mark
-        if self.flow is not None:
-            out["flow"] = flow_json(self.flow)
-        if self.uid is not None:
-            out["uid"] = self.uid
         if flags & RTM_F_CLONED and self.family == AF_INET:
-            out["cache"] = [name for bit, name in CACHE_FLAG_NAMES if flags & bit]
-        if self.expires is not None:
-            out["expires"] = self.expires
-        if self.error is not None:
-            out["error"] = self.error
-        if self.metrics:
-            out["metrics"] = [dict(self.metrics)]
-        if self.iif is not None:
-            out["iif"] = self.iif
+            extra = attrs.evolve(extra, cache=tuple(name for bit, name in CACHE_FLAG_NAMES if flags & bit))
+        _late_keys(out, extra)
         if self.pref is not None:
             out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
-        if nh_info is not None and details and self.nhid is not None:
+        if nh_info is not None and details and extra.nhid is not None:
             out["nh_info"] = nh_info
         if self.nexthops:
             out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
         return out.items
+
+
+def _late_keys(out: Any, extra: RouteExtra) -> None:
+    """The keys print_route() prints between "flags" and "pref"."""
+    if extra.mark:
+        out["mark"] = extra.mark
+    if extra.flow is not None:
+        out["flow"] = flow_json(extra.flow)
+    if extra.uid is not None:
+        out["uid"] = extra.uid
+    if extra.cache is not None:
+        out["cache"] = list(extra.cache)
+    if extra.expires is not None:
+        out["expires"] = extra.expires
+    if extra.error is not None:
+        out["error"] = extra.error
+    if extra.metrics:
+        out["metrics"] = [dict(extra.metrics)]  # a new dict: callers may change it
+    if extra.iif is not None:
+        out["iif"] = extra.iif
 
 
 class _Pairs:

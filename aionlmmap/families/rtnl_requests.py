@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..attributes import AttributeBuilder
+
+#: struct fib_rule_uid_range {u32 start, end}; struct fib_rule_port_range {u16 start, end}
+_UID_RANGE = struct.Struct("=II")
+_PORT_RANGE = struct.Struct("=HH")
 from .rtnl_codec import FIB_RULE_HDR, IFADDRMSG, IFINFOMSG, NDMSG, RTMSG, RTNEXTHOP, family_number
 from .rtnl_constants import (
     AF_INET,
@@ -25,14 +30,27 @@ from .rtnl_constants import (
     ETH_P_8021AD,
     ETH_P_8021Q,
     FR_ACT_TO_TBL,
+    FIB_RULE_INVERT,
+    FR_ACT_GOTO,
+    FRA_DPORT_RANGE,
     FRA_DST,
+    FRA_FLOW,
     FRA_FWMARK,
     FRA_FWMASK,
+    FRA_GOTO,
     FRA_IIFNAME,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
     FRA_OIFNAME,
     FRA_PRIORITY,
+    FRA_PROTOCOL,
+    FRA_SPORT_RANGE,
     FRA_SRC,
+    FRA_SUPPRESS_IFGROUP,
+    FRA_SUPPRESS_PREFIXLEN,
     FRA_TABLE,
+    FRA_TUN_ID,
+    FRA_UID_RANGE,
     IFA_ADDRESS,
     IFA_BROADCAST,
     IFA_LABEL,
@@ -70,9 +88,17 @@ from .rtnl_constants import (
     RT_SCOPE_NOWHERE,
     RT_SCOPE_UNIVERSE,
     RT_TABLE_MAIN,
+    METRIC_NAMES,
     RTA_DST,
+    RTA_EXPIRES,
+    RTA_FLOW,
     RTA_GATEWAY,
+    RTA_METRICS,
     RTA_MULTIPATH,
+    RTA_NH_ID,
+    RTA_PREF,
+    RTA_SRC,
+    RTNH_F_ONLINK,
     RTA_OIF,
     RTA_PREFSRC,
     RTA_PRIORITY,
@@ -364,11 +390,25 @@ def route_payload(
     prefsrc: str | None = None,
     multipath: Iterable[Mapping[str, Any]] | None = None,
     delete: bool = False,
+    metrics: Mapping[str, Any] | None = None,
+    expires: int | None = None,
+    pref: int | str | None = None,
+    tos: int = 0,
+    src: str | None = None,
+    realms: int | None = None,
+    nhid: int | None = None,
+    onlink: bool = False,
 ) -> bytes:
     """rtmsg + RTA_* for RTM_NEWROUTE / RTM_DELROUTE.
 
     ``multipath`` is a list of ``{"gateway": ..., "oif": ifindex, "weight": 1..256}``
-    (the client turns ``dev`` names into ``oif``)."""
+    (the client turns ``dev`` names into ``oif``). ``metrics`` takes the
+    names ``ip route`` takes (``{"mtu": 1400, "advmss": 1360, "rtt": 20,
+    "congctl": "reno", "features": "ecn", "lock": ["mtu"]}``; rtt, rttvar
+    and rto_min in milliseconds, as ``ip``). ``expires`` (seconds, IPv6),
+    ``pref`` ("low", "medium", "high"), ``tos``, ``src`` (a source prefix,
+    IPv6 subtrees), ``realms`` (``from << 16 | to``), ``nhid`` (a nexthop
+    object), ``onlink``."""
     family_value = family_number(family)
     family_value, packed, prefixlen = parse_prefix(dst, family_value)
     route_type = _name_to_number("route type", type, ROUTE_TYPE_NAMES, 255)
@@ -399,18 +439,69 @@ def route_payload(
         builder.add(RTA_PREFSRC, parse_address(prefsrc, family_value, "prefsrc").packed)
     if multipath is not None:
         builder.add(RTA_MULTIPATH, _multipath(multipath, family_value))
+    src_len = 0
+    if src is not None:
+        family_value, packed_src, src_len = parse_prefix(src, family_value)
+        builder.add(RTA_SRC, packed_src)
+    if metrics:
+        builder.add(RTA_METRICS, _metrics(metrics))
+    if expires is not None:
+        builder.add_u32(RTA_EXPIRES, check_range("expires", expires, 0, _U32_MAX))
+    if pref is not None:
+        pref_value = {"medium": 0, "high": 1, "low": 3}.get(pref, pref) if isinstance(pref, str) else pref
+        if not isinstance(pref_value, int):
+            raise ValueError(f"pref must be low, medium, high or a number, not {pref!r}")
+        builder.add_u8(RTA_PREF, check_range("pref", pref_value, 0, 255))
+    if realms is not None:
+        builder.add_u32(RTA_FLOW, check_range("realms", realms, 0, _U32_MAX))
+    if nhid is not None:
+        builder.add_u32(RTA_NH_ID, check_range("nhid", nhid, 1, _U32_MAX))
     header = RTMSG.pack(
         family_value,
         prefixlen,
-        0,
-        0,
+        src_len,
+        check_range("tos", tos, 0, 255),
         table_value if table_value < 256 else 0,
         0 if delete and protocol == RTPROT_BOOT else protocol_value,
         scope_value,
         0 if delete and type == RTN_UNICAST else route_type,
-        0,
+        RTNH_F_ONLINK if onlink else 0,
     )
     return header + builder.build()
+
+
+#: ``ip route``'s metric names -> RTAX_* (METRIC_NAMES reversed, "congctl" as ip spells it)
+_METRIC_NUMBERS = {name: number for number, name in METRIC_NAMES.items()} | {"congctl": 16}
+
+
+def _metrics(metrics: Mapping[str, Any]) -> bytes:
+    """RTA_METRICS members, as iproute_modify() builds them: rtt and rttvar
+    in the kernel's units (ms << 3, ms << 2), rto_min in ms, features
+    "ecn", congctl a string, "lock" a list of names locked (RTAX_LOCK)."""
+    builder = AttributeBuilder()
+    lock = 0
+    for name, value in metrics.items():
+        if name == "lock":
+            for locked in value:
+                if locked not in _METRIC_NUMBERS:
+                    raise ValueError(f"cannot lock unknown metric {locked!r}")
+                lock |= 1 << _METRIC_NUMBERS[locked]
+            continue
+        if name not in _METRIC_NUMBERS:
+            raise ValueError(f"unknown route metric {name!r}: use {', '.join(sorted(_METRIC_NUMBERS))}")
+        number = _METRIC_NUMBERS[name]
+        if name in ("congctl", "congestion"):
+            builder.add_str(number, str(value))
+            continue
+        if name == "features":
+            value = {"ecn": 1}.get(value, value) if isinstance(value, str) else value
+            if not isinstance(value, int):
+                raise ValueError(f"route features must be 'ecn' or a number, not {value!r}")
+        scale = 8 if name == "rtt" else 4 if name == "rttvar" else 1
+        builder.add_u32(number, check_range(name, value * scale, 0, _U32_MAX))
+    if lock:
+        builder.add_u32(1, lock)
+    return builder.build()
 
 
 def _multipath(hops: Iterable[Mapping[str, Any]], family: int) -> bytes:
@@ -465,8 +556,26 @@ def rule_payload(
     oif: str | None = None,
     action: int | str = FR_ACT_TO_TBL,
     delete: bool = False,
+    invert: bool = False,
+    tos: int = 0,
+    goto: int | None = None,
+    uidrange: tuple[int, int] | None = None,
+    ipproto: int | None = None,
+    sport: int | tuple[int, int] | None = None,
+    dport: int | tuple[int, int] | None = None,
+    l3mdev: bool = False,
+    suppress_prefixlength: int | None = None,
+    suppress_ifgroup: int | None = None,
+    realms: int | None = None,
+    protocol: int | None = None,
+    tun_id: int | None = None,
 ) -> bytes:
-    """fib_rule_hdr + FRA_* for RTM_NEWRULE / RTM_DELRULE."""
+    """fib_rule_hdr + FRA_* for RTM_NEWRULE / RTM_DELRULE, with every
+    selector and action ``ip rule`` accepts: ``invert`` ("not"), ``tos``,
+    ``uidrange=(start, end)``, ``ipproto``, ``sport``/``dport`` (a port or
+    (start, end)), ``tun_id``, ``l3mdev``, ``suppress_prefixlength``,
+    ``suppress_ifgroup``, ``realms`` (``from << 16 | to``), ``protocol``,
+    ``goto`` (with ``action="goto"``)."""
     family_value = family_number(family)
     src_len = dst_len = 0
     builder = AttributeBuilder()
@@ -488,16 +597,43 @@ def rule_payload(
         builder.add_str(FRA_IIFNAME, check_ifname(iif))
     if oif is not None:
         builder.add_str(FRA_OIFNAME, check_ifname(oif))
+    if goto is not None:
+        builder.add_u32(FRA_GOTO, check_range("goto", goto, 0, _U32_MAX))
+        if action == FR_ACT_TO_TBL:
+            action = FR_ACT_GOTO
+    if l3mdev:
+        builder.add_u8(FRA_L3MDEV, 1)
+    if uidrange is not None:
+        start, end = (check_range("uidrange", value, 0, _U32_MAX) for value in uidrange)
+        builder.add(FRA_UID_RANGE, _UID_RANGE.pack(start, end))
+    if ipproto is not None:
+        builder.add_u8(FRA_IP_PROTO, check_range("ipproto", ipproto, 0, 255))
+    for attr_type, name, ports in ((FRA_SPORT_RANGE, "sport", sport), (FRA_DPORT_RANGE, "dport", dport)):
+        if ports is not None:
+            start, end = (ports, ports) if isinstance(ports, int) else ports
+            builder.add(attr_type, _PORT_RANGE.pack(check_range(name, start, 0, 0xFFFF), check_range(name, end, 0, 0xFFFF)))
+    if tun_id is not None:
+        builder.add(FRA_TUN_ID, check_range("tun_id", tun_id, 0, 2**64 - 1).to_bytes(8, "big"))
+    if suppress_prefixlength is not None:
+        builder.add_u32(FRA_SUPPRESS_PREFIXLEN, check_range("suppress_prefixlength", suppress_prefixlength, 0, _U32_MAX))
+    if suppress_ifgroup is not None:
+        builder.add_u32(FRA_SUPPRESS_IFGROUP, check_range("suppress_ifgroup", suppress_ifgroup, 0, _U32_MAX))
+    if realms is not None:
+        builder.add_u32(FRA_FLOW, check_range("realms", realms, 0, _U32_MAX))
+    if protocol is not None:
+        builder.add_u8(FRA_PROTOCOL, check_range("protocol", protocol, 0, 255))
     if isinstance(action, str):
-        names = {name: number for number, name in RULE_ACTION_NAMES.items()} | {"table": FR_ACT_TO_TBL, "lookup": FR_ACT_TO_TBL}
+        names = {name: number for number, name in RULE_ACTION_NAMES.items()} | {"table": FR_ACT_TO_TBL, "lookup": FR_ACT_TO_TBL, "goto": FR_ACT_GOTO}
         if action not in names:
             raise ValueError(f"rule action must be one of {', '.join(sorted(names))}, not {action!r}")
         action = names[action]
     check_range("action", action, 0, 255)
     table_value = 0
-    if action == FR_ACT_TO_TBL and (table is not None or not delete):
+    # iprule_modify(): an l3mdev rule looks up the device's table, none given
+    if action == FR_ACT_TO_TBL and (table is not None or not (delete or l3mdev)):
         table_value = table_number(table)
         builder.add_u32(FRA_TABLE, table_value)
-    header = FIB_RULE_HDR.pack(family_value, dst_len, src_len, 0, table_value if table_value < 256 else 0, 0, 0, action, 0)
+    flags = FIB_RULE_INVERT if invert else 0
+    header = FIB_RULE_HDR.pack(family_value, dst_len, src_len, check_range("tos", tos, 0, 255), table_value if table_value < 256 else 0, 0, 0, action, flags)
     return header + builder.build()
 

@@ -36,7 +36,7 @@ from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
 from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
 from .rtnl_constants import RTA_CACHEINFO, RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
 from .rtnl_route_values import CACHEINFO, expires_seconds, metrics
-from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, RouteExtra, _route_builder_source
+from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source, route_extra
 
 __all__ = ["decode", "learn", "is_known", "clear", "Decoder", "RouteDecoders", "RouteTexts"]
 
@@ -272,7 +272,7 @@ def _dotted_quad(octets: list[str]) -> str:
 
 
 def _text_globals(unpack: Callable[..., tuple[Any, ...]]) -> dict[str, Any]:
-    return {"_unpack": unpack, "_DOTTED": DOTTED, "_DECIMAL": DECIMAL, "_ipv6_text": ipv6_text, "_expires_seconds": expires_seconds, "_metrics": metrics, "_RouteExtra": RouteExtra}
+    return {"_unpack": unpack, "_DOTTED": DOTTED, "_DECIMAL": DECIMAL, "_ipv6_text": ipv6_text, "_expires_seconds": expires_seconds, "_metrics": metrics, "_RouteExtra": route_extra}
 
 
 class _PerDump(Generic[T]):

@@ -16,7 +16,19 @@ import struct
 from typing import Any
 
 from .rtnl_addresses import ipv4_text, ipv6_text
-from .rtnl_constants import AF_INET, AF_INET6, FAMILY_NAMES, METRIC_NAMES, RTAX_CC_ALGO, RTAX_FEATURE_ECN, RTAX_FEATURES, RTAX_HOPLIMIT, RTAX_LOCK, RTAX_RTT, RTAX_RTTVAR
+from .rtnl_constants import (
+    AF_INET,
+    AF_INET6,
+    FAMILY_NAMES,
+    METRIC_NAMES,
+    RTAX_CC_ALGO,
+    RTAX_FEATURE_ECN,
+    RTAX_FEATURES,
+    RTAX_HOPLIMIT,
+    RTAX_LOCK,
+    RTAX_RTT,
+    RTAX_RTTVAR,
+)
 
 __all__ = ["metrics", "expires_seconds", "via", "encap", "CACHEINFO", "USER_HZ"]
 

@@ -222,9 +222,9 @@ class ConntrackClient:
         else:
             ring.join(*_GROUPS)
         stats = self.monitor_stats
-        drops = DropWatch(ring.fileno())
-        try:
-            async with ring:
+        async with ring:
+            drops = DropWatch(ring.fileno())
+            try:
                 tracker = StateTracker([_KIND])  # type: ignore[list-item]
                 if resync:
                     for event in await self._resync(ring, tracker, number, drops):
@@ -267,8 +267,8 @@ class ConntrackClient:
                         for event in await self._resync(ring, tracker, number, drops):
                             stats.events += 1
                             yield event
-        finally:
-            drops.close()
+            finally:
+                drops.close()
 
     async def snapshot(self, family: int | str | None = None, ring: Ring | None = None) -> list[Flow]:
         """The whole table as a list."""

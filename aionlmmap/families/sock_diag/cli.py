@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from .client import open as _open
 from .client import state_mask
-from .objects import InetSocket, json_text
+from .objects import InetSocket, json_texts
 
 __all__ = ["dump", "parse_filter"]
 
@@ -41,9 +41,12 @@ async def dump(args: argparse.Namespace, out: TextIO) -> int:
         if args.json:
             out.write("[")
             separator = ""
-            async for sock in sd.sockets(tcp=tcp, udp=udp, unix=unix, family=args.family, states=states):
+            async for chunk in sd.socket_chunks(tcp=tcp, udp=udp, unix=unix, family=args.family, states=states):
+                if not chunk:
+                    continue
+                texts = json_texts(chunk) if chunk[0].__class__ is InetSocket else [_compact(sock.to_json()) for sock in chunk]  # type: ignore[arg-type]
                 out.write(separator)
-                out.write(json_text(sock) if sock.__class__ is InetSocket else _compact(sock.to_json()))
+                out.write(",".join(texts))
                 separator = ","
             out.write("]\n")
         else:

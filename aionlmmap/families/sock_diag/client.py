@@ -82,6 +82,27 @@ class SockDiagClient:
         families = _FAMILIES.get(family)
         if families is None:
             raise ValueError(f"family {family!r}: use 4, 6 or None")
+        async for chunk in self.inet_chunks(protocol, family, states=states, filter=filter, extensions=extensions):
+            for sock in chunk:
+                yield sock
+
+    async def inet_chunks(
+        self,
+        protocol: int | str = "tcp",
+        family: int | None = None,
+        *,
+        states: int | str | Iterable[str] | None = None,
+        filter: Condition | None = None,
+        extensions: Iterable[str] = (),
+    ) -> AsyncIterator[list[InetSocket]]:
+        """:meth:`inet` a dump chunk at a time (one list per datagram): one
+        generator step per chunk instead of per socket, for bulk consumers."""
+        number = _PROTOCOLS.get(protocol)
+        if number is None:
+            raise ValueError(f"protocol {protocol!r}: use 'tcp' or 'udp'")
+        families = _FAMILIES.get(family)
+        if families is None:
+            raise ValueError(f"family {family!r}: use 4, 6 or None")
         mask = state_mask(states)
         wanted = list(extensions)
         bits = codec.extension_bits(wanted)
@@ -96,23 +117,30 @@ class SockDiagClient:
                 # cgroup id, sockopt) undecoded.
                 async for frame, chunk in self.ring.dump_chunks(request):
                     if chunk.__class__ is int:
-                        for sock in codec.decode_inet_chunk(frame.buffer, chunk, number, counts, text):
-                            yield sock
+                        yield codec.decode_inet_chunk(frame.buffer, chunk, number, counts, text)
                         continue
+                    slow = []
                     for msg in chunk:
                         if msg[0] == c.SOCK_DIAG_BY_FAMILY:
                             try:
-                                yield codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, False, text)
+                                slow.append(codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, False, text))
                             except DecodeError:
                                 counts.malformed += 1
+                    yield slow
                 continue
+            batch = []
             async for msg in self.ring.dump(request):
                 if msg[0] != c.SOCK_DIAG_BY_FAMILY:
                     continue
                 try:
-                    yield codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, True, text)
+                    batch.append(codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, True, text))
                 except DecodeError:
                     counts.malformed += 1
+                if len(batch) >= 256:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
 
     async def unix(self, *, states: int | str | Iterable[str] | None = None, show: int = c.UDIAG_SHOW_NAME | c.UDIAG_SHOW_PEER | c.UDIAG_SHOW_RQLEN | c.UDIAG_SHOW_UID) -> AsyncIterator[UnixSocket]:
         """Unix sockets (``ss -x``): name, peer, queues, uid; ``show`` adds
@@ -142,6 +170,21 @@ class SockDiagClient:
         if tcp:
             async for inet in self.inet("tcp", family, states=states):
                 yield inet
+
+    async def socket_chunks(
+        self, *, tcp: bool = False, udp: bool = False, unix: bool = False, family: int | None = None, states: int | str | Iterable[str] | None = None,
+    ) -> AsyncIterator[list[InetSocket] | list[UnixSocket]]:  # fmt: skip
+        """:meth:`sockets` in lists (a dump chunk each for TCP and UDP)."""
+        if not (tcp or udp or unix):
+            tcp = True
+        if unix and family is None:
+            yield [sock async for sock in self.unix(states=states)]
+        if udp:
+            async for chunk in self.inet_chunks("udp", family, states=states):
+                yield chunk
+        if tcp:
+            async for chunk in self.inet_chunks("tcp", family, states=states):
+                yield chunk
 
     async def destroy(self, sock: InetSocket) -> None:
         """Close a TCP or UDP socket from outside (``ss -K``): SOCK_DESTROY,

@@ -439,6 +439,8 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
                         if all(ours[kind] >= counts[kind] for kind in counts):
                             if ours != counts:
                                 figures["dump_more_than_ip"] += 1
+                                kinds_more = figures.setdefault("dump_more_than_ip_kinds", [])
+                                kinds_more += [kind for kind in counts if ours[kind] != counts[kind] and kind not in kinds_more]
                             break
                     if time.perf_counter() > deadline:
                         figures["mismatches"] += 1

@@ -16,8 +16,8 @@ With ``resync=True`` it follows, on one ring:
    the latest, so a busy ring cannot postpone it without bound.
 
 Kinds the caller did not ask for may be followed anyway (links always,
-addresses when routes are asked: they carry the hints of silent route
-changes); their events are not yielded.
+addresses and nexthop objects when routes are asked: they carry the hints
+of silent route changes); their events are not yielded.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from .rtnl_codec import (
     neighbour_dump_request,
     rule_dump_request,
 )
-from .rtnl_nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
 from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFA_F_TENTATIVE, NTF_PROXY, RTA_OIF, RTA_TABLE, RTM_F_CLONED
+from .rtnl_nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
 from .rtnl_objects import Event, Kind, Link
 from .rtnl_requests import link_index_payload
 from .rtnl_state import MESSAGE_KINDS, Scope, StateTracker, followed_kinds
@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 _FAMILIES = (AF_INET, AF_INET6)
 _RESYNC_ATTEMPTS = 20
 #: rounds of dumps in one reconcile (a nexthop dump can make route tables
-#: dirty, whose dumps make nothing dirty: two rounds settle it)
+#: dirty, whose dumps make nothing dirty: two rounds settle it; what is
+#: left dirty after the last round waits for the next reconcile)
 _RECONCILE_ROUNDS = 4
 #: notifications applied while a scope is dirty before it is dumped even
 #: though more are queued (bounds how long a busy ring keeps the view stale)

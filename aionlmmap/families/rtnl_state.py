@@ -75,14 +75,16 @@ from ..constants import (
     RTNLGRP_LINK,
     RTNLGRP_NEIGH,
 )
-from .rtnl_nexthops import RTM_DELNEXTHOP, RTM_NEWNEXTHOP
 from .rtnl_constants import AF_INET, AF_INET6
+from .rtnl_nexthops import RTM_DELNEXTHOP, RTM_NEWNEXTHOP
 from .rtnl_objects import Event, Kind, Link
 
 __all__ = ["MESSAGE_KINDS", "KIND_GROUPS", "KINDS", "Scope", "StateTracker", "followed_kinds"]
 
 KINDS: tuple[Kind, ...] = ("link", "address", "route", "neighbour", "rule", "nexthop")
-#: enum rtnetlink_groups (Linux >= 5.3); joining it on older kernels is harmless
+#: enum rtnetlink_groups (Linux >= 5.3; older kernels refuse to join it:
+#: EINVAL from netlink_setsockopt, which RtnlClient.monitor tolerates when
+#: nexthops are followed only for the routes' sake)
 RTNLGRP_NEXTHOP = 32
 
 #: nlmsg_type -> (action, kind)
@@ -131,8 +133,8 @@ class Scope:
     of ``kind``, or those of one ``family``, one route ``table``, or one
     device (``ifindex``: routes with a nexthop through it, addresses and
     neighbours on it). Nexthop objects are dumped whole (few, and a group
-    changes with its members' devices). The kernel filters the dump the same way
-    (``ip_valid_fib_dump_req``: RTA_TABLE, RTA_OIF; ``inet_valid_dump_ifaddr_req``;
+    changes with its members' devices). The kernel filters the dump the
+    same way (``ip_valid_fib_dump_req``: RTA_TABLE, RTA_OIF; ``inet_valid_dump_ifaddr_req``;
     ``neigh_valid_dump_req``), so :meth:`covers` is the dump's own filter."""
 
     kind: Kind

@@ -23,6 +23,7 @@ notifications):
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 from aionlmmap import rtnl
@@ -211,3 +212,26 @@ async def test_resync_false_passes_nexthop_notifications_through(netns: str) -> 
         ip(netns, "nexthop", "del", "id", "7")
         await asyncio.wait_for(task, 5)
     assert events == [("new", 7), ("new", 7), ("del", 7)]
+
+
+async def test_without_compat_mode_ipv6_routes_go_silently_too(netns: str) -> None:
+    # nexthop_compat_mode off: routes are dumped with their nhid alone, and
+    # __remove_nexthop_fib() deletes the IPv6 ones with ip6_del_rt(net, f6i,
+    # skip_notify=true): no RTM_DELROUTE on either family.
+    wired(netns)
+    subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", "net.ipv4.nexthop_compat_mode=0"], check=True)
+    ip(netns, "nexthop", "add", "id", "6", "via", "2001:db8:a::2", "dev", "na0")
+    ip(netns, "nexthop", "add", "id", "7", "via", "192.0.2.2", "dev", "na0")
+    async with watching(netns, links=False, addresses=False, routes=True, nexthops=True) as view:
+        ip(netns, "-6", "route", "add", "2001:db8:9::/64", "nhid", "6")
+        ip(netns, "-6", "route", "add", "2001:db8:8::/64", "nhid", "6", "table", "100")
+        ip(netns, "route", "add", "203.0.113.0/24", "nhid", "7")
+        await exact(netns, view, KINDS)
+        ip(netns, "nexthop", "del", "id", "6")
+        await exact(netns, view, KINDS)
+        assert routes_of(view, lambda route: route.nhid == 6) == []
+        # The device goes down: its nexthop goes unannounced, and the route
+        # names no device to look for (no expansion without compat mode).
+        ip(netns, "link", "set", "na0", "down")
+        await exact(netns, view, KINDS)
+        assert routes_of(view, lambda route: route.nhid is not None) == []

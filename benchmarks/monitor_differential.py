@@ -16,8 +16,9 @@ addresses (with and without lifetimes, replace, flush), routes in several
 tables (add, delete, replace, change, append, prepend, flush; gateways,
 priorities, tos, types, multipath with weights; RTA_METRICS such as mtu where
 the library decodes them), neighbours (permanent, noarp,
-stale, reachable; add, replace, delete) and rules. Nexthop objects are
-made only when the library follows them (a ``nexthop`` monitor kind).
+stale, reachable; add, replace, delete), rules, and nexthop objects
+(IPv4, IPv6 and blackhole nexthops, groups with weights, resilient
+groups; add, replace, delete) with IPv4 and IPv6 routes using them (``nhid``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def normalized(kind: str, obj: Any) -> Any:
     for key in _COUNTDOWN:
         if key in out and out[key] != _FOREVER:
             out[key] = "countdown"
+    resilient = out.get("resilient_args")
+    if resilient is not None and resilient.get("unbalanced_time"):
+        # How long a resilient group has been unbalanced: a clock the
+        # kernel advances with no notification (nh_res_table_upkeep).
+        out["resilient_args"] = {**resilient, "unbalanced_time": "clock"}
     return out
 
 
@@ -62,10 +68,13 @@ class View:
         self.state: dict[tuple[str, Any], Any] = {}
         self.events = 0
         self.redundant = 0
+        self.nexthop_events = 0
 
     def apply(self, event: Any) -> None:
         key = (event.kind, event.obj.key)
         self.events += 1
+        if event.kind == "nexthop":
+            self.nexthop_events += 1
         if event.action == "new":
             if self.state.get(key) == event.obj:
                 self.redundant += 1
@@ -108,6 +117,7 @@ class Driver:
         self.nexthops = nexthops
         self.metrics = hasattr(Route, "metrics")
         self.nexthop_ids: list[int] = []
+        self.up: set[str] = set()  #: links set up (as far as the driver knows)
 
     # -- vocabulary ----------------------------------------------------------------------
     def _name(self) -> str:
@@ -116,6 +126,22 @@ class Driver:
 
     def _dev(self) -> str:
         return self.rng.choice(sorted(self.links)) if self.links else "lo"
+
+    def _carrier_dev(self) -> str:
+        """A device likely to have a carrier (a veth up with its peer up, or
+        lo): nexthops refuse the others (nh_create_ipv4/ipv6)."""
+        ready = sorted(name for name in self.up if name in self.links and self.peers.get(name) in self.up)
+        return self.rng.choice(ready) if ready and self.rng.random() < 0.9 else self._dev()
+
+    def _bring_up(self) -> str:
+        """Lines that set a veth pair up (most links are down most of the
+        time, and nexthops need a carrier), or none."""
+        veths = sorted(self.peers)
+        if not veths or self.rng.random() < 0.5:
+            return ""
+        name = self.rng.choice(veths)
+        self.up.update((name, self.peers[name]))
+        return f"link set {name} up\nlink set {self.peers[name]} up\n"
 
     def _v4_subnet(self) -> int:
         return self.rng.randrange(0, 6)
@@ -158,7 +184,7 @@ class Driver:
                 gateway = self._v4_gateway() if family == 4 else self._v6_gateway()
                 hops.append(f"nexthop via {gateway} dev {self._dev()} weight {rng.randrange(1, 4)}")
             spec = " ".join(hops)
-        elif shape < 0.35 and self.nexthop_ids:
+        elif shape < 0.4 and self.nexthop_ids:
             spec = f"nhid {rng.choice(self.nexthop_ids)}"
         elif shape < 0.6:
             spec = f"dev {self._dev()}"
@@ -188,9 +214,9 @@ class Driver:
             return self._address_operation()
         if roll < 0.78:
             return self._route_operation()
-        if roll < 0.9:
+        if roll < 0.82:
             return self._neighbour_operation()
-        if roll < 0.96 or not self.nexthops:
+        if roll < 0.86 or not self.nexthops:
             return self._rule_operation()
         return self._nexthop_operation()
 
@@ -214,8 +240,10 @@ class Driver:
                     self.peers.pop(gone, None)
             return f"link del {name}"
         if roll < 0.62:
+            self.up.add(name)
             return f"link set {name} up"
         if roll < 0.75:
+            self.up.discard(name)
             return f"link set {name} down"
         if roll < 0.82:
             return f"link set {name} mtu {rng.choice([1280, 1400, 1500, 9000])}"
@@ -226,6 +254,7 @@ class Driver:
             return f"link set {name} nomaster"
         # Renaming needs the link down (dev_change_name: EBUSY when up).
         new = self._name()
+        self.up.discard(name)
         self.links[new] = self.links.pop(name)
         peer = self.peers.pop(name, None)
         if peer is not None:
@@ -285,18 +314,46 @@ class Driver:
 
     def _nexthop_operation(self) -> str:
         rng = self.rng
-        identifier = rng.randrange(1, 8)
-        if rng.random() < 0.3:
+        identifier = rng.randrange(1, 10)
+        if rng.random() < 0.25:
+            if self.nexthop_ids and rng.random() < 0.8:
+                identifier = rng.choice(self.nexthop_ids)
             if identifier in self.nexthop_ids:
                 self.nexthop_ids.remove(identifier)
             return f"nexthop del id {identifier}"
         if identifier not in self.nexthop_ids:
             self.nexthop_ids.append(identifier)
-        verb = rng.choice(["add", "replace"])
-        if rng.random() < 0.3 and len(self.nexthop_ids) > 2:
-            members = "/".join(str(member) for member in rng.sample([m for m in self.nexthop_ids if m != identifier], 2))
-            return f"nexthop {verb} id {identifier} group {members}"
-        return f"nexthop {verb} id {identifier} via {self._v4_gateway()} dev {self._dev()}"
+        verb = rng.choice(["add", "add", "replace"])
+        prelude = self._bring_up()
+        others = [member for member in self.nexthop_ids if member != identifier]
+        roll = rng.random()
+        if roll < 0.3 and others:
+            # Groups get ids of their own (10-12): the kernel refuses to
+            # replace a nexthop with a group and the reverse; groups of
+            # groups are refused too, which is fine.
+            self.nexthop_ids.remove(identifier)
+            identifier = rng.randrange(10, 13)
+            if identifier not in self.nexthop_ids:
+                self.nexthop_ids.append(identifier)
+            others = [member for member in others if member < 10]
+            chosen = rng.sample(others, min(len(others), rng.randrange(1, 4))) or [1]
+            if rng.random() < 0.5:
+                # Members made (or remade) just before, so that the group
+                # mostly exists: two gateways of one family on one device.
+                dev = self._carrier_dev()
+                prelude += "".join(f"nexthop replace id {member} via {self._v4_gateway()} dev {dev} onlink\n" for member in chosen)
+            members = "/".join(f"{member},{rng.randrange(1, 4)}" if rng.random() < 0.4 else str(member) for member in chosen)
+            kind = rng.choice(["", "", "", f" type resilient buckets {rng.choice([4, 8, 16])} idle_timer {rng.choice([0, 1, 120])}"])
+            return f"{prelude}nexthop {verb} id {identifier} group {members}{kind}"
+        if roll < 0.35:
+            return f"{prelude}nexthop {verb} id {identifier} blackhole"
+        if roll < 0.6:
+            return f"{prelude}nexthop {verb} id {identifier} via {self._v6_gateway()} dev {self._carrier_dev()}"
+        if roll < 0.7:
+            return f"{prelude}nexthop {verb} id {identifier} dev {self._carrier_dev()}"
+        # onlink: the gateway need not be on a connected subnet (a device
+        # that is up is still needed: nh_create_ipv4).
+        return f"{prelude}nexthop {verb} id {identifier} via {self._v4_gateway()} dev {self._carrier_dev()}" + (" onlink" if rng.random() < 0.5 else "")
 
 
 def setup(netns: str) -> None:
@@ -326,6 +383,7 @@ def ip_counts(netns: str) -> dict[str, int]:
         "route": len(ip_json(netns, "-4", "route", "show", "table", "all")) + len(ip_json(netns, "-6", "route", "show", "table", "all")),
         "neighbour": len(ip_json(netns, "neigh", "show", "nud", "all")),
         "rule": len(ip_json(netns, "rule", "show")) + len(ip_json(netns, "-6", "rule", "show")),
+        "nexthop": len(ip_json(netns, "nexthop", "show")),
     }
 
 
@@ -345,11 +403,12 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
     kinds = ALL_KINDS
     driver = Driver(seed, nexthops="nexthop" in KINDS)
     view = View()
-    figures: dict[str, Any] = {"seed": seed, "operations": 0, "checkpoints": 0, "mismatches": 0, "settle_seconds_max": 0.0, "dump_more_than_ip": 0}
+    figures: dict[str, Any] = {"seed": seed, "operations": 0, "checkpoints": 0, "mismatches": 0, "settle_seconds_max": 0.0, "dump_more_than_ip": 0,
+                               "nexthops_max": 0, "nhid_routes_max": 0}  # fmt: skip
     async with rtnl.open(netns=netns) as nl, rtnl.open(netns=netns) as checker:
 
         async def consume() -> None:
-            async for event in nl.monitor(links=True, addresses=True, routes=True, neighbours=True, rules=True, poll=poll):
+            async for event in nl.monitor(links=True, addresses=True, routes=True, neighbours=True, rules=True, nexthops=driver.nexthops, poll=poll):
                 view.apply(event)
 
         task = asyncio.create_task(consume())
@@ -380,6 +439,8 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
                         if all(ours[kind] >= counts[kind] for kind in counts):
                             if ours != counts:
                                 figures["dump_more_than_ip"] += 1
+                                kinds_more = figures.setdefault("dump_more_than_ip_kinds", [])
+                                kinds_more += [kind for kind in counts if ours[kind] != counts[kind] and kind not in kinds_more]
                             break
                     if time.perf_counter() > deadline:
                         figures["mismatches"] += 1
@@ -392,6 +453,8 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
                         )
                 figures["settle_seconds_max"] = max(figures["settle_seconds_max"], round(time.perf_counter() - settle_started, 3))
                 figures["checkpoints"] += 1
+                figures["nexthops_max"] = max(figures["nexthops_max"], sum(1 for key in kernel if key[0] == "nexthop"))
+                figures["nhid_routes_max"] = max(figures["nhid_routes_max"], sum(1 for key, obj in kernel.items() if key[0] == "route" and "nhid" in obj))
                 if log is not None:
                     log(f"checkpoint {figures['checkpoints']}: {done} operations, {len(kernel)} objects, view exact")
         finally:
@@ -400,6 +463,7 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
         figures["seconds"] = round(time.perf_counter() - started, 2)
         figures["events"] = view.events
         figures["redundant_events"] = view.redundant
+        figures["nexthop_events"] = view.nexthop_events
     return figures
 
 

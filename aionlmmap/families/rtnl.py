@@ -19,6 +19,7 @@ sending anything; kernel refusals are :class:`aionlmmap.NetlinkError`
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -378,6 +379,7 @@ class RtnlClient:
         neighbours: bool = False,
         rules: bool = False,
         resync: bool = True,
+        nexthops: bool = False,
         *,
         poll: float = 1.0,
         ring: Ring | None = None,
@@ -397,8 +399,9 @@ class RtnlClient:
         the kernel makes itself, tentative IPv6 addresses) every ``poll``
         seconds (0: never); after an overrun (ENOBUFS: the kernel dropped
         notifications) it dumps everything again and yields only the
-        differences. It follows links (and addresses, with routes) for that
-        even when they are not asked for, without yielding them. See
+        differences. It follows links (and addresses and nexthop objects,
+        with routes) for that even when they are not asked for, without
+        yielding them. See
         docs/rtnl.md, "The monitor". With ``resync=False`` events are passed
         through and an overrun raises :class:`aionlmmap.OverrunError`
         (iterate again to go on).
@@ -407,18 +410,29 @@ class RtnlClient:
         or pass an open NETLINK_ROUTE ``ring`` of this namespace (joined to
         the groups here, closed when the monitor ends) to read its stats.
         """
-        wanted = {"link": links, "address": addresses, "route": routes, "neighbour": neighbours, "rule": rules}
+        wanted = {"link": links, "address": addresses, "route": routes, "neighbour": neighbours, "rule": rules, "nexthop": nexthops}
         kinds: list[Kind] = [kind for kind in KINDS if wanted[kind]]
         # A resyncing monitor also follows links (names, and the hints of
-        # changes the kernel makes silently) and, with routes, addresses:
-        # see rtnl_state. Their events are not yielded unless asked for.
+        # changes the kernel makes silently) and, with routes, addresses
+        # and nexthop objects: see rtnl_state. Their events are not yielded
+        # unless asked for.
         followed = followed_kinds(kinds) if resync else kinds
-        groups = sorted({group for kind in followed for group in KIND_GROUPS[kind]})
+        # Nexthops followed only for the routes' sake are optional: a kernel
+        # older than 5.3 has no RTNLGRP_NEXTHOP (netlink_setsockopt: EINVAL
+        # past the family's groups) and no nexthop objects to follow.
+        optional = set(KIND_GROUPS["nexthop"]) if "nexthop" in followed and "nexthop" not in kinds else set()
+        groups = sorted({group for kind in followed for group in KIND_GROUPS[kind]} - optional)
         if ring is None:
             ring = _open_ring(NETLINK_ROUTE, groups=groups, netns=self.netns, **ring_options)
         else:
             ring.join(*groups)
         async with ring:
+            for group in sorted(optional):
+                try:
+                    ring.join(group)
+                except OSError as error:
+                    if error.errno != errno.EINVAL:
+                        raise
             events = MonitorEngine(self, ring, kinds, poll).events() if resync else passthrough(self, ring, kinds)
             async for event in events:
                 yield event

@@ -16,8 +16,8 @@ With ``resync=True`` it follows, on one ring:
    the latest, so a busy ring cannot postpone it without bound.
 
 Kinds the caller did not ask for may be followed anyway (links always,
-addresses when routes are asked: they carry the hints of silent route
-changes); their events are not yielded.
+addresses and nexthop objects when routes are asked: they carry the hints
+of silent route changes); their events are not yielded.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .rtnl_codec import (
     rule_dump_request,
 )
 from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFA_F_TENTATIVE, NTF_PROXY, RTA_OIF, RTA_TABLE, RTM_F_CLONED
+from .rtnl_nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
 from .rtnl_objects import Event, Kind, Link
 from .rtnl_requests import link_index_payload
 from .rtnl_state import MESSAGE_KINDS, Scope, StateTracker, followed_kinds
@@ -55,6 +56,10 @@ if TYPE_CHECKING:
 
 _FAMILIES = (AF_INET, AF_INET6)
 _RESYNC_ATTEMPTS = 20
+#: rounds of dumps in one reconcile (a nexthop dump can make route tables
+#: dirty, whose dumps make nothing dirty: two rounds settle it; what is
+#: left dirty after the last round waits for the next reconcile)
+_RECONCILE_ROUNDS = 4
 #: notifications applied while a scope is dirty before it is dumped even
 #: though more are queued (bounds how long a busy ring keeps the view stale)
 _RECONCILE_BUDGET = 2048
@@ -256,6 +261,8 @@ class MonitorEngine:
             if obj.flags & IFA_F_TENTATIVE:
                 self.tentative.add(obj.ifindex)
             return tracker.apply_address(action, obj)
+        if kind == "nexthop":
+            return tracker.apply_nexthop(action, obj)
         event = tracker.apply(action, kind, obj)
         return [event] if event is not None else []
 
@@ -295,18 +302,33 @@ class MonitorEngine:
         """Dump each dirty scope again and swap it in."""
         tracker = self.tracker
         events: list[Event] = []
-        scopes = sorted(tracker.dirty, key=_scope_order)
-        tracker.dirty.clear()
-        for scope in scopes:
-            for attempt in range(_RESYNC_ATTEMPTS):
-                try:
-                    objects = await self._dump(scope, self.names)
-                    break
-                except DumpInterruptedError:
-                    if attempt == _RESYNC_ATTEMPTS - 1:
-                        raise
-                    await asyncio.sleep(0.01 * (attempt + 1))
-            events += tracker.replace(scope.kind, objects, scope)
+        for _round in range(_RECONCILE_ROUNDS):
+            if not tracker.dirty:
+                break
+            scopes = sorted(tracker.dirty, key=_scope_order)
+            tracker.dirty.clear()
+            for scope in scopes:
+                for attempt in range(_RESYNC_ATTEMPTS):
+                    try:
+                        objects = await self._dump(scope, self.names)
+                        break
+                    except DumpInterruptedError:
+                        if attempt == _RESYNC_ATTEMPTS - 1:
+                            raise
+                        await asyncio.sleep(0.01 * (attempt + 1))
+                changes = tracker.replace(scope.kind, objects, scope)
+                if scope.kind == "link":
+                    # A dump may show a rename (or an up/down) before its
+                    # notification is read, which then changes nothing:
+                    # the links naming this one are resolved again here.
+                    for event in list(changes):
+                        changes += tracker.relink(event.obj.ifindex, resolve)
+                elif scope.kind == "nexthop":
+                    # Nexthops that went or changed unannounced (a device
+                    # went down: nexthop_flush_dev) took or changed their
+                    # routes unannounced too: dump those tables next round.
+                    tracker.nexthops_changed({event.obj.id for event in changes})
+                events += changes
         tracker.uncertain = _queued(self.ring)
         self.applied_while_dirty = 0
         self.reconciles += 1
@@ -346,6 +368,19 @@ class MonitorEngine:
                     async for m in client._dump(RTM_GETRULE, rule_dump_request(scope.family), ring)
                     if m[0] == RTM_NEWRULE and m[6].buffer[m[4]] in _FAMILIES
                 ]
+            if kind == "nexthop":
+                try:
+                    return [
+                        decode_nexthop(m[6].buffer, m[4], m[5], names)
+                        async for m in client._dump(RTM_GETNEXTHOP, nexthop_dump_request(), ring)
+                        if m[0] == RTM_NEWNEXTHOP
+                    ]
+                except OSError as error:
+                    # Linux < 5.3 has no nexthop objects (rtnetlink_rcv_msg:
+                    # EOPNOTSUPP for an unknown message type): none to follow.
+                    if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                        return []
+                    raise
             raise ValueError(f"no dump for {scope}")
         except (FileNotFoundError, ProcessLookupError):
             # ip_valid_fib_dump_req: an IPv4 table that does not exist (ENOENT)
@@ -359,7 +394,7 @@ class MonitorEngine:
 def _scope_order(scope: Scope) -> tuple[int, int, int, int]:
     # Links' dependants first, devices before tables (a table dump after a
     # device dump sees what the device dump could not: IPv6 siblings).
-    return (("address", "neighbour", "rule", "route").index(scope.kind) if scope.kind != "link" else -1,
+    return (("address", "neighbour", "rule", "nexthop", "route").index(scope.kind) if scope.kind != "link" else -1,
             scope.ifindex is None, scope.family, scope.table or 0)  # fmt: skip
 
 
@@ -400,6 +435,9 @@ def _decode(msg: Message, kind: Kind, names: Any) -> Any:
     buffer, start, end = msg[6].buffer, msg[4], msg[5]
     if kind == "link":
         return decode_link(buffer, start, end) if buffer[start] == AF_UNSPEC else None
+    if kind == "nexthop":
+        # Every family: groups and blackholes are AF_UNSPEC.
+        return decode_nexthop(buffer, start, end, names)
     if buffer[start] not in _FAMILIES:
         return None
     if kind == "route":

@@ -77,6 +77,11 @@ class NexthopObject:
     fdb: bool = False
     encap: tuple[tuple[str, Any], ...] = ()
 
+    @property
+    def key(self) -> int:
+        """The kernel's identity of a nexthop object (``nexthop_find_by_id``)."""
+        return self.id
+
     def to_json(self, details: bool = False) -> dict[str, Any]:
         """The object ``ip -j nexthop show`` (``details``: ``ip -j -d``) prints."""
         out: dict[str, Any] = {"id": self.id}

@@ -407,15 +407,23 @@ class Route:
         the RTNH_F_DEAD/LINKDOWN/OFFLOAD/TRAP state the kernel flips on its
         own); IPv6 keeps one route per nexthop at one metric (one
         ``fe80::/64`` per device). State flags stay out: a route whose
-        nexthop went dead is the same route."""
+        nexthop went dead is the same route. A route using a nexthop object
+        (``nhid``) is known by that object's id, not by the gateway and
+        device it expands to (``nh_comp``/``rt6_duplicate_nexthop`` compare
+        the nexthop pointers): ``ip nexthop replace`` changes the expansion
+        of the same route (``nexthop_replace_notify``)."""
+        nhid = self.nhid
+        if nhid is not None:
+            hops: tuple[Any, ...] = (None, None, 0, ())
+        else:
+            hops = (self.oif, self.gateway, self.flags & _NEXTHOP_IDENTITY_FLAGS,
+                    tuple((hop.ifindex, hop.gateway, hop.weight, hop.flags & _NEXTHOP_IDENTITY_FLAGS) for hop in self.nexthops))  # fmt: skip
         return (
             self.family, self.table, self.dst, self.dst_len, self.src, self.src_len, self.tos, self.priority,
-            self.type, self.protocol, self.scope, self.prefsrc, self.oif, self.gateway, self.flags & _NEXTHOP_IDENTITY_FLAGS,
-            tuple((hop.ifindex, hop.gateway, hop.weight, hop.flags & _NEXTHOP_IDENTITY_FLAGS) for hop in self.nexthops),
-            # Decoded where the library knows them (RTA_NH_ID, RTA_METRICS,
-            # RTA_FLOW, RTA_VIA, RTA_ENCAP: all part of fib_info's identity).
-            getattr(self, "nhid", None), _hashable(getattr(self, "metrics", None)), getattr(self, "flow", None),
-            _hashable(getattr(self, "via", None)), _hashable(getattr(self, "encap", None)),
+            self.type, self.protocol, self.scope, self.prefsrc, *hops,
+            # RTA_NH_ID, RTA_METRICS, RTA_FLOW, RTA_VIA, RTA_ENCAP: all part
+            # of fib_info's identity (fib_find_info).
+            nhid, _hashable(self.metrics), self.flow, _hashable(self.via), _hashable(self.encap),
         )  # fmt: skip
 
     @property
@@ -854,7 +862,7 @@ class Rule:
         return out
 
 
-Kind = Literal["link", "address", "route", "neighbour", "rule"]
+Kind = Literal["link", "address", "route", "neighbour", "rule", "nexthop"]
 
 
 @attrs.frozen

@@ -28,7 +28,15 @@ it replaced:
 - addrconf makes link-local addresses on a device that comes up
   (``addrconf_add_linklocal``) and tells only when duplicate address
   detection ends (``addrconf_dad_completed``);
-- an NLM_F_REPLACE RTM_NEWROUTE names the new route only.
+- an NLM_F_REPLACE RTM_NEWROUTE names the new route only;
+- nexthop objects (net/ipv4/nexthop.c): deleting one drops the IPv4 routes
+  using it (``__remove_nexthop_fib`` marks their fib_info dead, then
+  ``fib_flush``) with no RTM_DELROUTE (IPv6 routes go through
+  ``ip6_del_rt``, notified unless ``nexthop_compat_mode`` is off); removing
+  a group's member (``remove_nh_grp_entry``) notifies the group but not the
+  routes whose expansion changed; a device going down, away or losing its
+  carrier removes its nexthops (``nexthop_flush_dev`` calls
+  ``remove_nexthop`` with no ``nlinfo``) with no RTM_DELNEXTHOP at all.
 
 Each such change comes with (or after) a notification that hints at it (a
 link changed, an address went, a route was replaced). The tracker turns the
@@ -68,11 +76,16 @@ from ..constants import (
     RTNLGRP_NEIGH,
 )
 from .rtnl_constants import AF_INET, AF_INET6
+from .rtnl_nexthops import RTM_DELNEXTHOP, RTM_NEWNEXTHOP
 from .rtnl_objects import Event, Kind, Link
 
 __all__ = ["MESSAGE_KINDS", "KIND_GROUPS", "KINDS", "Scope", "StateTracker", "followed_kinds"]
 
-KINDS: tuple[Kind, ...] = ("link", "address", "route", "neighbour", "rule")
+KINDS: tuple[Kind, ...] = ("link", "address", "route", "neighbour", "rule", "nexthop")
+#: enum rtnetlink_groups (Linux >= 5.3; older kernels refuse to join it:
+#: EINVAL from netlink_setsockopt, which RtnlClient.monitor tolerates when
+#: nexthops are followed only for the routes' sake)
+RTNLGRP_NEXTHOP = 32
 
 #: nlmsg_type -> (action, kind)
 MESSAGE_KINDS: dict[int, tuple[str, Kind]] = {
@@ -86,6 +99,8 @@ MESSAGE_KINDS: dict[int, tuple[str, Kind]] = {
     RTM_DELNEIGH: ("del", "neighbour"),
     RTM_NEWRULE: ("new", "rule"),
     RTM_DELRULE: ("del", "rule"),
+    RTM_NEWNEXTHOP: ("new", "nexthop"),
+    RTM_DELNEXTHOP: ("del", "nexthop"),
 }
 
 #: multicast groups carrying each kind's notifications (enum rtnetlink_groups)
@@ -95,6 +110,7 @@ KIND_GROUPS: dict[Kind, tuple[int, ...]] = {
     "route": (RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE),
     "neighbour": (RTNLGRP_NEIGH,),
     "rule": (RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE),
+    "nexthop": (RTNLGRP_NEXTHOP,),
 }
 
 
@@ -102,11 +118,12 @@ def followed_kinds(wanted: Iterable[Kind]) -> list[Kind]:
     """The kinds a resyncing monitor must follow to keep ``wanted`` exact:
     links always (names, and the hints of silent changes), addresses too
     when routes are wanted (an address going or coming changes routes
-    without a route notification)."""
+    without a route notification), and nexthop objects (deleting or
+    changing one changes the routes using it silently)."""
     wanted = set(wanted)
     followed = set(wanted) | {"link"}
     if "route" in wanted:
-        followed.add("address")
+        followed.update(("address", "nexthop"))
     return [kind for kind in KINDS if kind in followed]
 
 
@@ -115,8 +132,9 @@ class Scope:
     """A part of one kind's state that a dump can fetch again: every object
     of ``kind``, or those of one ``family``, one route ``table``, or one
     device (``ifindex``: routes with a nexthop through it, addresses and
-    neighbours on it). The kernel filters the dump the same way
-    (``ip_valid_fib_dump_req``: RTA_TABLE, RTA_OIF; ``inet_valid_dump_ifaddr_req``;
+    neighbours on it). Nexthop objects are dumped whole (few, and a group
+    changes with its members' devices). The kernel filters the dump the
+    same way (``ip_valid_fib_dump_req``: RTA_TABLE, RTA_OIF; ``inet_valid_dump_ifaddr_req``;
     ``neigh_valid_dump_req``), so :meth:`covers` is the dump's own filter."""
 
     kind: Kind
@@ -309,6 +327,8 @@ class StateTracker:
                 for route in routes.values():
                     if _uses(route, ifindex):
                         self.dirty.add(Scope("route", route.family, route.table))
+            if "nexthop" in self.state:
+                self.dirty.add(Scope("nexthop"))  # nexthop_flush_dev(NETDEV_UNREGISTER): silent
         else:
             link = resolve(link, links)
             if old != link:
@@ -324,19 +344,30 @@ class StateTracker:
                 for kind in ("route", "address", "neighbour"):
                     if kind in self.state:
                         self.dirty.add(Scope(kind, ifindex=ifindex))
+                if "nexthop" in self.state and old is not None:
+                    # nexthop_flush_dev on NETDEV_DOWN/NETDEV_CHANGE (no
+                    # carrier): the device's nexthops go, unannounced.
+                    self.dirty.add(Scope("nexthop"))
         if "rule" in self.state and (old is None or action == "del" or old.ifname != link.ifname):
             # Rules name devices (iif/oif); fib_rules_event attaches and
             # detaches them (FIB_RULE_IIF_DETACHED) without RTM_NEWRULE.
             self.dirty.add(Scope("rule"))
         if old is None or action == "del" or old.ifname != link.ifname or old.is_up != link.is_up:
-            # iproute2 prints the lower device's name and whether it is up
-            # (M-DOWN) with each link that names it: resolve those again.
-            for other in list(links.values()):
-                if other.ifindex != ifindex and ifindex in (other.link_ifindex, other.master_ifindex):
-                    resolved = resolve(other, links)
-                    if resolved != other:
-                        links[other.ifindex] = resolved
-                        events.append(Event("new", "link", resolved))
+            events += self.relink(ifindex, resolve)
+        return events
+
+    def relink(self, ifindex: int, resolve: Callable[[Link, dict[int, Link]], Link]) -> list[Event]:
+        """iproute2 prints the lower device's name and whether it is up
+        (M-DOWN) with each link that names it: resolve those again after
+        link ``ifindex`` changed (by notification or by a dump)."""
+        links = self.state["link"]
+        events = []
+        for other in list(links.values()):
+            if other.ifindex != ifindex and ifindex in (other.link_ifindex, other.master_ifindex):
+                resolved = resolve(other, links)
+                if resolved != other:
+                    links[other.ifindex] = resolved
+                    events.append(Event("new", "link", resolved))
         return events
 
     def apply_address(self, action: str, address: Any) -> list[Event]:
@@ -355,6 +386,29 @@ class StateTracker:
                     if route.prefsrc == address.local:
                         self.dirty.add(Scope("route", route.family, route.table))
         return events
+
+    # -- nexthop objects ---------------------------------------------------------------
+    def apply_nexthop(self, action: str, nexthop: Any) -> list[Event]:
+        """An RTM_NEWNEXTHOP/RTM_DELNEXTHOP: the object itself, and the route
+        tables using it made dirty when it went or changed (see the module
+        docstring)."""
+        old = self.state.get("nexthop", {}).get(nexthop.key)
+        event = self.apply(action, "nexthop", nexthop) if "nexthop" in self.state else None
+        if action == "del" or old is not None:
+            self.nexthops_changed({nexthop.key})
+        return [event] if event is not None else []
+
+    def nexthops_changed(self, ids: set[int]) -> None:
+        """Routes using nexthop ``ids`` (directly or through a group holding
+        one) may have changed or gone silently: their tables become dirty."""
+        routes = self.state.get("route")
+        if not routes or not ids:
+            return
+        nexthops = self.state.get("nexthop", {})
+        ids = ids | {nexthop.id for nexthop in nexthops.values() if any(member in ids for member, _weight in nexthop.group)}
+        for route in routes.values():
+            if route.nhid in ids:
+                self.dirty.add(Scope("route", route.family, route.table))
 
     # -- dumps ---------------------------------------------------------------------------
     def replace(self, kind: Kind, objects: Iterable[Any], scope: Scope | None = None) -> list[Event]:

@@ -30,7 +30,7 @@ __all__ = ["main", "build_parser"]
 KINDS = ("links", "addresses", "routes", "neighbours", "rules", "nexthops")
 _KIND_ALIASES = {"link": "links", "address": "addresses", "addr": "addresses", "route": "routes", "neighbour": "neighbours",
                  "neigh": "neighbours", "neighbors": "neighbours", "rule": "rules", "nexthop": "nexthops"}  # fmt: skip
-_MONITOR_KINDS = {"link": "links", "address": "addresses", "route": "routes", "neighbour": "neighbours", "rule": "rules"}
+_MONITOR_KINDS = {"link": "links", "address": "addresses", "route": "routes", "neighbour": "neighbours", "rule": "rules", "nexthop": "nexthops"}
 _NUD_NOARP = 0x40
 _NTF_PROXY = 0x08
 _NTF_EXT_LEARNED = 0x10
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--nud", choices=["all"], help="neighbours: every entry (NOARP and stateless ones too), as `ip neigh show nud all`")
     dump.add_argument("--cache", action="store_true", help="routes: the route exceptions (PMTU, redirects), as `ip route show cache`")
     monitor = commands.add_parser("monitor", parents=[common], help="follow changes until Ctrl-C")
-    monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule (default link,address,route)")
+    monitor.add_argument("--kinds", default="link,address,route", help="comma-separated: link,address,route,neighbour,rule,nexthop (default link,address,route)")
     monitor.add_argument("--no-resync", action="store_true", help="do not start with the current state, and stop on an overrun")
     commands.add_parser("info", parents=[common], help="ring backend and kernel facts")
     _cli_families.add_commands(commands, common)
@@ -362,7 +362,7 @@ def _monitor_flags(kinds_text: str) -> dict[str, bool]:
         kind = {"neigh": "neighbour", "neighbor": "neighbour", "addr": "address"}.get(kind, kind)
         kind = {plural: singular for singular, plural in _MONITOR_KINDS.items()}.get(kind, kind)
         if kind not in _MONITOR_KINDS:
-            raise ValueError(f"unknown kind {kind!r} in --kinds: use link,address,route,neighbour,rule")
+            raise ValueError(f"unknown kind {kind!r} in --kinds: use link,address,route,neighbour,rule,nexthop")
         flags[_MONITOR_KINDS[kind]] = True
     return flags
 
@@ -501,6 +501,8 @@ def _event_line(event: Any) -> str:
         text = " ".join(cell for cell in _route_row(item) if cell)
     elif kind == "neighbour":
         text = " ".join(cell for cell in _neighbour_row(item) if cell)
+    elif kind == "nexthop":
+        text = " ".join(f"{key} {value}" for key, value in item.items())
     else:
         text = " ".join(_rule_row(item))
     return f"{event.action:<3} {kind:<9} {' '.join(text.split())}"

@@ -141,6 +141,28 @@ async def test_monitor_json_lines_show_changes_and_exit_cleanly_on_sigterm(netns
     assert b"Traceback" not in await process.stderr.read()  # type: ignore[union-attr]
 
 
+async def test_monitor_follows_nexthop_objects(netns: str) -> None:
+    ip(netns, "link", "add", "n0", "type", "veth", "peer", "name", "n1")
+    ip(netns, "link", "set", "n0", "up")
+    ip(netns, "link", "set", "n1", "up")
+    ip(netns, "addr", "add", "10.77.0.1/24", "dev", "n0")
+    process = await asyncio.create_subprocess_exec(*COMMAND, "monitor", "--json", "--netns", netns, "--kinds", "nexthop",
+                                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        await asyncio.sleep(1)  # the monitor's initial dump (no nexthops yet)
+        ip(netns, "nexthop", "add", "id", "7", "via", "10.77.0.2", "dev", "n0")
+        line = await lines_until(process.stdout, lambda text: '"kind":"nexthop"' in text)  # type: ignore[arg-type]
+        event = json.loads(line[-1])
+        assert (event["action"], event["object"]["id"], event["object"]["gateway"]) == ("new", 7, "10.77.0.2")
+        ip(netns, "nexthop", "del", "id", "7")
+        line = await lines_until(process.stdout, lambda text: '"action":"del"' in text)  # type: ignore[arg-type]
+        assert json.loads(line[-1])["object"]["id"] == 7
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    assert b"Traceback" not in await process.stderr.read()  # type: ignore[union-attr]
+
+
 def stdout_is(process: asyncio.subprocess.Process) -> bool:
     return process.stdout is not None
 

@@ -282,3 +282,17 @@ async def test_the_route_monitor_example_shows_replaced_and_silently_dropped_rou
     finally:
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 20) == 0
+
+
+async def test_rules_that_differ_only_in_newer_selectors_are_distinct_objects(netns: str) -> None:
+    # The kernel tells rules apart by every selector (fib_rule_matchall /
+    # rule_find compare ip_proto, port ranges, uid range, tun_id, l3mdev,
+    # suppress_* too): rules equal in the older selectors are distinct.
+    selectors = [["ipproto", "tcp"], ["ipproto", "udp"], ["ipproto", "tcp", "dport", "22"], ["ipproto", "tcp", "sport", "1000-2000"],
+                 ["uidrange", "100-200"], ["suppress_prefixlength", "0"], ["tun_id", "7"]]  # fmt: skip
+    for extra in selectors:
+        ip(netns, "rule", "add", "priority", "500", "from", "10.0.0.0/8", *extra, "table", "100")
+    async with watching(netns, links=False, addresses=False, routes=False, rules=True) as view:
+        await exact(netns, view, ["rule"])
+        mine = [obj for (kind, _key), obj in view.state.items() if kind == "rule" and obj.priority == 500]
+        assert len(mine) == len(selectors), [obj.to_json() for obj in mine]

@@ -774,9 +774,15 @@ class Rule:
 
     @property
     def key(self) -> tuple[Any, ...]:
+        # Every selector and action the kernel compares when it looks a rule
+        # up (rule_find / fib_nl_delrule): rules equal in the older
+        # selectors but not in ip_proto, ports, uid range, tun_id, l3mdev,
+        # suppress_* or realms are distinct rules.
         return (
             self.family, self.priority, self.action, self.table, self.src, self.src_len, self.dst, self.dst_len,
             self.tos, self.flags & FIB_RULE_INVERT, self.fwmark, self.fwmask, self.iifname, self.oifname, self.goto,
+            self.suppress_prefixlen, self.suppress_ifgroup, self.l3mdev, self.uid_range, self.ip_proto, self.sport,
+            self.dport, self.tun_id, self.flow,
         )  # fmt: skip
 
     def to_json(self, details: bool = False) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import attrs
 
 from ..attributes import parse_attributes
 
-__all__ = ["LinkStats", "LinkDetails", "decode_stats64", "decode_details", "IFLA_STATS64", "IFLA_AF_SPEC", "IFLA_PROP_LIST"]
+__all__ = ["LinkStats", "LinkDetails", "decode_stats64", "stats64_at", "STATS64_FIELDS", "decode_details", "IFLA_STATS64", "IFLA_AF_SPEC", "IFLA_PROP_LIST"]
 
 IFLA_STATS64 = 23
 IFLA_AF_SPEC = 26
@@ -52,15 +52,19 @@ IFLA_INET6_ADDR_GEN_MODE = 8
 #: IN6_ADDR_GEN_MODE_* names (print_af_spec())
 ADDR_GEN_MODE_NAMES = {0: "eui64", 1: "none", 2: "stable_secret", 3: "random"}
 
-#: struct rtnl_link_stats64, in the kernel's field order (24 u64 in every
-#: kernel since 4.6; newer ones append rx_otherhost_dropped, not shown by ip 6.1)
+#: struct rtnl_link_stats64, in the kernel's field order (<linux/if_link.h>).
+#: Kernels before 4.6 stop after tx_compressed (23 u64, no rx_nohandler),
+#: before 5.19 after rx_nohandler (no rx_otherhost_dropped, which ip 6.1 does
+#: not show): fields a kernel lacks decode as 0.
 STATS64_FIELDS = (
     "rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped",
     "multicast", "collisions", "rx_length_errors", "rx_over_errors", "rx_crc_errors", "rx_frame_errors",
     "rx_fifo_errors", "rx_missed_errors", "tx_aborted_errors", "tx_carrier_errors", "tx_fifo_errors",
     "tx_heartbeat_errors", "tx_window_errors", "rx_compressed", "tx_compressed", "rx_nohandler",
+    "rx_otherhost_dropped",
 )  # fmt: skip
 _STATS64 = struct.Struct(f"={len(STATS64_FIELDS)}Q")
+_STATS64_OLDEST = 23  #: fields of the shortest struct (Linux < 4.6)
 _U32 = struct.Struct("=I")
 
 
@@ -97,6 +101,7 @@ class LinkStats:
     rx_compressed: int = 0
     tx_compressed: int = 0
     rx_nohandler: int = 0
+    rx_otherhost_dropped: int = 0
     carrier_changes: int | None = None  #: IFLA_CARRIER_CHANGES (shown with ``-s -s``)
 
     def to_json(self, level: int = 1) -> dict[str, Any]:
@@ -176,13 +181,22 @@ class LinkDetails:
         return out
 
 
+def stats64_at(buffer: Any, first: int, size: int, carrier_changes: int | None = None) -> LinkStats | None:
+    """The struct rtnl_link_stats64 of ``size`` bytes at ``first`` (IFLA_STATS64
+    or RTM_GETSTATS' IFLA_STATS_LINK_64); an older kernel's shorter struct
+    gives zeros for what it lacks. None if ``size`` is no such struct."""
+    if size >= _STATS64.size:
+        return LinkStats(*_STATS64.unpack_from(buffer, first), carrier_changes=carrier_changes)  # type: ignore[arg-type]
+    if size % 8 or size < 8 * _STATS64_OLDEST:
+        return None
+    return LinkStats(*struct.unpack_from(f"={size // 8}Q", buffer, first), carrier_changes=carrier_changes)  # type: ignore[arg-type]
+
+
 def decode_stats64(buffer: Any, table: dict[int, tuple[int, int]]) -> LinkStats | None:
     span = table.get(IFLA_STATS64)
-    if span is None or span[1] - span[0] < _STATS64.size:
+    if span is None:
         return None
-    values = dict(zip(STATS64_FIELDS, _STATS64.unpack_from(buffer, span[0])))
-    changes = _u32(buffer, table.get(IFLA_CARRIER_CHANGES))
-    return LinkStats(**values, carrier_changes=changes)
+    return stats64_at(buffer, span[0], span[1] - span[0], _u32(buffer, table.get(IFLA_CARRIER_CHANGES)))
 
 
 def decode_altnames(buffer: Any, table: dict[int, tuple[int, int]]) -> tuple[str, ...]:

@@ -20,12 +20,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import attrs
-
 from ..attributes import parse_attributes
 from ..constants import NLM_F_DUMP, NLM_F_REQUEST
 from ..errors import DecodeError
 from ..message import Message
+from .rtnl_link_values import STATS64_FIELDS, LinkStats, stats64_at
 
 __all__ = [
     "RTM_NEWSTATS",
@@ -47,49 +46,11 @@ _FILTER_LINK_64 = 1 << (IFLA_STATS_LINK_64 - 1)
 #: struct if_stats_msg { u8 family; u8 pad1; u16 pad2; u32 ifindex; u32 filter_mask; }
 IF_STATS_MSG = struct.Struct("=BBHII")
 
-#: struct rtnl_link_stats64 field order (<linux/if_link.h>). Kernels before
-#: 4.6 stop after tx_compressed (no rx_nohandler), before 5.19 after
-#: rx_nohandler (no rx_otherhost_dropped): missing fields decode as 0.
-FIELDS = (
-    "rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped",
-    "multicast", "collisions", "rx_length_errors", "rx_over_errors", "rx_crc_errors", "rx_frame_errors",
-    "rx_fifo_errors", "rx_missed_errors", "tx_aborted_errors", "tx_carrier_errors", "tx_fifo_errors",
-    "tx_heartbeat_errors", "tx_window_errors", "rx_compressed", "tx_compressed", "rx_nohandler",
-    "rx_otherhost_dropped",
-)  # fmt: skip
-_U64 = struct.Struct("=Q")
+#: struct rtnl_link_stats64's fields, in the kernel's order; the values are
+#: rtnl's own LinkStats (the class ``-s`` link dumps decode IFLA_STATS64 to).
+FIELDS = STATS64_FIELDS
+LinkStats64 = LinkStats
 _ALL = struct.Struct(f"={len(FIELDS)}Q")
-
-
-@attrs.frozen(slots=True)
-class LinkStats64:
-    """``struct rtnl_link_stats64`` of one interface (names as in the header)."""
-
-    rx_packets: int = 0
-    tx_packets: int = 0
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-    rx_errors: int = 0
-    tx_errors: int = 0
-    rx_dropped: int = 0
-    tx_dropped: int = 0
-    multicast: int = 0
-    collisions: int = 0
-    rx_length_errors: int = 0
-    rx_over_errors: int = 0
-    rx_crc_errors: int = 0
-    rx_frame_errors: int = 0
-    rx_fifo_errors: int = 0
-    rx_missed_errors: int = 0
-    tx_aborted_errors: int = 0
-    tx_carrier_errors: int = 0
-    tx_fifo_errors: int = 0
-    tx_heartbeat_errors: int = 0
-    tx_window_errors: int = 0
-    rx_compressed: int = 0
-    tx_compressed: int = 0
-    rx_nohandler: int = 0
-    rx_otherhost_dropped: int = 0
 
 
 def stats_dump_request(ifindex: int = 0) -> Message:
@@ -109,14 +70,10 @@ def decode_stats(buffer: Any, start: int, end: int) -> tuple[int, LinkStats64 | 
     if span is None:
         return ifindex, None
     first, last = span
-    size = last - first
-    if size >= _ALL.size:
-        return ifindex, LinkStats64(*_ALL.unpack_from(buffer, first))
-    if size % 8 or size < 8 * 23:
-        raise DecodeError(f"IFLA_STATS_LINK_64 of {size} bytes: not a struct rtnl_link_stats64")
-    # An older kernel's shorter struct: the fields it has, zeros for the rest.
-    count = size // 8
-    return ifindex, LinkStats64(*struct.unpack_from(f"={count}Q", buffer, first))
+    stats = stats64_at(buffer, first, last - first)
+    if stats is None:
+        raise DecodeError(f"IFLA_STATS_LINK_64 of {last - first} bytes: not a struct rtnl_link_stats64")
+    return ifindex, stats
 
 
 #: nlmsghdr length and type, if_stats_msg ifindex, then the first nlattr's

@@ -347,6 +347,16 @@ class Ring(FrameKeeper, Requester, Transmitter):
         if self._backend.name == "emulated":
             rx.forward_past_skip()
             return rx.status(rx.head) != UNUSED and self._slots[self._rx_next] is not None
+        if getattr(rx, "starved", False):
+            # uring: the buffer ring ran dry and every frame is pinned by a
+            # consumer, so nothing is armed and no completion will wake the
+            # reader (a dry ring ends the multishot recvmsg: io_recv_finish
+            # posts its last CQE without IORING_CQE_F_MORE). Pause as above:
+            # a release resumes it, and a request or dump that waits behind
+            # unread notifications gets them copied out (_relieve, and the
+            # drains _until_finished and _dump make while paused); without
+            # this a dump behind a full ring waited forever.
+            return self._slots[self._rx_next] is not None
         if progressed or not getattr(self._backend, "readable", False):
             return False
         return self._kernel_stalled()

@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import aionlmmap
 from aionlmmap import Message
 from aionlmmap.constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_NOOP, RTM_GETLINK
 from aionlmmap.testing import SimulatedKernel
+from benchmarks.netns import netns_name
 
 BATCH = 64
 
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    netns = f"aionlmmap-bench-{uuid.uuid4().hex[:8]}"
+    netns = netns_name()
     run("ip", "netns", "add", netns)
     try:
         run("ip", "-n", netns, "link", "set", "lo", "up")

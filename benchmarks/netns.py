@@ -1,6 +1,7 @@
 """Throwaway network namespaces for the benchmarks.
 
-Every namespace is named ``aionlmmap-bench-<random>`` and deleted when its
+Every namespace is named ``aionlmmap-bench-<random>`` (the prefix can be set
+per run with ``AIONLMMAP_BENCH_NETNS_PREFIX``) and deleted when its
 ``with`` block ends, whatever happens inside. Commands run inside with
 ``ip netns exec`` / ``ip -n``: the host's own namespace is never changed.
 """
@@ -15,12 +16,22 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["Namespace", "namespace", "namespace_pair", "require_root", "route_address", "SENTINEL_TABLE", "ROUTE_DEVICE", "BenchmarkSetupError"]
+__all__ = ["Namespace", "namespace", "netns_name", "NETNS_PREFIX", "namespace_pair", "require_root", "route_address", "SENTINEL_TABLE", "ROUTE_DEVICE", "BenchmarkSetupError"]
 
 #: The device every benchmark route points at.
 ROUTE_DEVICE = "bench0"
 #: Routes in this table mark the end of a storm (rtm_table fits a u8).
 SENTINEL_TABLE = 242
+#: The start of every benchmark namespace's name. A caller that checks for
+#: leaked namespaces gives its run a prefix of its own (the environment
+#: variable), so namespaces other runs on the same host create meanwhile
+#: are not taken for leaks of this one.
+NETNS_PREFIX = os.environ.get("AIONLMMAP_BENCH_NETNS_PREFIX", "aionlmmap-bench-")
+
+
+def netns_name(tag: str = "") -> str:
+    """A fresh benchmark namespace name: the run's prefix, the tag, a random part."""
+    return f"{NETNS_PREFIX}{tag + '-' if tag else ''}{uuid.uuid4().hex[:8]}"
 
 
 class BenchmarkSetupError(RuntimeError):
@@ -112,7 +123,7 @@ def _run_quiet(args: list[str]) -> None:
 def namespace(tag: str = "") -> Iterator[Namespace]:
     """A fresh namespace with ``lo`` up, deleted afterwards."""
     require_root()
-    name = f"aionlmmap-bench-{tag + '-' if tag else ''}{uuid.uuid4().hex[:8]}"
+    name = netns_name(tag)
     space = _create(name)
     try:
         yield space

@@ -5,8 +5,10 @@ never asserted; counts, completeness and cleanup are."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +23,34 @@ REPO = Path(__file__).resolve().parent.parent
 N = 1000
 
 
-def bench_namespaces() -> set[str]:
+def bench_namespaces(prefix: str) -> set[str]:
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-    return {line.split()[0] for line in listing.splitlines() if line.startswith("aionlmmap-bench-")}
+    return {line.split()[0] for line in listing.splitlines() if line.startswith(prefix)}
 
 
 def run_scenario(scenario: str, *extra: str) -> tuple[list[dict[str, Any]], str]:
     """Run ``python -m benchmarks SCENARIO --n 1000 --repeat 1`` and return
-    its JSON records and its whole stdout; check it left no namespace."""
-    before = bench_namespaces()
+    its JSON records and its whole stdout; check it left no namespace.
+
+    The run names its namespaces with a prefix of its own
+    (AIONLMMAP_BENCH_NETNS_PREFIX): other benchmark runs on the same host
+    create and delete namespaces meanwhile, and theirs are not ours to
+    count. Any namespace with this run's prefix left afterwards leaked."""
+    prefix = f"aionlmmap-bench-t{uuid.uuid4().hex[:8]}-"
+    assert not bench_namespaces(prefix)
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks", scenario, "--n", str(N), "--repeat", "1", *extra],
         capture_output=True,
         text=True,
         timeout=170,
         cwd=REPO,
+        env={**os.environ, "AIONLMMAP_BENCH_NETNS_PREFIX": prefix},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert records[0]["kernel"] and records[0]["command"].startswith("python3 -m benchmarks " + scenario)
-    assert bench_namespaces() <= before, "a benchmark namespace was left behind"
+    left = bench_namespaces(prefix)
+    assert not left, f"a benchmark namespace was left behind: {sorted(left)}"
     return records[1:], result.stdout
 
 

@@ -261,14 +261,19 @@ async def test_the_route_monitor_example_shows_replaced_and_silently_dropped_rou
     process = await asyncio.create_subprocess_exec(sys.executable, str(example), "--netns", netns, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     async def until(text: str) -> list[str]:
+        # Generous: the example is a fresh python doing its first dumps, on
+        # a machine that may be loaded; on a timeout, say what it printed.
         seen = []
-        async with asyncio.timeout(10):
-            while True:
-                line = (await process.stdout.readline()).decode()  # type: ignore[union-attr]
-                assert line, f"the example ended: {seen}"
-                seen.append(line.rstrip("\n"))
-                if text in line:
-                    return seen
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    line = (await process.stdout.readline()).decode()  # type: ignore[union-attr]
+                    assert line, f"the example ended: {seen}"
+                    seen.append(line.rstrip("\n"))
+                    if text in line:
+                        return seen
+        except TimeoutError:
+            raise AssertionError(f"the example did not print {text!r} in 30 s; it printed {seen}") from None
 
     try:
         await until("routes:")

@@ -43,6 +43,11 @@ QUIET = Message(NLMSG_NOOP, NLM_F_REQUEST)
 #: the time one test may spend cancelling, per loop, and the most cancellations
 BUDGET = 20.0
 MAX_CANCELS = 400
+#: the fewest cancellations a run must make: a loaded machine gets through
+#: fewer rounds in BUDGET, so the run goes on past it (up to HARD_BUDGET)
+#: until it has made them
+MIN_CANCELS = 50
+HARD_BUDGET = 120.0
 
 
 def set_mtu(index: int, mtu: int) -> Message:
@@ -175,8 +180,8 @@ async def test_random_cancellation_of_every_call_leaves_the_ring_answering(route
 
         notifier = asyncio.create_task(notify())
         try:
-            deadline = time.monotonic() + BUDGET
-            while time.monotonic() < deadline and cancels < MAX_CANCELS:
+            start = time.monotonic()
+            while cancels < MAX_CANCELS and time.monotonic() - start < (BUDGET if cancels >= MIN_CANCELS else HARD_BUDGET):
                 rounds += 1
                 kinds = [rng.choice(KINDS) for _ in range(rng.randrange(1, 4))]
                 iterators = [kind for kind in kinds if kind in ("anext", "iterate")]
@@ -198,7 +203,7 @@ async def test_random_cancellation_of_every_call_leaves_the_ring_answering(route
             notifier.cancel()
             await asyncio.gather(notifier, return_exceptions=True)
     print(f"{rounds} rounds, {calls} calls, {cancels} cancelled mid-way: {dict(sorted(by_kind.items()))}; stats {ring.stats}")
-    assert cancels >= 50
+    assert cancels >= MIN_CANCELS
 
 
 async def test_a_dump_behind_an_abandoned_one_reads_past_unread_notifications(route_netns: str) -> None:

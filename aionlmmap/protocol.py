@@ -25,6 +25,7 @@ Kernel facts relied on:
 from __future__ import annotations
 
 import struct
+from errno import ENOBUFS
 from typing import Any
 
 import attrs
@@ -213,6 +214,13 @@ class NetlinkProtocol:
         msg_type = msg[0]
         if msg_type == NLMSG_ERROR:
             report = parse_error(msg)
+            if report.error == -ENOBUFS and pending.is_dump:
+                # __netlink_dump_start ran the first netlink_dump() in our
+                # sendmsg and found the receive buffer full (sk_rmem_alloc >=
+                # sk_rcvbuf): netlink_rcv_skb acks that -ENOBUFS, but the dump
+                # stays running (cb_running) and netlink_recvmsg continues it
+                # once we have read enough. Its data and NLMSG_DONE follow.
+                return pending
             if report.error:
                 self._finish(pending, report.to_exception(pending.request))
             else:

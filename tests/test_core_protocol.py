@@ -161,3 +161,23 @@ def test_a_short_error_payload_is_a_decode_error() -> None:
 
     with pytest.raises(DecodeError):
         parse_error(received(Message(NLMSG_ERROR, 0, 1, PORTID, b"\x00\x00")))
+
+
+def test_enobufs_at_a_dumps_start_leaves_the_dump_running_until_done() -> None:
+    # __netlink_dump_start acks -ENOBUFS when the first chunk finds the
+    # receive buffer full, yet the dump stays running and continues as the
+    # socket is read: the pending dump must wait for its data and DONE.
+    proto = NetlinkProtocol(PORTID)
+    request, pending = proto.start(Message(RTM_GETLINK, NLM_F_DUMP), dump=True)
+    assert proto.feed(received(error_reply(request, errno.ENOBUFS))) is pending
+    assert not pending.finished and request.seq in proto.pending
+    assert proto.feed(received(Message(RTM_NEWLINK, NLM_F_MULTI, request.seq, PORTID, b"x" * 16))) is pending
+    proto.feed(received(Message(NLMSG_DONE, NLM_F_MULTI, request.seq, PORTID, struct.pack("=i", 0))))
+    assert pending.finished and pending.error is None
+
+
+def test_enobufs_on_a_plain_request_is_its_error() -> None:
+    proto = NetlinkProtocol(PORTID)
+    request, pending = proto.start(Message(RTM_GETLINK, 0), dump=False)
+    proto.feed(received(error_reply(request, errno.ENOBUFS)))
+    assert pending.finished and isinstance(pending.error, NetlinkError) and pending.error.errno == errno.ENOBUFS

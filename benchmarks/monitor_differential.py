@@ -118,6 +118,13 @@ class Driver:
         self.metrics = hasattr(Route, "metrics")
         self.nexthop_ids: list[int] = []
         self.up: set[str] = set()  #: links set up (as far as the driver knows)
+        #: veth -> its bridge: at most one end of a pair is ever enslaved, so
+        #: no two bridges (or one bridge twice) are joined by a veth pair and
+        #: no L2 loop forms (without STP a loop floods frames forever, and
+        #: the bridge sends an RTM_NEWNEIGH per learned move: a notification
+        #: storm of hundreds of thousands of AF_BRIDGE fdb entries, in which
+        #: no monitor can settle because the kernel never does)
+        self.masters: dict[str, str] = {}
 
     # -- vocabulary ----------------------------------------------------------------------
     def _name(self) -> str:
@@ -238,6 +245,9 @@ class Driver:
                 if gone is not None:
                     self.links.pop(gone, None)
                     self.peers.pop(gone, None)
+                    self.masters.pop(gone, None)
+            # A bridge's ports are released when it goes (br_dev_delete).
+            self.masters = {port: bridge for port, bridge in self.masters.items() if bridge != name}
             return f"link del {name}"
         if roll < 0.62:
             self.up.add(name)
@@ -249,8 +259,10 @@ class Driver:
             return f"link set {name} mtu {rng.choice([1280, 1400, 1500, 9000])}"
         if roll < 0.88:
             bridges = [link for link, kind in self.links.items() if kind == "bridge"]
-            if bridges and self.links[name] == "veth":
-                return f"link set {name} master {rng.choice(bridges)}"
+            if bridges and self.links[name] == "veth" and self.peers.get(name) not in self.masters:
+                self.masters[name] = rng.choice(bridges)
+                return f"link set {name} master {self.masters[name]}"
+            self.masters.pop(name, None)
             return f"link set {name} nomaster"
         # Renaming needs the link down (dev_change_name: EBUSY when up).
         new = self._name()
@@ -259,6 +271,9 @@ class Driver:
         peer = self.peers.pop(name, None)
         if peer is not None:
             self.peers[new], self.peers[peer] = peer, new
+        if name in self.masters:
+            self.masters[new] = self.masters.pop(name)
+        self.masters = {port: new if bridge == name else bridge for port, bridge in self.masters.items()}
         return f"link set {name} down\nlink set {name} name {new}"
 
     def _address_operation(self) -> str:

@@ -11,7 +11,9 @@ the difference. tests/test_rtnl_monitor_differential.py runs a shorter
 version in the suite.
 
 What it changes (whatever this kernel builds): veth pairs and bridges
-(add, delete, up, down, mtu, rename, enslave, release), IPv4 and IPv6
+(add, delete, up, down, mtu, rename, enslave, release; never both ends of
+a veth pair in bridges: an L2 loop storms for good, and each checkpoint
+first checks ``ip -j link`` for one), IPv4 and IPv6
 addresses (with and without lifetimes, replace, flush), routes in several
 tables (add, delete, replace, change, append, prepend, flush; gateways,
 priorities, tos, types, multipath with weights; RTA_METRICS such as mtu where
@@ -390,15 +392,48 @@ async def fresh(netns: str, kinds: list[str], client: Any = None) -> dict[tuple[
     return {(kind, obj.key): normalized(kind, obj) for kind, objects in snapshot.items() for obj in objects}
 
 
+def bridged_pairs(links: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Veth pairs (``ip -j link show``) with both ends bridge ports: each
+    such pair closes an L2 loop (see ``Driver.masters``)."""
+    masters = {link["ifname"]: link.get("master") for link in links}
+    return sorted({tuple(sorted((link["ifname"], link["link"]))) for link in links if link.get("master") and masters.get(link.get("link"))})  # type: ignore[misc]
+
+
+def ip_json_batch(netns: str, options: list[str], commands: list[str], optional_last: bool = False) -> list[Any]:
+    """One ``ip -j -batch`` of ``commands``: one JSON document per command
+    (a process per checkpoint instead of one per command). With
+    ``optional_last`` the last command may fail (``ip nexthop`` before Linux
+    5.3): it then lists nothing."""
+    done = subprocess.run(["ip", "-n", netns, "-j", *options, "-batch", "-"], input="".join(command + "\n" for command in commands),
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    decoder = json.JSONDecoder()
+    documents, text, position = [], done.stdout, 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            break
+        document, position = decoder.raw_decode(text, position)
+        documents.append(document)
+    if optional_last and len(documents) == len(commands) - 1:
+        documents.append([])
+    if len(documents) != len(commands):
+        raise AssertionError(f"ip -batch printed {len(documents)} documents for {commands}: {done.stderr}")
+    return documents
+
+
 def ip_counts(netns: str) -> dict[str, int]:
     """How many objects ``ip`` itself lists: the fresh dump must hold as many."""
+    links, addresses, neighbours, nexthops = ip_json_batch(netns, [], ["link show", "address show", "neigh show nud all", "nexthop show"], optional_last=True)
+    routes4, rules4 = ip_json_batch(netns, ["-4"], ["route show table all", "rule show"])
+    routes6, rules6 = ip_json_batch(netns, ["-6"], ["route show table all", "rule show"])
     return {
-        "link": len(ip_json(netns, "link", "show")),
-        "address": sum(len(link.get("addr_info", [])) for link in ip_json(netns, "address", "show")),
-        "route": len(ip_json(netns, "-4", "route", "show", "table", "all")) + len(ip_json(netns, "-6", "route", "show", "table", "all")),
-        "neighbour": len(ip_json(netns, "neigh", "show", "nud", "all")),
-        "rule": len(ip_json(netns, "rule", "show")) + len(ip_json(netns, "-6", "rule", "show")),
-        "nexthop": len(ip_json(netns, "nexthop", "show")),
+        "link": len(links),
+        "address": sum(len(link.get("addr_info", [])) for link in addresses),
+        "route": len(routes4) + len(routes6),
+        "neighbour": len(neighbours),
+        "rule": len(rules4) + len(rules6),
+        "nexthop": len(nexthops),
     }
 
 
@@ -418,7 +453,7 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
     kinds = ALL_KINDS
     driver = Driver(seed, nexthops="nexthop" in KINDS)
     view = View()
-    figures: dict[str, Any] = {"seed": seed, "operations": 0, "checkpoints": 0, "mismatches": 0, "settle_seconds_max": 0.0, "dump_more_than_ip": 0,
+    figures: dict[str, Any] = {"seed": seed, "operations": 0, "checkpoints": 0, "mismatches": 0, "settle_seconds_max": 0.0, "settle_seconds": 0.0, "dump_more_than_ip": 0,
                                "nexthops_max": 0, "nhid_routes_max": 0}  # fmt: skip
     async with rtnl.open(netns=netns) as nl, rtnl.open(netns=netns) as checker:
 
@@ -435,6 +470,11 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
                 await asyncio.to_thread(ip_batch, netns, lines)
                 done += min(batch, operations - done)
                 figures["operations"] = done
+                loops = bridged_pairs(await asyncio.to_thread(ip_json, netns, "link", "show"))
+                if loops:
+                    # The run's premise (a kernel that holds still between
+                    # batches) is gone: a loop storms for good.
+                    raise AssertionError(f"the driver made an L2 loop after {done} operations (seed {seed}): veth pairs with both ends bridged: {loops}")
                 settle_started = time.perf_counter()
                 deadline = settle_started + _SETTLE_TIMEOUT
                 while True:
@@ -466,7 +506,9 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
                             f"monitor view differs from a fresh dump after {done} operations (seed {seed}); "
                             f"last batch:\n  " + "\n  ".join(lines) + f"\ndifferences:\n{report}"
                         )
-                figures["settle_seconds_max"] = max(figures["settle_seconds_max"], round(time.perf_counter() - settle_started, 3))
+                settled = time.perf_counter() - settle_started
+                figures["settle_seconds_max"] = max(figures["settle_seconds_max"], round(settled, 3))
+                figures["settle_seconds"] = round(figures["settle_seconds"] + settled, 3)
                 figures["checkpoints"] += 1
                 figures["nexthops_max"] = max(figures["nexthops_max"], sum(1 for key in kernel if key[0] == "nexthop"))
                 figures["nhid_routes_max"] = max(figures["nhid_routes_max"], sum(1 for key, obj in kernel.items() if key[0] == "route" and "nhid" in obj))

@@ -142,6 +142,8 @@ FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
 RTNEXTHOP = struct.Struct("=HBBi")
 #: struct ifa_cacheinfo {u32 prefered, valid, cstamp, tstamp}
 IFA_CACHEINFO_STRUCT = struct.Struct("=II")
+#: struct ifa_cacheinfo whole: ifa_prefered, ifa_valid, cstamp, tstamp
+IFA_CACHEINFO_FULL = struct.Struct("=IIII")
 
 _NLATTR = struct.Struct("=HH")
 _unpack_nlattr = _NLATTR.unpack_from
@@ -310,8 +312,10 @@ def decode_address(buffer: Any, start: int, end: int, names: dict[int, str] | No
     local = format_address(buffer, *local_span)
     address_span = table.get(IFA_ADDRESS)
     cache = table.get(IFA_CACHEINFO)
-    preferred = valid = None
-    if cache is not None and cache[1] - cache[0] >= 8:
+    preferred = valid = tstamp = None
+    if cache is not None and cache[1] - cache[0] >= IFA_CACHEINFO_FULL.size:
+        preferred, valid, _cstamp, tstamp = IFA_CACHEINFO_FULL.unpack_from(buffer, cache[0])
+    elif cache is not None and cache[1] - cache[0] >= 8:
         preferred, valid = IFA_CACHEINFO_STRUCT.unpack_from(buffer, cache[0])
     flags_span = table.get(IFA_FLAGS)
     if flags_span is not None:
@@ -331,6 +335,7 @@ def decode_address(buffer: Any, start: int, end: int, names: dict[int, str] | No
         preferred_lft=preferred,
         dev=names.get(ifindex) if names else None,
         metric=_u32(buffer, table.get(IFA_RT_PRIORITY)),
+        tstamp=tstamp,
     )
 
 

@@ -211,6 +211,15 @@ class Link:
         return out
 
 
+#: ifa_valid/ifa_prefered of an address that never expires
+INFINITY_LIFE_TIME = 0xFFFFFFFF
+
+
+def _finite(lifetime: int | None) -> bool | None:
+    """A remaining lifetime as equality sees it: finite or not (or absent)."""
+    return None if lifetime is None else lifetime != INFINITY_LIFE_TIME
+
+
 @attrs.frozen
 class Address:
     """An interface address (RTM_NEWADDR).
@@ -229,10 +238,18 @@ class Address:
     broadcast: str | None = None
     anycast: str | None = None
     label: str | None = None
-    valid_lft: int | None = None
-    preferred_lft: int | None = None
+    #: What is left of the lifetimes (IFA_CACHEINFO), in seconds: a
+    #: countdown, so equality sees only whether each is finite, and
+    #: ``tstamp`` tells when they were set (the same address dumped a
+    #: second later is the same address; one whose lifetimes were set
+    #: again is not).
+    valid_lft: int | None = attrs.field(default=None, eq=_finite)
+    preferred_lft: int | None = attrs.field(default=None, eq=_finite)
     dev: str | None = None
     metric: int | None = None  #: IFA_RT_PRIORITY: the metric of the address's prefix route
+    #: IFA_CACHEINFO tstamp: when the address was last updated, in
+    #: hundredths of a second since boot (set_ifa_lifetime, inet6_addr_modify)
+    tstamp: int | None = attrs.field(default=None, repr=False)
 
     @property
     def key(self) -> tuple[Any, ...]:

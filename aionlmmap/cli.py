@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
     common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
     common.add_argument("-d", "--details", action="store_true", help="details, as `ip -d` (routes: type, table, protocol, scope always; links: linkinfo...)")
-    common.add_argument("-s", "--stats", action="count", default=0, help="statistics, as `ip -s` (links: stats64; twice: error counters too)")
+    common.add_argument("-s", "--stats", action="count", default=0, help="statistics, as `ip -s` (links: stats64, twice: error counters too; neighbours: refcnt, used/confirmed/updated, probes)")
     family = common.add_mutually_exclusive_group()
     family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
     family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
@@ -161,7 +161,7 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
             objects = await _address_groups(nl, args.family, args.details)
             rows = [row for group in objects for row in _address_rows(group)]
         elif kind == "neighbours":
-            objects = [neigh.to_json() async for neigh in nl.neighbours(args.family) if args.nud == "all" or _ip_shows_neighbour(neigh)]
+            objects = [neigh.to_json(bool(args.stats)) async for neigh in nl.neighbours(args.family) if args.nud == "all" or _ip_shows_neighbour(neigh)]
             rows = [_neighbour_row(item) for item in objects]
         elif kind == "nexthops":
             objects = [nexthop.to_json(args.details) for nexthop in await _nexthops(nl, args.family)]

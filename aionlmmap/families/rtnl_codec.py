@@ -69,9 +69,11 @@ from .rtnl_constants import (
     IFLA_OPERSTATE,
     IFLA_QDISC,
     IFLA_TXQLEN,
+    NDA_CACHEINFO,
     NDA_DST,
     NDA_IFINDEX,
     NDA_LLADDR,
+    NDA_PROBES,
     NDA_PROTOCOL,
     RTA_CACHEINFO,
     RTA_DST,
@@ -136,6 +138,8 @@ IFADDRMSG = struct.Struct("=BBBBI")
 RTMSG = struct.Struct("=BBBBBBBBI")
 #: struct ndmsg {u8 family, pad1; u16 pad2; s32 ifindex; u16 state; u8 flags, type}
 NDMSG = struct.Struct("=BxxxiHBB")
+#: struct nda_cacheinfo {u32 ndm_confirmed, ndm_used, ndm_updated, ndm_refcnt}
+NDA_CACHEINFO_STRUCT = struct.Struct("=IIII")
 #: struct fib_rule_hdr {u8 family, dst_len, src_len, tos, table, res1, res2, action; u32 flags}
 FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
 #: struct rtnexthop {u16 len; u8 flags; u8 hops; s32 ifindex}
@@ -501,6 +505,8 @@ def decode_neighbour(buffer: Any, start: int, end: int, names: dict[int, str] | 
     dst = table.get(NDA_DST)
     lladdr = table.get(NDA_LLADDR)
     protocol = table.get(NDA_PROTOCOL)
+    cacheinfo = table.get(NDA_CACHEINFO)
+    probes = table.get(NDA_PROBES)
     return Neighbour(
         family=family,
         ifindex=ifindex,
@@ -511,6 +517,8 @@ def decode_neighbour(buffer: Any, start: int, end: int, names: dict[int, str] | 
         type=neigh_type,
         dev=names.get(ifindex) if names else None,
         protocol=buffer[protocol[0]] if protocol is not None and protocol[1] > protocol[0] else None,
+        cacheinfo=NDA_CACHEINFO_STRUCT.unpack_from(buffer, cacheinfo[0]) if cacheinfo is not None and cacheinfo[1] - cacheinfo[0] >= NDA_CACHEINFO_STRUCT.size else None,
+        probes=_u32(buffer, probes),
     )
 
 

@@ -211,6 +211,8 @@ class Link:
         return out
 
 
+#: clock_t ticks per second (USER_HZ: what sysconf(_SC_CLK_TCK) says on Linux)
+USER_HZ = 100
 #: ifa_valid/ifa_prefered of an address that never expires
 INFINITY_LIFE_TIME = 0xFFFFFFFF
 
@@ -719,6 +721,13 @@ class Neighbour:
     type: int = 0
     dev: str | None = None
     protocol: int | None = None  #: NDA_PROTOCOL: who installed the entry
+    #: NDA_CACHEINFO (struct nda_cacheinfo) as (confirmed, used, updated,
+    #: refcnt): clock ticks (USER_HZ) since each happened, and references;
+    #: with ``probes`` (NDA_PROBES), what ``ip -s neigh`` adds. Clocks and
+    #: counters the kernel moves without a notification: not part of
+    #: equality (the entry dumped a second later is the same entry).
+    cacheinfo: tuple[int, int, int, int] | None = attrs.field(default=None, eq=False, repr=False)
+    probes: int | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -730,8 +739,10 @@ class Neighbour:
     def state_names(self) -> list[str]:
         return [name for bit, name in NEIGH_STATE_NAMES if self.state & bit] if self.state else ["NONE"]
 
-    def to_json(self) -> dict[str, Any]:
-        """The object ``ip -j neigh show`` prints for this entry."""
+    def to_json(self, stats: bool = False) -> dict[str, Any]:
+        """The object ``ip -j neigh show`` prints for this entry (``ip -j -s
+        neigh show`` with ``stats``: refcnt, used, confirmed, updated in
+        seconds, probes, before the state)."""
         out: dict[str, Any] = {}
         if self.dst is not None:
             out["dst"] = self.dst
@@ -747,6 +758,17 @@ class Neighbour:
             out["extern_learn"] = None
         if self.flags & NTF_OFFLOADED:
             out["offload"] = None
+        if stats:
+            if self.cacheinfo is not None:
+                # print_cacheinfo(): clock_t over sysconf(_SC_CLK_TCK), 100 on Linux
+                confirmed, used, updated, refcnt = self.cacheinfo
+                if refcnt:
+                    out["refcnt"] = refcnt
+                out["used"] = used // USER_HZ
+                out["confirmed"] = confirmed // USER_HZ
+                out["updated"] = updated // USER_HZ
+            if self.probes is not None:
+                out["probes"] = self.probes
         if self.state:
             out["state"] = self.state_names
         if self.protocol is not None:

@@ -233,6 +233,49 @@ async def test_a_rename_renames_the_device_in_every_object_of_the_view(netns: st
         assert not [obj for (_kind, _key), obj in view.state.items() if getattr(obj, "dev", None) == "ma0"]
 
 
+async def test_local_routes_and_link_local_addresses_follow_links_renamed_enslaved_and_released(netns: str) -> None:
+    # The drift the long differential runs reported here (stale IPv6
+    # link-local and tentative addresses, local-table routes of renamed or
+    # enslaved links) came from an L2 loop the driver made (both ends of a
+    # veth pair bridged): the monitor lagged behind the storm. Without a
+    # loop, each step settles: link-local addresses made on NETDEV_UP and
+    # told of when DAD ends (addrconf_dad_completed, with their local route),
+    # IPv4 local and broadcast routes (fib_add_ifaddr on NETDEV_UP, dropped
+    # silently by fib_disable_ip on NETDEV_DOWN), names after a rename.
+    for scope in ("all", "default"):
+        for key, value in (("accept_dad", "1"), ("dad_transmits", "1"), ("router_solicitations", "0")):
+            run("ip", "netns", "exec", netns, "sysctl", "-q", "-w", f"net.ipv6.conf.{scope}.{key}={value}")
+    kinds = ["link", "address", "route", "neighbour"]
+    async with watching(netns, links=True, addresses=True, routes=True, neighbours=True) as view:
+        pair(netns, "ea0", "ea1", up=False)
+        ip(netns, "link", "add", "ebr", "type", "bridge")
+        ip(netns, "addr", "add", "192.0.2.1/24", "dev", "ea0")
+        ip(netns, "addr", "add", "2001:db8:e::1/64", "dev", "ea0")
+        ip(netns, "link", "set", "ea0", "up")
+        ip(netns, "link", "set", "ea1", "up")
+        await exact(netns, view, kinds)
+        ip(netns, "link", "set", "ea0", "down")
+        ip(netns, "link", "set", "ea0", "name", "eb0")
+        ip(netns, "link", "set", "eb0", "up")
+        await exact(netns, view, kinds)
+        # addrconf_ifdown dropped the IPv6 address (keep_addr_on_down 0).
+        ip(netns, "addr", "add", "2001:db8:e::1/64", "dev", "eb0", "nodad")
+        ip(netns, "link", "set", "ea1", "master", "ebr")
+        ip(netns, "link", "set", "ebr", "up")
+        ip(netns, "addr", "add", "198.51.100.1/24", "dev", "ebr")
+        await exact(netns, view, kinds)
+        ip(netns, "link", "set", "ea1", "down")
+        ip(netns, "link", "set", "ea1", "name", "eb1")
+        ip(netns, "link", "set", "eb1", "nomaster")
+        ip(netns, "link", "set", "eb1", "up")
+        ip(netns, "link", "set", "eb0", "master", "ebr")
+        await exact(netns, view, kinds)
+        ip(netns, "link", "del", "ebr")
+        await exact(netns, view, kinds)
+        local = {route.dst for (kind, _key), route in view.state.items() if kind == "route" and route.type == 2}
+        assert {"192.0.2.1", "2001:db8:e::1"} <= local
+
+
 async def test_proxy_entries_and_bridge_fdb_entries_stay_out_of_the_view_as_out_of_the_dump(netns: str) -> None:
     # The neighbour dump without NTF_PROXY lists no proxy entries and the
     # monitor leaves out AF_BRIDGE fdb entries (RTNLGRP_NEIGH carries both).

@@ -3,7 +3,7 @@ with ``ip -batch`` in a throwaway namespace, and at each checkpoint the
 view built only from the monitor's events must equal a fresh dump, object
 by object (``to_json()`` of every object, keyed by ``obj.key``).
 
-    python -m benchmarks.monitor_differential [--operations 20000] [--seed N] [--uvloop]
+    python -m benchmarks.monitor_differential [--operations 20000] [--seed N] [--runs N] [--uvloop] [--quiet]
 
 Prints one JSON line of figures (operations, checkpoints, mismatches, ...)
 and exits non-zero on a mismatch, printing the seed, the failing batch and
@@ -527,29 +527,36 @@ async def run(netns: str, *, operations: int, seed: int, batch: int = 100, poll:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--operations", type=int, default=20000)
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="the first run's seed (default: drawn at random)")
+    parser.add_argument("--runs", type=int, default=1, help="runs, each with a fresh random seed after the first")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no line per checkpoint on stderr")
     args = parser.parse_args()
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-    netns = f"aionlmmap-diff-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", netns], check=True)
-    try:
-        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
-        coroutine = run(netns, operations=args.operations, seed=seed, batch=args.batch, log=lambda text: print(text, file=sys.stderr, flush=True))
-        if args.uvloop:
-            import uvloop
+    from aionlmmap._extensions import CORE
 
-            figures = uvloop.run(coroutine)
-        else:
-            figures = asyncio.run(coroutine)
-        figures["loop"] = "uvloop" if args.uvloop else "asyncio"
-        print(json.dumps(figures), flush=True)
-    except AssertionError as error:
-        print(f"MISMATCH (seed {seed}): {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
-    finally:
-        subprocess.run(["ip", "netns", "del", netns], check=False)
+    for index in range(args.runs):
+        seed = args.seed if args.seed is not None and index == 0 else int.from_bytes(os.urandom(4), "big")
+        netns = f"aionlmmap-diff-{uuid.uuid4().hex[:8]}"
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+        try:
+            subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+            log = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+            coroutine = run(netns, operations=args.operations, seed=seed, batch=args.batch, log=log)
+            if args.uvloop:
+                import uvloop
+
+                figures = uvloop.run(coroutine)
+            else:
+                figures = asyncio.run(coroutine)
+            figures["loop"] = "uvloop" if args.uvloop else "asyncio"
+            figures["core"] = CORE
+            print(json.dumps(figures), flush=True)
+        except AssertionError as error:
+            print(f"MISMATCH (seed {seed}): {error}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        finally:
+            subprocess.run(["ip", "netns", "del", netns], check=False)
 
 
 if __name__ == "__main__":

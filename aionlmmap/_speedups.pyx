@@ -13,7 +13,7 @@ Twins:
     aionlmmap.attributes:   iter_attributes, parse_attributes
     aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
     aionlmmap.families.rtnl_addresses: ipv6_text
-    aionlmmap.drainer:      Drainer._walk_unsolicited (_speedups_drain.pxi)
+    aionlmmap.drainer:      Drainer._walk_unsolicited, Drainer._release (_speedups_drain.pxi)
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
 (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
@@ -24,9 +24,9 @@ returns or yields: the ring invalidates a frame's memoryviews with
 ``memoryview.release()``, which fails while an export is held.
 """
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
-from libc.string cimport memcpy, memcmp
+from libc.string cimport memcpy, memcmp, memset
 
 import struct as _struct
 

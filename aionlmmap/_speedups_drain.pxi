@@ -1,8 +1,9 @@
 # The compiled twin of the drainer's hot loop (aionlmmap/drainer.py),
 # included at the end of _speedups.pyx.
 #
-# Twin:
-#     aionlmmap.drainer: Drainer._walk_unsolicited (as walk_unsolicited)
+# Twins:
+#     aionlmmap.drainer: Drainer._walk_unsolicited (as walk_unsolicited),
+#                        Drainer._release (as release)
 #
 # The pure method is the reference; tests/test_drainer_twins.py feeds both
 # drainers the same frame sequences and compares every delivery.
@@ -18,15 +19,18 @@ cdef object _ReceivedFrame = None
 cdef Py_ssize_t _slot_buffer, _slot_alive, _slot_group, _slot_sender_pid, _slot_uid, _slot_gid
 cdef Py_ssize_t _slot_frame_index, _slot_pending, _slot_holds, _slot_views, _slot_on_hold_change
 cdef object _pure_walk_unsolicited = None
+cdef object _pure_release = None
+cdef object _FrameRing = None
+cdef object _COPIED = None
 cdef tuple _FRAME_SLOTS = ("buffer", "alive", "group", "sender_pid", "uid", "gid", "frame_index", "pending", "holds",
                            "views", "on_hold_change")
 
 
 cdef int _bind_drainer() except -1:
-    global _ReceivedFrame, _pure_walk_unsolicited
+    global _ReceivedFrame, _pure_walk_unsolicited, _pure_release, _FrameRing, _COPIED
     global _slot_buffer, _slot_alive, _slot_group, _slot_sender_pid, _slot_uid, _slot_gid
     global _slot_frame_index, _slot_pending, _slot_holds, _slot_views, _slot_on_hold_change
-    from aionlmmap import drainer, message
+    from aionlmmap import drainer, frames, message
     cls = message.ReceivedFrame
     if tuple(cls.__slots__) != _FRAME_SLOTS:
         raise TypeError(f"ReceivedFrame's slots changed ({cls.__slots__}): update _speedups_drain.pxi")
@@ -38,7 +42,12 @@ cdef int _bind_drainer() except -1:
         offsets.append(offset)
     (_slot_buffer, _slot_alive, _slot_group, _slot_sender_pid, _slot_uid, _slot_gid,
      _slot_frame_index, _slot_pending, _slot_holds, _slot_views, _slot_on_hold_change) = offsets
+    if frames.UNUSED != 0:
+        raise TypeError("FrameStatus.UNUSED is not 0: update _speedups_drain.pxi")
     _pure_walk_unsolicited = drainer._pure_walk_unsolicited
+    _pure_release = drainer._pure_release
+    _FrameRing = frames.FrameRing
+    _COPIED = message.COPIED
     _ReceivedFrame = cls
     return 0
 
@@ -131,3 +140,52 @@ def walk_unsolicited(drainer):
     stats.unsolicited += taken
     drainer._wake_iterator()
     return True
+
+
+def release(drainer, frame):
+    """Twin of :meth:`aionlmmap.drainer.Drainer._release` (installed as that
+    method): the frame goes back to the producer (its status word UNUSED)
+    and every view into it dies (``ReceivedFrame.retire``), without the two
+    Python method calls per frame. Frames and rings of other classes (the
+    uring backend's ring calls back on release) go through their own
+    methods."""
+    cdef Py_buffer view
+    cdef Py_ssize_t index, offset
+    cdef list slots
+    cdef object ring
+    if _ReceivedFrame is None:
+        _bind_drainer()
+    if type(frame) is not _ReceivedFrame:
+        return _pure_release(drainer, frame)
+    index = frame.frame_index
+    if index >= 0 and not drainer._closed:
+        slots = drainer._slots
+        if slots[index] is frame:
+            slots[index] = None
+            ring = drainer._rx
+            if type(ring) is _FrameRing:
+                # FrameRing.release: nm_status = UNUSED, one u32 store
+                offset = ring.offsets[index]
+                PyObject_GetBuffer(ring.buffer, &view, PyBUF_WRITABLE)
+                try:
+                    if offset < 0 or offset + 4 > view.len:
+                        raise _struct.error(f"pack_into requires a buffer of at least {offset + 4} bytes")
+                    memset(<char *>view.buf + offset, 0, 4)
+                finally:
+                    PyBuffer_Release(&view)
+            else:
+                ring.release(index)
+            if drainer._paused:
+                drainer._resume()
+    elif index == _COPIED:
+        frame.frame_index = -1  # counted out once
+        drainer._copied_bytes -= len(frame.buffer)
+    # ReceivedFrame.retire
+    if isinstance(frame.buffer, memoryview):
+        frame.alive = False
+        views = frame.views
+        if views:
+            for one in views:
+                one.release()
+            frame.views = None
+        frame.buffer = b""

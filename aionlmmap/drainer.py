@@ -514,9 +514,14 @@ class Drainer(FrameKeeper):
 
 
 
-# The compiled twin of the one-message walk (aionlmmap/_speedups_drain.pxi)
-# takes the method unless pure Python was chosen (AIONLMMAP_NO_EXTENSIONS=1);
+# The compiled twins of the one-message walk and of frame release
+# (aionlmmap/_speedups_drain.pxi) take the methods unless pure Python was chosen (AIONLMMAP_NO_EXTENSIONS=1);
 # the pure method stays the reference (tests/test_drainer_twins.py).
 _pure_walk_unsolicited = Drainer._walk_unsolicited
+_pure_release = Drainer._release
+#: Ring's iterator calls _release for each consumed message when it is
+#: compiled (one C call); the pure core inlines its body there instead.
+RELEASE_IN_C = _speedups is not None
 if _speedups is not None:
     Drainer._walk_unsolicited = _speedups.walk_unsolicited  # type: ignore[method-assign]
+    Drainer._release = _speedups.release  # type: ignore[method-assign]

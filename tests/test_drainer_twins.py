@@ -43,10 +43,12 @@ speedups = _compiled()
 
 class PureDrainer(Drainer):
     _walk_unsolicited = drainer_module._pure_walk_unsolicited
+    _release = drainer_module._pure_release
 
 
 class CompiledDrainer(Drainer):
     _walk_unsolicited = speedups.walk_unsolicited
+    _release = speedups.release
 
 
 # --- what a drainer delivered ------------------------------------------------------------
@@ -199,13 +201,20 @@ class Driver:
         touched: list[Any] = []
         progressed = drainer.walk(touched)
         state = snapshot(drainer, touched, progressed)
-        self.consume()
+        state["consumed"] = self.consume()
+        state["after_consuming"] = (feed.rx.statuses(), [None if s is None else s.frame_index for s in drainer._slots],
+                                    drainer._copied_bytes, drainer._paused)
         return state
 
-    def consume(self) -> None:
-        """Consume some of what was delivered, as the iterator and the dump's reader would."""
+    def consume(self) -> list[Any]:
+        """Consume some of what was delivered, as the iterator and the dump's
+        reader would; returns the state of each frame given back."""
         rng = self.rng
         drainer = self.drainer
+        log: list[Any] = []
+
+        def note(frame: Any) -> None:
+            log.append((frame.frame_index, frame.alive, bytes(frame.buffer), frame.pending, frame.holds, frame.views))
         self.requests = [p for p in self.requests if not p.finished]
         for _ in range(rng.randrange(0, len(drainer._unsolicited) + 1)):
             entry = drainer._unsolicited.popleft()
@@ -215,24 +224,31 @@ class Driver:
                 entry[6].pending = 0
                 if not entry[6].holds:
                     drainer._release(entry[6])
+                note(entry[6])
             elif entry[0] is not None:
                 drainer._batch_done(entry[0])
+                note(entry[0])
         if self.kept and rng.random() < 0.3:
-            self.kept.pop(0).release()
+            kept = self.kept.pop(0)
+            kept.release()
+            note(kept[6])
         dump = self.dump
         if dump is not None:
             while dump.messages and rng.random() < 0.8:
                 frame, _body = dump.messages.pop(0)
                 drainer._batch_done(frame)
+                note(frame)
             if dump.finished or rng.random() < 0.3:
                 if not dump.finished:
                     drainer._proto.cancel(dump)
                 for frame, _body in dump.messages:
                     drainer._batch_done(frame)
+                    note(frame)
                 dump.messages = []
                 if drainer._active_dump is dump:
                     drainer._active_dump = None
                 self.dump = None
+        return log
 
 
 def run_both(seed: int, steps: int, *, views: bool, dumps: list[bytes]) -> int:

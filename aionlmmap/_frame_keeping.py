@@ -1,7 +1,9 @@
 """Frame keeping: when RX frames go back to the kernel, holds (SKIP),
 copying frames out for starving waiters, and overruns.
 
-Mixed into :class:`aionlmmap.ring.Ring` (state is set up in ``Ring.__init__``).
+Pure: imports neither asyncio nor socket. The base of
+:class:`aionlmmap.drainer.Drainer` (state is set up in ``Drainer.__init__``);
+what needs the event loop or the socket goes through the drainer's hooks.
 Kernel facts relied on (DESIGN.md section 1): the ring path steps past SKIP
 frames (``netlink_forward_ring``) while the COPY path drops a message at a
 SKIP head, so SKIP is used only where ``backend.skip_is_safe``; a full ring
@@ -10,8 +12,6 @@ loses messages, which the kernel reports as ENOBUFS.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,8 @@ from .message import COPIED, Message, ReceivedFrame, parse_frame
 from .protocol import NetlinkProtocol, PendingRequest
 
 if TYPE_CHECKING:
-    from .backends import Backend
     from .frames import FrameRing
+
 
 class Overrun:
     """An overrun report in the iterator's queue, at the place of the loss:
@@ -41,6 +41,7 @@ class Overrun:
 
 #: getsockopt(SOL_SOCKET, SO_MEMINFO): u32 sk_meminfo[SK_MEMINFO_VARS]
 #: (Linux >= 4.12); SK_MEMINFO_DROPS is index 8 (since 4.15).
+_SOL_SOCKET = 1  # asm-generic/socket.h (this module stays free of the socket module)
 _SO_MEMINFO = 55
 _SK_MEMINFO_DROPS = 8
 _MEMINFO = struct.Struct("=9I")
@@ -52,7 +53,7 @@ def socket_drops(sock: Any) -> int | None:
     queue, notification or answer alike), or None where the kernel (or a
     simulated socket) does not tell."""
     try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO.size)
+        raw = sock.getsockopt(_SOL_SOCKET, _SO_MEMINFO, _MEMINFO.size)
     except (OSError, TypeError, ValueError):
         return None
     if not isinstance(raw, bytes) or len(raw) < _MEMINFO.size:
@@ -70,34 +71,32 @@ def entry_frame(entry: Any) -> ReceivedFrame | None:
 class FrameKeeper:
     """Frame release, holds, relief and overrun handling of a Ring."""
 
-    _backend: Backend
+    _backend: Any  #: the frame source (aionlmmap.backends.Backend)
     _rx: FrameRing
     _proto: NetlinkProtocol
     _closed: bool
     _paused: bool
     _slots: list[ReceivedFrame | None]
     _unsolicited: deque[Any]
-    _iter_waiter: asyncio.Future[None] | None
+    _iter_waiter: Any
     _lap_scan_budget: int
     _backlog_limit: int
     _copied_bytes: int
     _barrier: PendingRequest | None
-    _loop: asyncio.AbstractEventLoop | None
     _stale_seqs: set[int]
     _active_dump: PendingRequest | None
-    _dump_slot_waiters: list[asyncio.Future[None]]
-    _sock: Any
+    _dump_slot_waiters: list[Any]
     #: the kernel's drop count (socket_drops) at the last overrun report
     _drops_seen: int | None
 
     if TYPE_CHECKING:
         stats: Any
 
-        def _on_readable(self) -> None: ...
+        def _resume(self) -> None: ...
 
-        def _start_reading(self) -> None: ...
+        def _send_barrier(self, request: Message, barrier: PendingRequest) -> None: ...
 
-        def _queue_tx(self, messages: list[Message], atomic: bool, owners: list[PendingRequest]) -> None: ...
+        def _kernel_drops(self) -> int | None: ...
 
         def _wake_iterator(self) -> None: ...
 
@@ -121,14 +120,6 @@ class FrameKeeper:
             frame.frame_index = -1  # counted out once
             self._copied_bytes -= len(frame.buffer)
         frame.retire()
-
-    def _resume(self) -> None:
-        self._paused = False
-        self._start_reading()
-        if self._backend.name != "emulated" and self._loop is not None and not self._closed:
-            # The kernel ring continues a dump only inside poll(), and a
-            # release in frame memory wakes nobody: poll now.
-            self._loop.call_soon(self._on_readable)
 
     def _on_hold_change(self, frame: ReceivedFrame, delta: int) -> None:
         index = frame.frame_index
@@ -292,7 +283,7 @@ class FrameKeeper:
             # dropped (an answer lost in the overrun would keep its seq
             # waiting forever).
             barrier.messages = [*self._proto.pending.values(), *self._stale_seqs]  # type: ignore[list-item]
-            self._queue_tx([request], False, [barrier])
+            self._send_barrier(request, barrier)
 
     def _report_overrun(self, touched: list[Any]) -> None:
         """Mark the place of lost notifications in the iterator's queue,
@@ -300,7 +291,7 @@ class FrameKeeper:
         (None where the kernel does not tell: then a loss is reported,
         never counted)."""
         self.stats.overruns += 1
-        drops = socket_drops(self._sock)
+        drops = self._kernel_drops()
         lost: int | None = None
         if drops is not None and self._drops_seen is not None:
             lost = max(0, drops - self._drops_seen)

@@ -13,6 +13,7 @@ Twins:
     aionlmmap.attributes:   iter_attributes, parse_attributes
     aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
     aionlmmap.families.rtnl_addresses: ipv6_text
+    aionlmmap.drainer:      Drainer._walk_unsolicited, Drainer._release (_speedups_drain.pxi)
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
 (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
@@ -23,9 +24,9 @@ returns or yields: the ring invalidates a frame's memoryviews with
 ``memoryview.release()``, which fails while an export is held.
 """
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
-from libc.string cimport memcpy, memcmp
+from libc.string cimport memcpy, memcmp, memset
 
 import struct as _struct
 
@@ -111,7 +112,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 3
+TWINS_VERSION = 4
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -455,3 +456,6 @@ def ipv6_text(raw):
         return _pure_ipv6_text(raw)
     inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
     return text.decode("ascii")
+
+
+include "_speedups_drain.pxi"

@@ -59,6 +59,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def system_seconds() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 async def nfqueue_main(backend: str, count: int) -> None:
     from aionlmmap.families import nfqueue
 
@@ -66,14 +70,17 @@ async def nfqueue_main(backend: str, count: int) -> None:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         cpu = cpu_seconds()
+        system = system_seconds()
         elapsed = await nfqueue.accept_packets(queue, count, timeout=120)
         ring = queue.ring
         await ring.drain()  # the last verdicts are out
         cpu = cpu_seconds() - cpu
+        system = system_seconds() - system
         print(json.dumps({
             "count": count,
             "elapsed": elapsed,
             "cpu": cpu,
+            "system": system,
             "overruns": 0,
             "rx_syscalls": ring.stats.rx_syscalls,
             "tx_syscalls": ring.stats.tx_syscalls,
@@ -91,6 +98,7 @@ async def main(mode: str, backend: str) -> None:
         tally = {"first": 0.0, "last": 0.0, "overruns": 0.0}
         started = time.perf_counter()
         cpu = cpu_seconds()
+        system = system_seconds()
         if mode == "dump":
             count = await dump(ring)
             elapsed = time.perf_counter() - started
@@ -107,10 +115,12 @@ async def main(mode: str, backend: str) -> None:
                 count = int(ring.stats.unsolicited)
             elapsed = (tally["last"] - tally["first"]) or 1e-9
         cpu = cpu_seconds() - cpu
+        system = system_seconds() - system
         print(json.dumps({
             "count": count,
             "elapsed": elapsed,
             "cpu": cpu,
+            "system": system,
             "overruns": int(tally["overruns"]),
             "rx_syscalls": ring.stats.rx_syscalls,
             "tx_syscalls": ring.stats.tx_syscalls,

@@ -111,6 +111,7 @@ def _row(name: str, mode: str, timed: list[dict[str, Any]], counts: dict[str, in
     main = sorted(counts.items(), key=lambda item: -item[1])[:4]
     rates = [int(run["count"]) / float(run["elapsed"]) for run in timed]
     cpu = [1e6 * float(run["cpu"]) / max(1, int(run["count"])) for run in timed if "cpu" in run]
+    system = [1e6 * float(run["system"]) / max(1, int(run["count"])) for run in timed if "system" in run]
     return {
         "scenario": mode,
         "contestant": name,
@@ -118,6 +119,7 @@ def _row(name: str, mode: str, timed: list[dict[str, Any]], counts: dict[str, in
         "rate": statistics.median(rates),
         "rates": [round(rate) for rate in rates],
         "cpu_us_per_message": statistics.median(cpu) if cpu else None,
+        "system_us_per_message": statistics.median(system) if system else None,
         "syscalls_per_1000": 1000 * total / messages,
         "top": ", ".join(f"{call} {1000 * n / messages:.1f}" for call, n in main),
         "overruns": sum(int(run.get("overruns", 0)) for run in timed),
@@ -147,11 +149,13 @@ def main() -> None:
         rows += _storms(options.events, backends, repeat, with_c)
     if "nfqueue" in scenarios:
         rows += _nfqueues(options.packets, backends, repeat)
-    print(f"{'scenario':8} {'contestant':10} {'messages':>9} {'rate/s':>10} {'cpu us/msg':>10} {'syscalls/1000':>14}  top calls per 1000 messages (timed rates)")
+    print(f"{'scenario':8} {'contestant':10} {'messages':>9} {'rate/s':>10} {'cpu us/msg':>14} {'syscalls/1000':>14}  top calls per 1000 messages (timed rates)")
     for row in rows:
-        cpu = f"{row['cpu_us_per_message']:.2f}" if row["cpu_us_per_message"] is not None else "-"
+        cpu = "-"
+        if row["cpu_us_per_message"] is not None:
+            cpu = f"{row['cpu_us_per_message']:.2f} ({row['system_us_per_message']:.2f} sys)"
         print(
-            f"{row['scenario']:8} {row['contestant']:10} {row['messages']:>9} {row['rate']:>10.0f} {cpu:>10} "
+            f"{row['scenario']:8} {row['contestant']:10} {row['messages']:>9} {row['rate']:>10.0f} {cpu:>14} "
             f"{row['syscalls_per_1000']:>14.1f}  {row['top']} ({', '.join(map(str, row['rates']))})"
         )
     for scenario in scenarios:

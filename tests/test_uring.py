@@ -122,7 +122,8 @@ class ScriptedUring:
         self.send_result: Any = None  #: None: full length; an int: that; a callable(length)
         self.sent: list[bytes] = []
         self.pending_sqes: list[tuple[int, int, int, int]] = []
-        self.eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        #: stands for the ring fd: readable while completions wait
+        self.eventfd = self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.enters = 0
         self.sk_err = False  #: netlink_overrun() happened: the next receive fails with it
 
@@ -135,6 +136,9 @@ class ScriptedUring:
     def publish_buffers(self) -> None:
         self.buffers.extend(self.staged)
         self.staged.clear()
+
+    def provide_many(self, buffers: list[tuple[int, int, int]]) -> None:
+        self.buffers.extend(buffers)
 
     def prepare(self, opcode: int, fd: int, address: int, length: int, user_data: int, **_: Any) -> bool:
         self.pending_sqes.append((opcode, address, length, user_data))
@@ -150,8 +154,12 @@ class ScriptedUring:
                     self.sk_err = False
                     self.overrun()
                 self._run()
-            elif opcode == _uring_sys.IORING_OP_SEND:
-                self.sent.append(ctypes.string_at(address, length))
+            elif opcode == _uring_sys.IORING_OP_SENDMSG:
+                _name, _namelen, iov, iovlen = struct.unpack("=QI4xQQ", ctypes.string_at(address, 32))
+                pieces = [struct.unpack("=QQ", ctypes.string_at(iov + 16 * i, 16)) for i in range(iovlen)]
+                data = b"".join(ctypes.string_at(base, size) for base, size in pieces)
+                length = len(data)
+                self.sent.append(data)
                 result = self.send_result
                 res = length if result is None else result(length) if callable(result) else result
                 self._post(user_data, res, 0)
@@ -195,8 +203,18 @@ class ScriptedUring:
         self._post(_RECV, -errno.ENOBUFS, 0)
 
     def completions(self) -> list[tuple[int, int, int]]:
-        out, self.cqes = self.cqes, []
+        out = self.peek()
+        self.consume(len(out))
         return out
+
+    def peek(self) -> list[tuple[int, int, int]]:
+        return list(self.cqes)
+
+    def consume(self, count: int) -> None:
+        had = bool(self.cqes)
+        del self.cqes[:count]
+        if had and not self.cqes:
+            os.eventfd_read(self.eventfd)  # the CQ ring is empty: not readable any more
 
     def close(self) -> None:
         if self.eventfd >= 0:

@@ -38,6 +38,8 @@ _SYS_IO_URING_REGISTER = 427
 # -- setup flags and features
 IORING_SETUP_CQSIZE = 1 << 3
 IORING_SETUP_SUBMIT_ALL = 1 << 7
+IORING_SETUP_COOP_TASKRUN = 1 << 8  #: Linux 5.19: no IPI to run completion work
+IORING_SETUP_TASKRUN_FLAG = 1 << 9
 IORING_FEAT_SINGLE_MMAP = 1 << 0
 IORING_FEAT_NODROP = 1 << 1
 IORING_OFF_SQ_RING = 0
@@ -72,7 +74,10 @@ _PARAMS = struct.Struct("=10I" + "7IIQ" + "8IQ")
 #: addr, len, op_flags, user_data, buf_group, personality, file_index, addr3, pad
 _SQE = struct.Struct("=BBHiQQIIQHHiQQ")
 _CQE = struct.Struct("=QiI")
+_CQE_ITER = _CQE.iter_unpack
 _BUF = struct.Struct("=QIHH")  #: struct io_uring_buf {u64 addr; u32 len; u16 bid; u16 resv}
+#: its first three fields: entry 0's resv is the ring's tail, never written here
+_BUF_HEAD = struct.Struct("=QIH")
 _BUF_REG = struct.Struct("=QIHH3Q")  #: struct io_uring_buf_reg
 RECVMSG_OUT = struct.Struct("=IIII")  #: namelen, controllen, payloadlen, flags
 _U32 = struct.Struct("=I")
@@ -109,11 +114,12 @@ class Uring:
     """One io_uring instance: SQ, CQ, SQE array, a provided-buffer ring
     (group 0) and, optionally, an eventfd signalled on every completion."""
 
-    def __init__(self, sq_entries: int, cq_entries: int, buffer_entries: int) -> None:
+    def __init__(self, sq_entries: int, cq_entries: int, buffer_entries: int, setup_flags: int = 0) -> None:
         params = bytearray(_PARAMS.size)
         _U32.pack_into(params, 0, sq_entries)  # sq_entries
         _U32.pack_into(params, 4, cq_entries)  # cq_entries (IORING_SETUP_CQSIZE)
-        _U32.pack_into(params, 8, IORING_SETUP_CQSIZE)
+        _U32.pack_into(params, 8, IORING_SETUP_CQSIZE | setup_flags)
+        self.setup_flags = setup_flags
         buffer = (ctypes.c_char * len(params)).from_buffer(params)
         self.fd = _call(_SYS_IO_URING_SETUP, sq_entries, ctypes.byref(buffer))
         del buffer
@@ -152,6 +158,8 @@ class Uring:
         self._cq_tail_at = cq_tail
         self._cqes_at = cqes
         self.cq_mask = _U32.unpack_from(cq_ring, cq_mask)[0]
+        self._cq_entries = self.cq_mask + 1
+        self._cqe_view = memoryview(cq_ring)[cqes : cqes + self._cq_entries * _CQE.size]
         self._sq_tail = _U32.unpack_from(sq_ring, sq_tail)[0]
         self._cq_head = _U32.unpack_from(cq_ring, cq_head)[0]
         # The provided-buffer ring: page-aligned memory of ours, registered
@@ -188,8 +196,20 @@ class Uring:
     # -- buffer ring ---------------------------------------------------------
     def provide(self, address: int, length: int, bid: int) -> None:
         """Add one buffer (published by :meth:`publish_buffers`)."""
-        _BUF.pack_into(self._bufs, (self.buffer_tail & self.buffer_mask) * _BUF.size, address, length, bid, 0)
+        _BUF_HEAD.pack_into(self._bufs, (self.buffer_tail & self.buffer_mask) * _BUF.size, address, length, bid)
         self.buffer_tail = (self.buffer_tail + 1) & 0xFFFF
+
+    def provide_many(self, buffers: list[tuple[int, int, int]]) -> None:
+        """Add (address, length, bid) buffers and publish them."""
+        bufs = self._bufs
+        mask = self.buffer_mask
+        tail = self.buffer_tail
+        pack = _BUF_HEAD.pack_into
+        for address, length, bid in buffers:
+            pack(bufs, (tail & mask) * 16, address, length, bid)
+            tail = (tail + 1) & 0xFFFF
+        self.buffer_tail = tail
+        _U16.pack_into(bufs, 14, tail)
 
     def publish_buffers(self) -> None:
         # The tail is the u16 at offset 14 (entry 0's resv), stored after
@@ -233,20 +253,34 @@ class Uring:
     # -- completion ----------------------------------------------------------
     def completions(self) -> list[tuple[int, int, int]]:
         """Every posted CQE (user_data, res, flags), consumed."""
+        out = self.peek()
+        if out:
+            self.consume(len(out))
+        return out
+
+    def consume(self, count: int) -> None:
+        """Hand the first ``count`` posted CQEs back to the kernel."""
+        self._cq_head = head = (self._cq_head + count) & 0xFFFFFFFF
+        _U32.pack_into(self._cq, self._cq_head_at, head)
+
+    def peek(self) -> list[tuple[int, int, int]]:
+        """Every posted CQE (user_data, res, flags), left in the ring."""
         cq = self._cq
         tail = _U32.unpack_from(cq, self._cq_tail_at)[0]
         head = self._cq_head
         if head == tail:
             return []
-        out = []
-        mask = self.cq_mask
-        base = self._cqes_at
-        unpack = _CQE.unpack_from
-        while head != tail:
-            out.append(unpack(cq, base + (head & mask) * 16))
-            head = (head + 1) & 0xFFFFFFFF
-        self._cq_head = head
-        _U32.pack_into(cq, self._cq_head_at, head)
+        # The posted CQEs lie in one run of the array, or two when they
+        # wrap: unpacked in bulk.
+        start = head & self.cq_mask
+        end = start + ((tail - head) & 0xFFFFFFFF)
+        view = self._cqe_view
+        entries = self._cq_entries
+        if end <= entries:
+            out = list(_CQE_ITER(view[start * 16 : end * 16]))
+        else:
+            out = list(_CQE_ITER(view[start * 16 :]))
+            out += _CQE_ITER(view[: (end - entries) * 16])
         return out
 
     def close(self) -> None:
@@ -260,6 +294,9 @@ class Uring:
                 os.close(self.eventfd)
                 self.eventfd = -1
             self._anchors.clear()
+            view = getattr(self, "_cqe_view", None)
+            if view is not None:
+                view.release()
             for memory in self._maps:
                 memory.close()
             self._maps.clear()

@@ -121,8 +121,13 @@ class Uring:
         _U32.pack_into(params, 8, IORING_SETUP_CQSIZE | setup_flags)
         self.setup_flags = setup_flags
         buffer = (ctypes.c_char * len(params)).from_buffer(params)
-        self.fd = _call(_SYS_IO_URING_SETUP, sq_entries, ctypes.byref(buffer))
-        del buffer
+        try:
+            self.fd = _call(_SYS_IO_URING_SETUP, sq_entries, ctypes.byref(buffer))
+        except OSError as exc:
+            exc.step = "io_uring_setup"  # type: ignore[attr-defined]  # which call failed, for the probe's report
+            raise
+        finally:
+            del buffer
         self._maps: list[mmap.mmap] = []
         self._anchors: list[Any] = []
         self.eventfd = -1
@@ -169,11 +174,30 @@ class Uring:
         self._bufs = mmap.mmap(-1, max(mmap.PAGESIZE, buffer_entries * _BUF.size))
         address, anchor = _address(self._bufs)
         self._anchors.append(anchor)
-        reg = bytearray(_BUF_REG.pack(address, buffer_entries, 0, 0, 0, 0, 0))
-        reg_buffer = (ctypes.c_char * len(reg)).from_buffer(reg)
-        _call(_SYS_IO_URING_REGISTER, self.fd, IORING_REGISTER_PBUF_RING, ctypes.byref(reg_buffer), 1)
-        del reg_buffer
+        self._bufs_address = address
+        try:
+            self._register_buffers(IORING_REGISTER_PBUF_RING)
+        except OSError as exc:
+            exc.step = "IORING_REGISTER_PBUF_RING"  # type: ignore[attr-defined]
+            raise
         self.buffer_tail = 0
+
+    def _register_buffers(self, opcode: int) -> None:
+        reg = bytearray(_BUF_REG.pack(self._bufs_address, self.buffer_entries, 0, 0, 0, 0, 0))
+        reg_buffer = (ctypes.c_char * len(reg)).from_buffer(reg)
+        try:
+            _call(_SYS_IO_URING_REGISTER, self.fd, opcode, ctypes.byref(reg_buffer), 1)
+        finally:
+            del reg_buffer
+
+    def reset_buffers(self) -> None:
+        """Take every provided buffer back (nothing may be armed): the
+        buffer ring is unregistered and registered again, empty (the
+        kernel's head and our tail start at 0)."""
+        self._register_buffers(IORING_UNREGISTER_PBUF_RING)
+        self.buffer_tail = 0
+        _U16.pack_into(self._bufs, 14, 0)
+        self._register_buffers(IORING_REGISTER_PBUF_RING)
 
     def _map(self, length: int, offset: int) -> mmap.mmap:
         memory = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
@@ -310,7 +334,11 @@ def address_of(memory: mmap.mmap) -> tuple[int, Any]:
     return _address(memory)
 
 
+#: the flags the uring backend sets its rings up with
+SETUP_FLAGS = IORING_SETUP_COOP_TASKRUN
+
 _probe_result: tuple[bool, str] | None = None
+_probe_steps: list[tuple[str, str]] = []
 
 
 def probe() -> tuple[bool, str]:
@@ -319,24 +347,43 @@ def probe() -> tuple[bool, str]:
     RECVMSG on a netlink socket, which answers -EINVAL before Linux 6.0."""
     global _probe_result
     if _probe_result is None:
-        _probe_result = _probe()
+        _probe_steps.clear()
+        _probe_result = _probe(_probe_steps)
     return _probe_result
 
 
-def _probe() -> tuple[bool, str]:
+def probe_steps() -> list[tuple[str, str]]:
+    """What :func:`probe` tried, in order, and what each step answered
+    (for ``aionlmmap info``)."""
+    probe()
+    return list(_probe_steps)
+
+
+def _probe(steps: list[tuple[str, str]]) -> tuple[bool, str]:
     import socket
 
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return False, f"the uring backend needs x86-64's store ordering (Python cannot issue barriers); this is {platform.machine()}"
+    machine = platform.machine()
+    if machine not in ("x86_64", "AMD64"):
+        steps.append(("architecture", f"{machine}: not tried (Python cannot issue the memory barriers other than x86-64's need)"))
+        return False, f"the uring backend needs x86-64's store ordering (Python cannot issue barriers); this is {machine}"
+    steps.append(("architecture", f"{machine}: stores reach the kernel in program order"))
     try:
-        ring = Uring(4, 8, 1)
+        ring = Uring(4, 8, 1, SETUP_FLAGS)
     except OSError as exc:
+        step = getattr(exc, "step", "io_uring_setup")
+        if step == "io_uring_setup":
+            steps.append(("io_uring_setup (COOP_TASKRUN)", f"failed: {errno.errorcode.get(exc.errno or 0, exc.errno)} ({exc.strerror})"))
+        else:
+            steps.append(("io_uring_setup (COOP_TASKRUN)", "ok"))
+            steps.append((step, f"failed: {errno.errorcode.get(exc.errno or 0, exc.errno)} ({exc.strerror})"))
         why = {
             errno.ENOSYS: "io_uring_setup answered ENOSYS: the kernel has no io_uring (or seccomp hides it)",
             errno.EPERM: "io_uring_setup answered EPERM: io_uring is disabled (sysctl kernel.io_uring_disabled, or a seccomp/container policy)",
-            errno.EINVAL: "io_uring_setup or IORING_REGISTER_PBUF_RING answered EINVAL: the kernel is older than 5.19",
-        }.get(exc.errno or 0, f"io_uring setup failed: {exc}")
+            errno.EINVAL: f"{step} answered EINVAL: the kernel is older than 5.19",
+        }.get(exc.errno or 0, f"io_uring setup failed at {step}: {exc}")
         return False, why
+    steps.append(("io_uring_setup (COOP_TASKRUN)", "ok"))
+    steps.append(("IORING_REGISTER_PBUF_RING", "ok: a provided-buffer ring (Linux >= 5.19)"))
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
     try:
         sock.bind((0, 0))
@@ -361,15 +408,19 @@ def _probe() -> tuple[bool, str]:
             ring.close()
             memory.close()
     except OSError as exc:
+        steps.append(("multishot IORING_OP_RECVMSG", f"failed: {exc}"))
         return False, f"io_uring multishot receive probe failed: {exc}"
     finally:
         sock.close()
         ring.close()
     for _user_data, res, flags in results:
         if res < 0:
+            steps.append(("multishot IORING_OP_RECVMSG", f"failed: {errno.errorcode.get(-res, -res)} ({os.strerror(-res)})"))
             if res == -errno.EINVAL:
                 return False, "multishot IORING_OP_RECVMSG answered EINVAL: the kernel is older than 6.0"
             return False, f"multishot IORING_OP_RECVMSG failed: {os.strerror(-res)}"
         if flags & IORING_CQE_F_BUFFER and flags & IORING_CQE_F_MORE:
+            steps.append(("multishot IORING_OP_RECVMSG", f"ok: a netlink ACK of {res} bytes in a provided buffer, the receive still armed (IORING_CQE_F_MORE)"))
             return True, f"io_uring works on Linux {_sys.kernel_release()}: multishot RECVMSG into a provided-buffer ring"
+    steps.append(("multishot IORING_OP_RECVMSG", "no completion for a netlink ACK"))
     return False, "multishot IORING_OP_RECVMSG posted no completion for a netlink ACK"

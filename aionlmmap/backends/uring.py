@@ -77,12 +77,13 @@ _SCM_CREDENTIALS = 2
 _RECV = 1 << 62  #: user_data of the multishot receive
 _SEND = 1 << 61  #: user_data of a send: | the flush's serial << 16 | its datagram's number
 _CANCEL = 1 << 60
+_WAKE = 1 << 58  #: user_data of a no-op whose completion wakes the loop
 _IORING_OP_ASYNC_CANCEL = 14
 _MAX_RECV_ERRORS = 16
 #: COOP_TASKRUN (Linux 5.19): the receive work a datagram's arrival queues
 #: for this thread runs when the thread next enters the kernel, instead of
 #: an IPI interrupting it; the loop's epoll_wait is such an entry.
-_SETUP_FLAGS = int(os.environ.get("AIONLMMAP_URING_FLAGS", sys_.IORING_SETUP_COOP_TASKRUN))  #: re-arms after unexpected errors in a row before the reader gives up
+_SETUP_FLAGS = sys_.SETUP_FLAGS  #: re-arms after unexpected errors in a row before the reader gives up
 _U32 = struct.Struct("=I")
 _pack_header_into = NL_MMAP_HDR.pack_into
 _PKTINFO_SPACE = socket.CMSG_SPACE(PKTINFO.size)
@@ -242,19 +243,118 @@ class UringBackend:
             # Buffers are provided only while no receive is armed: then the
             # frames we count in the kernel's hands are exactly those it
             # has, and an -ENOBUFS finding some is the socket's overrun.
+            if self._overrun_pending:
+                self._catch_up()
+                if self._overrun_pending:
+                    break  # out of frames: goes on when one is released
             self._provide()
             if not self._in_kernel:
                 break
             self._arm()  # runs at once on what the socket holds
             self._reap()
-        if self._overrun_pending and self._armed:
-            # Armed again and caught up (an armed receive posts what is
-            # queued at once): the loss lies after what came so far.
-            self._overrun_pending = False
-            self.overrun_marks.append(self.frames_produced)
         full = not self._armed and not self._in_kernel
         self.rx.starved = full
         return full
+
+    def _catch_up(self) -> None:
+        """After a socket overrun: read what the socket queued ourselves
+        (recvmsg into the next free frames, as the emulated ring does) and
+        place the loss where a receive finds the queue empty (EAGAIN).
+
+        Why there: netlink_overrun() set NETLINK_S_CONGESTED, and the
+        socket drops every new datagram until a receive leaves its queue
+        empty (netlink_rcv_wake), so what is queued is older than the loss
+        and what comes after the queue ran empty is newer. A multishot
+        receive would go on past that point without saying where (netlink
+        reports no IORING_CQE_F_SOCK_NONEMPTY), and once re-armed from a
+        release it runs until the next fill(): the loss would be placed
+        after datagrams newer than it. The buffers provided and unused are
+        taken back first (the buffer ring registered again, empty: two
+        syscalls, once per overrun). The one race left is the emulated
+        ring's too: a datagram arriving between the receive that emptied
+        the queue and the next one is taken for an older one."""
+        rx = self.rx
+        if self._in_kernel:
+            # The frames provided are the next ones in order: take them
+            # back (nothing is armed), to read into them ourselves.
+            first = self._in_kernel[0]
+            self._uring.reset_buffers()
+            for index in self._in_kernel:
+                self._provided[index] = False
+            self._in_kernel.clear()
+            self._producer = rx.head = first
+        recvmsg_into = self._recvmsg_into
+        memory = self._memory
+        offsets = rx.offsets
+        frame_nr = rx.frame_nr
+        index = self._producer
+        data_at = _PREFIX if not self._in_place else 0
+        for _ in range(frame_nr + 1):  # bounded: one lap of the ring
+            if not self._overrun_pending:
+                break
+            status = _unpack_status(memory, offsets[index])[0]
+            if status == SKIP:
+                index = index + 1 if index + 1 < frame_nr else 0
+                continue
+            if status != UNUSED:
+                # Every free frame took a datagram: whether the last one
+                # emptied the queue only a look tells (as
+                # EmulatedBackend._probe_queue does).
+                try:
+                    self.rx_syscalls += 1
+                    self._peek_queue()
+                except BlockingIOError:
+                    self._mark_overrun()
+                except OSError as exc:
+                    self._caught_up_to_new_loss(exc)
+                break
+            data = self._rx_data[index][data_at : data_at + self._capacity]
+            try:
+                self.rx_syscalls += 1
+                nbytes, ancdata, flags, address = recvmsg_into(data)
+            except BlockingIOError:
+                self._mark_overrun()  # the queue ran empty here
+                break
+            except OSError as exc:
+                self._caught_up_to_new_loss(exc)
+                continue
+            group = uid = gid = 0
+            for level, kind, payload in ancdata:
+                if level == SOL_NETLINK and kind == NETLINK_PKTINFO:
+                    group = PKTINFO.unpack_from(payload)[0]
+                elif level == socket.SOL_SOCKET and kind == _SCM_CREDENTIALS:
+                    _pid, uid, gid = UCRED.unpack_from(payload)
+            if flags & _MSG_TRUNC:
+                self.truncated += 1
+                nbytes = 0
+            _pack_header_into(memory, offsets[index], VALID, nbytes, group, address[0] if address else 0, uid, gid)
+            self.frames_produced += 1
+            index = index + 1 if index + 1 < frame_nr else 0
+        self._producer = rx.head = index
+
+    def _recvmsg_into(self, data: memoryview) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
+        return self._sock.recvmsg_into([data], _CONTROL_SPACE, socket.MSG_DONTWAIT)
+
+    def _peek_queue(self) -> None:
+        """BlockingIOError if the socket's queue is empty (OSError ENOBUFS
+        if it overran again)."""
+        self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+
+    def _caught_up_to_new_loss(self, exc: OSError) -> None:
+        if exc.errno == errno.ENOBUFS:
+            # A new loss. The socket reports one only on turning congested
+            # again, which needs its queue read empty: the earlier loss
+            # lies before this point.
+            self._mark_overrun()
+            self.overruns += 1
+            self._overrun_pending = True
+        elif exc.errno != errno.EINTR:
+            raise exc
+
+    def _mark_overrun(self) -> None:
+        if self._overrun_pending:
+            self._overrun_pending = False
+            self.overrun_marks.append(self.frames_produced)
 
     def _schedule_refill(self) -> None:
         # A frame came back while nothing is armed: provide it and arm the
@@ -268,11 +368,19 @@ class UringBackend:
     def _refill(self) -> None:
         if self._closed or self._armed:
             return
+        if self._overrun_pending:
+            # The catch-up's frames reach the Ring only through fill(): a
+            # no-op's completion makes the ring fd readable, so the loop
+            # runs it.
+            self._uring.prepare(sys_.IORING_OP_NOP, -1, 0, 0, _WAKE)
+            self.rx_syscalls += 1
+            self._uring.submit()
+            return
         self._provide()
-        if self._in_kernel:
-            self._arm()  # what it posts makes the ring fd readable: fill() runs
-        else:
+        if not self._in_kernel:
             self.rx.starved = True
+        else:
+            self._arm()  # what it posts makes the ring fd readable: fill() runs
 
     def _provide(self) -> None:
         rx = self.rx

@@ -5,7 +5,7 @@ pure Python) is in use, and the ring geometry.
 
 >>> from aionlmmap.info import collect_info, format_info
 >>> collect_info()["auto_backend"]
-'uring'
+'emulated'
 >>> print(format_info())
 """
 

@@ -106,6 +106,32 @@ def test_info_reports_the_uring_probe() -> None:
     assert "uring" in format_info(info)
 
 
+def test_info_lists_each_probe_step_and_its_answer() -> None:
+    from aionlmmap.info import collect_info, format_info
+
+    info = collect_info()
+    steps = {step["step"]: step["answer"] for step in info["uring_probe"]}
+    assert steps["io_uring_setup (COOP_TASKRUN)"] == "ok"
+    assert steps["IORING_REGISTER_PBUF_RING"].startswith("ok")
+    assert steps["multishot IORING_OP_RECVMSG"].startswith("ok") and "IORING_CQE_F_MORE" in steps["multishot IORING_OP_RECVMSG"]
+    text = format_info(info)
+    assert "  multishot IORING_OP_RECVMSG: ok" in text and "kernel mmap ring: no (" in text
+
+
+@pytest.mark.parametrize("prefers, works", [(True, True), (True, False), (False, True)])
+async def test_auto_follows_the_probe_and_the_switch(monkeypatch: pytest.MonkeyPatch, prefers: bool, works: bool) -> None:
+    from aionlmmap import _open
+
+    monkeypatch.setattr(_open, "AUTO_PREFERS_URING", prefers)
+    if not works:
+        monkeypatch.setattr(_uring_sys, "_probe_result", (False, "io_uring_setup answered ENOSYS (test)"))
+    expected = "uring" if prefers and works else "emulated"
+    chosen, reason = _open.auto_backend()
+    assert chosen == expected and ("ENOSYS" in reason) == (not works)
+    async with aionlmmap.open(backend="auto") as ring:
+        assert ring.backend == expected
+
+
 # -- a scripted io_uring -------------------------------------------------------------------------
 class ScriptedUring:
     """Stands in for :class:`aionlmmap.backends._uring_sys.Uring`: datagrams

@@ -5,9 +5,9 @@ What the netlink mmap ring did before Linux 4.6, io_uring does today
 ``IORING_OP_RECVMSG`` on the netlink socket takes a buffer from a ring of
 buffers we provide for each datagram, and posts a completion (buffer id,
 length, ``IORING_CQE_F_MORE`` while it stays armed) on the shared CQ ring.
-No syscall per datagram: an eventfd registered with the ring
-(``IORING_REGISTER_EVENTFD``) wakes the event loop, and completions are read
-from shared memory.
+No syscall per datagram: the event loop watches the io_uring fd, readable
+while completions wait in the CQ ring, and completions are read from shared
+memory (taking them is what makes the fd quiet again).
 
 How it maps onto frames (the Ring above is unchanged):
 
@@ -34,12 +34,13 @@ How it maps onto frames (the Ring above is unchanged):
   is then the socket's own overrun (netlink_overrun set sk_err; the receive
   met it in skb_recv_datagram, which clears it). The socket drops all new
   datagrams until its queue is read empty, so what is queued is older than
-  the loss: the overrun is placed once the re-armed receive has caught up.
-  A socket overrun while the ring is dry stays in sk_err and comes out on
-  the next receive.
+  the loss: we read the queue ourselves until it is empty and place the
+  overrun there (``_catch_up``), then arm again. A socket overrun while the
+  ring is dry stays in sk_err and comes out on the next receive.
 - A datagram larger than a frame's data area minus the prefix comes with
   MSG_TRUNC: counted in ``truncated`` and delivered as an empty frame.
-- TX: every VALID TX frame becomes one ``IORING_OP_SEND`` (a datagram), all
+- TX: the VALID TX frames go out as few datagrams as the emulated backend
+  sends, one ``IORING_OP_SENDMSG`` each (an iovec per frame), all
   submitted, and waited for, with one ``io_uring_enter``.
 """
 

@@ -22,8 +22,9 @@ DEFAULT_GROUP_RCVBUF = 1024 * 1024
 #: Whether ``auto`` takes the uring backend where io_uring works (and the
 #: kernel has no mmap ring). Only once uring receives at least as fast as
 #: the emulated ring in dumps, storms and nfqueue (``python -m
-#: benchmarks.uring_syscalls``: it now does, docs/uring.md) AND the whole
-#: suite passes with it as the default, which it does not yet: datagrams
+#: benchmarks.uring_syscalls``: within about 10% either way now, not ahead
+#: in every run, docs/uring.md) AND the whole suite passes with it as the
+#: default, which it does not yet: datagrams
 #: larger than a frame are truncated where emulated delivers them as COPY
 #: frames, and Ring.fileno() is the io_uring fd, not the socket
 #: (families/_drops.py dups it as a socket). See docs/uring.md.

@@ -19,12 +19,38 @@ log = logging.getLogger("aionlmmap")
 DEFAULT_GROUP_RCVBUF = 1024 * 1024
 
 
+#: Whether ``auto`` takes the uring backend where io_uring works (and the
+#: kernel has no mmap ring). Only once uring receives at least as fast as
+#: the emulated ring in dumps, storms and nfqueue (``python -m
+#: benchmarks.uring_syscalls``: within about 10% either way now, not ahead
+#: in every run, docs/uring.md) AND the whole suite passes with it as the
+#: default, which it does not yet: datagrams
+#: larger than a frame are truncated where emulated delivers them as COPY
+#: frames, and Ring.fileno() is the io_uring fd, not the socket
+#: (families/_drops.py dups it as a socket). See docs/uring.md.
+AUTO_PREFERS_URING = False
+
+
+def auto_backend() -> tuple[str, str]:
+    """The backend ``auto`` picks here, and why (probed once per process;
+    what ``aionlmmap info`` prints)."""
+    from .info import probe_kernel_ring, probe_uring
+
+    available, reason = probe_kernel_ring()
+    if available:
+        return "kernel", reason
+    uring, uring_reason = probe_uring()
+    if uring and AUTO_PREFERS_URING:
+        return "uring", f"{reason}; {uring_reason}"
+    if uring:
+        return "emulated", f"{reason}; the emulated ring, also where io_uring works: uring is opt-in (backend='uring', see docs/uring.md)"
+    return "emulated", f"{reason}; no uring backend ({uring_reason})"
+
+
 def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig, skip_is_safe: bool = False) -> Backend:
-    """``auto``: the kernel ring where the kernel has one (< 4.6), else
-    emulated. ``uring`` is chosen only when asked for: measured on Linux 6.18
-    it makes fewer syscalls than emulated and dumps as fast, but received a
-    storm slower in two runs of three (docs/uring.md), so ``auto`` does not
-    prefer it."""
+    """``auto``: the kernel ring where the kernel has one (< 4.6), else the
+    uring backend where io_uring works if :data:`AUTO_PREFERS_URING` (off:
+    see there), else the emulated ring."""
     if name not in ("auto", "kernel", "emulated", "uring"):
         raise ValueError(f"backend must be 'auto', 'kernel', 'uring' or 'emulated', not {name!r}")
     if name in ("auto", "kernel"):
@@ -48,6 +74,16 @@ def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig, skip_i
         from .backends.uring import UringBackend
 
         return UringBackend(sock, rx, tx)
+    if name == "auto" and AUTO_PREFERS_URING:
+        from .backends import _uring_sys
+
+        if _uring_sys.probe()[0]:
+            from .backends.uring import UringBackend
+
+            try:
+                return UringBackend(sock, rx, tx)
+            except BackendUnavailableError as exc:
+                log.debug("aionlmmap: the uring backend could not start (%s); using the emulated ring", exc)
     from .backends.emulated import EmulatedBackend
 
     return EmulatedBackend(sock, rx, tx)
@@ -80,8 +116,8 @@ def open(
         groups: multicast group numbers to join (e.g. RTNLGRP_LINK).
         netns: a network namespace name (``ip netns``), path or open fd; the
             socket is created inside it without moving this process.
-        backend: ``"auto"`` (kernel ring if the kernel has one, else
-            emulated), ``"kernel"``, ``"uring"`` (io_uring multishot
+        backend: ``"auto"`` (the kernel ring if the kernel has one, else
+            emulated; ``aionlmmap info`` says which and why), ``"kernel"``, ``"uring"`` (io_uring multishot
             receive into a provided-buffer ring, Linux >= 6.0; raises
             :class:`BackendUnavailableError` naming the reason where it
             cannot work) or ``"emulated"``.

@@ -1,6 +1,7 @@
-"""What ``aionlmmap info`` prints: the kernel, which backend ``"auto"``
-picks and why, which core (compiled or pure Python) is in use, and the
-ring geometry.
+"""What ``aionlmmap info`` prints: the kernel, what was probed (the
+kernel's mmap ring; io_uring's setup, provided-buffer ring and multishot
+receive), which backend ``"auto"`` picks and why, which core (compiled or
+pure Python) is in use, and the ring geometry.
 
 >>> from aionlmmap.info import collect_info, format_info
 >>> collect_info()["auto_backend"]
@@ -68,21 +69,25 @@ def probe_uring() -> tuple[bool, str]:
 
 
 def collect_info() -> dict[str, Any]:
-    """Kernel release, the ring probe's answer, the backend ``"auto"`` picks
-    and why, the uring probe, and the default ring geometry, as a JSON-ready
-    dict."""
+    """Kernel release, the ring probe's answer, the uring probe (each step
+    and its answer), the backend ``"auto"`` picks and why, and the default
+    ring geometry, as a JSON-ready dict."""
+    from ._open import auto_backend
+    from .backends import _uring_sys
+
     available, reason = probe_kernel_ring()
     uring_available, uring_reason = probe_uring()
-    if not available:
-        reason += "; the emulated ring, also where io_uring works: uring is opt-in (backend='uring', see docs/uring.md)"
+    auto, auto_reason = auto_backend()
     return {
         "kernel_release": _sys.kernel_release(),
         "page_size": mmap.PAGESIZE,
         "kernel_ring_available": available,
+        "kernel_ring_reason": reason,
         "uring_available": uring_available,
         "uring_reason": uring_reason,
-        "auto_backend": "kernel" if available else "emulated",
-        "auto_reason": reason,
+        "uring_probe": [{"step": step, "answer": answer} for step, answer in _uring_sys.probe_steps()],
+        "auto_backend": auto,
+        "auto_reason": auto_reason,
         "rx_ring": _geometry(DEFAULT_RX),
         "tx_ring": _geometry(DEFAULT_TX),
         "core": _extensions.CORE,
@@ -95,10 +100,13 @@ def format_info(info: dict[str, Any] | None = None) -> str:
     info = info or collect_info()
     lines = [
         f"kernel: Linux {info['kernel_release']} (page size {info['page_size']})",
-        f"kernel mmap ring: {'yes' if info['kernel_ring_available'] else 'no'}",
+        f"kernel mmap ring: {'yes' if info['kernel_ring_available'] else 'no'}"
+        + (f" ({info['kernel_ring_reason']})" if info.get("kernel_ring_reason") else ""),
         f"io_uring (backend 'uring'): {'yes' if info['uring_available'] else 'no'} ({info['uring_reason']})",
-        f"backend 'auto' picks: {info['auto_backend']} ({info['auto_reason']})",
     ]
+    for step in info.get("uring_probe", ()):
+        lines.append(f"  {step['step']}: {step['answer']}")
+    lines.append(f"backend 'auto' picks: {info['auto_backend']} ({info['auto_reason']})")
     if "core" in info:
         lines.append(f"core: {info['core']} ({info['core_reason']})")
     for name in ("rx_ring", "tx_ring"):

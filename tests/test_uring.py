@@ -106,6 +106,32 @@ def test_info_reports_the_uring_probe() -> None:
     assert "uring" in format_info(info)
 
 
+def test_info_lists_each_probe_step_and_its_answer() -> None:
+    from aionlmmap.info import collect_info, format_info
+
+    info = collect_info()
+    steps = {step["step"]: step["answer"] for step in info["uring_probe"]}
+    assert steps["io_uring_setup (COOP_TASKRUN)"] == "ok"
+    assert steps["IORING_REGISTER_PBUF_RING"].startswith("ok")
+    assert steps["multishot IORING_OP_RECVMSG"].startswith("ok") and "IORING_CQE_F_MORE" in steps["multishot IORING_OP_RECVMSG"]
+    text = format_info(info)
+    assert "  multishot IORING_OP_RECVMSG: ok" in text and "kernel mmap ring: no (" in text
+
+
+@pytest.mark.parametrize("prefers, works", [(True, True), (True, False), (False, True)])
+async def test_auto_follows_the_probe_and_the_switch(monkeypatch: pytest.MonkeyPatch, prefers: bool, works: bool) -> None:
+    from aionlmmap import _open
+
+    monkeypatch.setattr(_open, "AUTO_PREFERS_URING", prefers)
+    if not works:
+        monkeypatch.setattr(_uring_sys, "_probe_result", (False, "io_uring_setup answered ENOSYS (test)"))
+    expected = "uring" if prefers and works else "emulated"
+    chosen, reason = _open.auto_backend()
+    assert chosen == expected and ("ENOSYS" in reason) == (not works)
+    async with aionlmmap.open(backend="auto") as ring:
+        assert ring.backend == expected
+
+
 # -- a scripted io_uring -------------------------------------------------------------------------
 class ScriptedUring:
     """Stands in for :class:`aionlmmap.backends._uring_sys.Uring`: datagrams
@@ -122,9 +148,18 @@ class ScriptedUring:
         self.send_result: Any = None  #: None: full length; an int: that; a callable(length)
         self.sent: list[bytes] = []
         self.pending_sqes: list[tuple[int, int, int, int]] = []
-        self.eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        #: stands for the ring fd: readable while completions wait
+        self.eventfd = self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.enters = 0
         self.sk_err = False  #: netlink_overrun() happened: the next receive fails with it
+        #: datagrams sent once a receive has left the queue empty (the socket
+        #: accepts datagrams again after an overrun); they arrive when the
+        #: io_uring_enter that emptied it returns
+        self.after_empty: list[bytes] = []
+        self.congested = False
+        self.dropped = 0
+        self._due: list[bytes] = []
+        self.sq_entries = 8
 
     def register_eventfd(self) -> int:
         return self.eventfd
@@ -136,22 +171,37 @@ class ScriptedUring:
         self.buffers.extend(self.staged)
         self.staged.clear()
 
-    def prepare(self, opcode: int, fd: int, address: int, length: int, user_data: int, **_: Any) -> bool:
-        self.pending_sqes.append((opcode, address, length, user_data))
+    def provide_many(self, buffers: list[tuple[int, int, int]]) -> None:
+        self.buffers.extend(buffers)
+
+    def prepare(self, opcode: int, fd: int, address: int, length: int, user_data: int, *, op_flags: int = 0, **_: Any) -> bool:
+        self.pending_sqes.append((opcode, address, length, user_data, op_flags))
         return True
 
     def submit(self, wait: int = 0) -> int:
         self.enters += 1
         sqes, self.pending_sqes = self.pending_sqes, []
-        for opcode, address, length, user_data in sqes:
-            if opcode == _uring_sys.IORING_OP_RECVMSG:
+        for opcode, address, length, user_data, op_flags in sqes:
+            if opcode == _uring_sys.IORING_OP_RECVMSG and op_flags & socket.MSG_PEEK:
+                self._peek(user_data)
+            elif opcode == _uring_sys.IORING_OP_RECVMSG and op_flags & socket.MSG_DONTWAIT:
+                self._receive_once(user_data)
+            elif opcode == _uring_sys.IORING_OP_NOP:
+                self._post(user_data, 0, 0)
+            elif opcode == _uring_sys.IORING_OP_RECVMSG:
                 self.armed = True
                 if self.sk_err and self.buffers:
                     self.sk_err = False
                     self.overrun()
                 self._run()
-            elif opcode == _uring_sys.IORING_OP_SEND:
-                self.sent.append(ctypes.string_at(address, length))
+                if self.armed and not self.queue:
+                    self._emptied()  # its first receive found the queue empty
+            elif opcode == _uring_sys.IORING_OP_SENDMSG:
+                _name, _namelen, iov, iovlen = struct.unpack("=QI4xQQ", ctypes.string_at(address, 32))
+                pieces = [struct.unpack("=QQ", ctypes.string_at(iov + 16 * i, 16)) for i in range(iovlen)]
+                data = b"".join(ctypes.string_at(base, size) for base, size in pieces)
+                length = len(data)
+                self.sent.append(data)
                 result = self.send_result
                 res = length if result is None else result(length) if callable(result) else result
                 self._post(user_data, res, 0)
@@ -160,11 +210,58 @@ class ScriptedUring:
                     self.armed = False
                     self._post(_RECV, -errno.ECANCELED, 0)
                 self._post(user_data, 0, 0)
+        due, self._due = self._due, []
+        for data in due:
+            self.deliver(data)
         return len(sqes)
 
     def _post(self, user_data: int, res: int, flags: int) -> None:
         self.cqes.append((user_data, res, flags))
         os.eventfd_write(self.eventfd, 1)
+
+    def _peek(self, user_data: int) -> None:
+        """A single-shot RECVMSG with MSG_PEEK | MSG_DONTWAIT, no buffer."""
+        if self.sk_err:
+            self.sk_err = False
+            self._post(user_data, -errno.ENOBUFS, 0)
+        elif not self.queue:
+            self._emptied()  # netlink_recvmsg found it empty: netlink_rcv_wake
+            self._post(user_data, -errno.EAGAIN, 0)
+        else:
+            self._post(user_data, 1, 0)
+
+    def _receive_once(self, user_data: int) -> None:
+        """A single-shot RECVMSG with MSG_DONTWAIT."""
+        if self.sk_err:
+            self.sk_err = False
+            self._post(user_data, -errno.ENOBUFS, 0)
+        elif not self.queue:
+            self._emptied()
+            self._post(user_data, -errno.EAGAIN, 0)
+        elif not self.buffers:
+            self._post(user_data, -errno.ENOBUFS, 0)
+        else:
+            self._write_datagram(user_data, _uring_sys.IORING_CQE_F_BUFFER)
+
+    def _write_datagram(self, user_data: int, flags: int) -> None:
+        data, group, pid = self.queue.popleft()
+        address, length, bid = self.buffers.popleft()
+        room = length - _PREFIX
+        truncated = socket.MSG_TRUNC if len(data) > room else 0
+        copied = data[:room]
+        cmsg = struct.pack("=QiII", 20, 270, 3, group) + bytes(4)  # NETLINK_PKTINFO
+        prefix = struct.pack("=IIII", 12, len(cmsg), len(data), truncated) + struct.pack("=HHII", socket.AF_NETLINK, 0, pid, 0) + cmsg
+        ctypes.memmove(address, prefix, len(prefix))
+        ctypes.memmove(address + _PREFIX, copied, len(copied))
+        self._post(user_data, _PREFIX + len(copied), flags | (bid << 16))
+        if not self.queue:
+            self._emptied()
+
+    def _emptied(self) -> None:
+        """A receive left the queue empty: the socket accepts datagrams again."""
+        self.congested = False
+        self._due += self.after_empty
+        self.after_empty = []
 
     def _run(self) -> None:
         while self.armed and self.queue:
@@ -172,31 +269,69 @@ class ScriptedUring:
                 self.armed = False
                 self._post(_RECV, -errno.ENOBUFS, 0)  # dry: the datagram stays queued
                 return
-            data, group, pid = self.queue.popleft()
-            address, length, bid = self.buffers.popleft()
-            room = length - _PREFIX
-            flags = socket.MSG_TRUNC if len(data) > room else 0
-            copied = data[:room]
-            cmsg = struct.pack("=QiII", 20, 270, 3, group) + bytes(4)  # NETLINK_PKTINFO
-            prefix = struct.pack("=IIII", 12, len(cmsg), len(data), flags) + struct.pack("=HHII", socket.AF_NETLINK, 0, pid, 0) + cmsg
-            ctypes.memmove(address, prefix, len(prefix))
-            ctypes.memmove(address + _PREFIX, copied, len(copied))
-            self._post(_RECV, _PREFIX + len(copied), _uring_sys.IORING_CQE_F_BUFFER | _uring_sys.IORING_CQE_F_MORE | (bid << 16))
+            self._write_datagram(_RECV, _uring_sys.IORING_CQE_F_BUFFER | _uring_sys.IORING_CQE_F_MORE)
+
+    def reset_buffers(self) -> None:
+        assert not self.armed
+        self.buffers.clear()
+
+    def recvmsg_into(self, data: memoryview) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
+        """recvmsg(MSG_DONTWAIT) on the scripted socket (the backend's catch-up after an overrun)."""
+        if self.sk_err:
+            self.sk_err = False
+            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        if not self.queue:
+            self._emptied()
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        datagram, group, pid = self.queue.popleft()
+        size = min(len(datagram), len(data))
+        data[:size] = datagram[:size]
+        if not self.queue:
+            self._emptied()
+        return size, [(270, 3, struct.pack("=I", group))], socket.MSG_TRUNC if len(datagram) > len(data) else 0, (pid, 0)
+
+    def peek_queue(self) -> None:
+        if self.sk_err:
+            self.sk_err = False
+            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        if not self.queue:
+            self._emptied()
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
 
     # -- what the test scripts --------------------------------------------------------------
     def deliver(self, data: bytes, group: int = 0, pid: int = 0) -> None:
+        if self.congested or self.sk_err:
+            # NETLINK_S_CONGESTED since the overrun: dropped until a receive
+            # has left the queue empty (netlink_rcv_wake)
+            self.dropped += 1
+            return
         self.queue.append((data, group, pid))
         self._run()
 
     def overrun(self) -> None:
-        """netlink_overrun(): the armed receive meets sk_err = ENOBUFS."""
+        """netlink_overrun(): the armed receive meets sk_err = ENOBUFS; with
+        no buffer left it fails picking one first (a dry ring), and sk_err
+        waits for the next receive."""
         assert self.armed
         self.armed = False
+        self.congested = True
+        if not self.buffers:
+            self.sk_err = True
         self._post(_RECV, -errno.ENOBUFS, 0)
 
     def completions(self) -> list[tuple[int, int, int]]:
-        out, self.cqes = self.cqes, []
+        out = self.peek()
+        self.consume(len(out))
         return out
+
+    def peek(self) -> list[tuple[int, int, int]]:
+        return list(self.cqes)
+
+    def consume(self, count: int) -> None:
+        had = bool(self.cqes)
+        del self.cqes[:count]
+        if had and not self.cqes:
+            os.eventfd_read(self.eventfd)  # the CQ ring is empty: not readable any more
 
     def close(self) -> None:
         if self.eventfd >= 0:
@@ -209,6 +344,9 @@ def scripted_ring(frames: int = 4) -> tuple[Ring, ScriptedUring]:
     sock.bind((0, 0))
     uring = ScriptedUring()
     backend = UringBackend(sock, RingConfig.for_frames(4096, frames), RingConfig.for_frames(4096, 4), uring=uring)  # type: ignore[arg-type]
+    # the scripted socket, for the reads the backend makes itself after an overrun
+    backend._recvmsg_into = uring.recvmsg_into  # type: ignore[method-assign]
+    backend._peek_queue = uring.peek_queue  # type: ignore[method-assign]
     return Ring(backend, sock, protocol=0), uring
 
 
@@ -250,6 +388,40 @@ async def test_an_overrun_while_dry_is_reported_after_the_datagrams_queued_befor
         got += await receive_all(ring, 1)
         assert got[:7] == [1, 2, 3, 4, 5, 6, "overrun"] and got[7:] == [7]
         assert ring.stats.overruns == 1
+
+
+@pytest.mark.parametrize("frames", [4, 2])
+async def test_an_overrun_caught_up_across_refills_is_placed_before_what_came_after_the_queue_ran_empty(frames: int) -> None:
+    """The loss lies where the socket's queue ran empty: 1-4 (or 1-2) in
+    frames, the rest queued, then the overrun (sk_err, the socket congested: nothing new
+    gets in). The queue is read over several refills; 11 is sent once it
+    has run empty. Re-arming the multishot receive to catch up put 11
+    before the overrun (it ran on until the next fill)."""
+    ring, uring = scripted_ring(frames=frames)
+    async with ring:
+        for seq in range(1, 11):
+            uring.deliver(newlink_event(seq))
+        assert len(uring.queue) == 10 - frames and not uring.armed
+        uring.sk_err = True
+        uring.after_empty = [newlink_event(11)]
+        assert await receive_all(ring, 12) == [*range(1, 11), "overrun", 11]
+        assert ring.stats.overruns == 1
+
+
+async def test_a_second_overrun_while_catching_up_places_the_first_before_it() -> None:
+    ring, uring = scripted_ring(frames=4)
+    async with ring:
+        for seq in (1, 2):
+            uring.deliver(newlink_event(seq))
+        uring.overrun()  # the first loss, after 2
+        await asyncio.sleep(0.01)  # the backend catches up: the queue is empty, then re-arms
+        for seq in (3, 4):
+            uring.deliver(newlink_event(seq))
+        uring.overrun()  # the second, after 4
+        uring.deliver(newlink_event(5))  # lost too: the socket is congested
+        uring.after_empty = [newlink_event(6)]
+        assert await receive_all(ring, 7) == [1, 2, "overrun", 3, 4, "overrun", 6]
+        assert ring.stats.overruns == 2 and uring.dropped == 1
 
 
 async def test_a_dry_buffer_ring_is_no_overrun_and_the_queue_waits_for_frames() -> None:
@@ -325,6 +497,53 @@ async def test_many_sends_go_out_in_one_enter() -> None:
             ring.send_nowait(Message(RTM_NEWLINK, 0, payload=bytes(16 + i)), atomic=True)
         await ring.drain()
         assert len(uring.sent) == 3 and uring.enters - before == 1
+
+
+async def test_a_flush_of_many_frames_goes_out_as_one_datagram_in_one_enter() -> None:
+    ring, uring = scripted_ring()
+    async with ring:
+        before = uring.enters
+        messages = [Message(RTM_NEWLINK, 0, seq=i + 1, payload=bytes(3000)) for i in range(3)]
+        for message in messages:
+            ring.send_nowait(message)  # 3 KiB each: a TX frame of 4 KiB each
+        await ring.drain()
+        backend: Any = ring._backend
+        assert backend.tx_datagrams == 1 and uring.enters - before == 1
+        assert uring.sent == [b"".join(m.encode() for m in messages)]  # one datagram, in order
+
+
+async def test_a_failed_send_of_a_coalesced_datagram_fails_every_request_in_it() -> None:
+    ring, uring = scripted_ring()
+    async with ring:
+        uring.send_result = -errno.EPERM
+        requests = [asyncio.ensure_future(ring.request(Message(RTM_NEWLINK, NLM_F_REQUEST, payload=bytes(3000)))) for _ in range(3)]
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(*requests, return_exceptions=True)
+        assert [getattr(r, "errno", None) for r in results] == [errno.EPERM] * 3
+        assert len(uring.sent) == 1  # the three frames were one datagram
+
+
+@pytest.mark.parametrize("count", [3, 40])
+async def test_uring_sends_a_flush_as_few_datagrams_as_emulated(netns: str, count: int) -> None:
+    """The real kernel: requests spanning many 4 KiB TX frames leave in as
+    many datagrams on uring as on emulated (netlink_sendmsg takes many
+    messages per datagram), and every one of them is answered."""
+    from aionlmmap.constants import NLM_F_ACK, NLMSG_NOOP
+
+    datagrams = {}
+    for backend in ("emulated", "uring"):
+        tx = RingConfig.for_frames(4096, 64)
+        async with aionlmmap.open(netns=netns, backend=backend, tx=tx, rcvbuf=4 << 20) as ring:  # type: ignore[arg-type]
+            before = ring.stats.tx_syscalls
+            # NLMSG_NOOP with an ACK asked for, padded to 1 KiB: four to a frame
+            requests = [ring.request(Message(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, payload=bytes(1000))) for _ in range(count)]
+            async with asyncio.timeout(20):
+                answers = await asyncio.gather(*requests)
+            assert answers == [[]] * count
+            datagrams[backend] = ring.stats.tx_syscalls - before
+            if backend == "uring":
+                assert ring._backend.tx_datagrams <= datagrams["emulated"]  # type: ignore[attr-defined]
+    assert datagrams["uring"] == datagrams["emulated"] == 1
 
 
 # -- what the kernel does: a socket overrun in a multishot receive -------------------------------

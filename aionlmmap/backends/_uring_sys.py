@@ -38,6 +38,8 @@ _SYS_IO_URING_REGISTER = 427
 # -- setup flags and features
 IORING_SETUP_CQSIZE = 1 << 3
 IORING_SETUP_SUBMIT_ALL = 1 << 7
+IORING_SETUP_COOP_TASKRUN = 1 << 8  #: Linux 5.19: no IPI to run completion work
+IORING_SETUP_TASKRUN_FLAG = 1 << 9
 IORING_FEAT_SINGLE_MMAP = 1 << 0
 IORING_FEAT_NODROP = 1 << 1
 IORING_OFF_SQ_RING = 0
@@ -72,7 +74,10 @@ _PARAMS = struct.Struct("=10I" + "7IIQ" + "8IQ")
 #: addr, len, op_flags, user_data, buf_group, personality, file_index, addr3, pad
 _SQE = struct.Struct("=BBHiQQIIQHHiQQ")
 _CQE = struct.Struct("=QiI")
+_CQE_ITER = _CQE.iter_unpack
 _BUF = struct.Struct("=QIHH")  #: struct io_uring_buf {u64 addr; u32 len; u16 bid; u16 resv}
+#: its first three fields: entry 0's resv is the ring's tail, never written here
+_BUF_HEAD = struct.Struct("=QIH")
 _BUF_REG = struct.Struct("=QIHH3Q")  #: struct io_uring_buf_reg
 RECVMSG_OUT = struct.Struct("=IIII")  #: namelen, controllen, payloadlen, flags
 _U32 = struct.Struct("=I")
@@ -109,14 +114,20 @@ class Uring:
     """One io_uring instance: SQ, CQ, SQE array, a provided-buffer ring
     (group 0) and, optionally, an eventfd signalled on every completion."""
 
-    def __init__(self, sq_entries: int, cq_entries: int, buffer_entries: int) -> None:
+    def __init__(self, sq_entries: int, cq_entries: int, buffer_entries: int, setup_flags: int = 0) -> None:
         params = bytearray(_PARAMS.size)
         _U32.pack_into(params, 0, sq_entries)  # sq_entries
         _U32.pack_into(params, 4, cq_entries)  # cq_entries (IORING_SETUP_CQSIZE)
-        _U32.pack_into(params, 8, IORING_SETUP_CQSIZE)
+        _U32.pack_into(params, 8, IORING_SETUP_CQSIZE | setup_flags)
+        self.setup_flags = setup_flags
         buffer = (ctypes.c_char * len(params)).from_buffer(params)
-        self.fd = _call(_SYS_IO_URING_SETUP, sq_entries, ctypes.byref(buffer))
-        del buffer
+        try:
+            self.fd = _call(_SYS_IO_URING_SETUP, sq_entries, ctypes.byref(buffer))
+        except OSError as exc:
+            exc.step = "io_uring_setup"  # type: ignore[attr-defined]  # which call failed, for the probe's report
+            raise
+        finally:
+            del buffer
         self._maps: list[mmap.mmap] = []
         self._anchors: list[Any] = []
         self.eventfd = -1
@@ -152,6 +163,8 @@ class Uring:
         self._cq_tail_at = cq_tail
         self._cqes_at = cqes
         self.cq_mask = _U32.unpack_from(cq_ring, cq_mask)[0]
+        self._cq_entries = self.cq_mask + 1
+        self._cqe_view = memoryview(cq_ring)[cqes : cqes + self._cq_entries * _CQE.size]
         self._sq_tail = _U32.unpack_from(sq_ring, sq_tail)[0]
         self._cq_head = _U32.unpack_from(cq_ring, cq_head)[0]
         # The provided-buffer ring: page-aligned memory of ours, registered
@@ -161,11 +174,30 @@ class Uring:
         self._bufs = mmap.mmap(-1, max(mmap.PAGESIZE, buffer_entries * _BUF.size))
         address, anchor = _address(self._bufs)
         self._anchors.append(anchor)
-        reg = bytearray(_BUF_REG.pack(address, buffer_entries, 0, 0, 0, 0, 0))
-        reg_buffer = (ctypes.c_char * len(reg)).from_buffer(reg)
-        _call(_SYS_IO_URING_REGISTER, self.fd, IORING_REGISTER_PBUF_RING, ctypes.byref(reg_buffer), 1)
-        del reg_buffer
+        self._bufs_address = address
+        try:
+            self._register_buffers(IORING_REGISTER_PBUF_RING)
+        except OSError as exc:
+            exc.step = "IORING_REGISTER_PBUF_RING"  # type: ignore[attr-defined]
+            raise
         self.buffer_tail = 0
+
+    def _register_buffers(self, opcode: int) -> None:
+        reg = bytearray(_BUF_REG.pack(self._bufs_address, self.buffer_entries, 0, 0, 0, 0, 0))
+        reg_buffer = (ctypes.c_char * len(reg)).from_buffer(reg)
+        try:
+            _call(_SYS_IO_URING_REGISTER, self.fd, opcode, ctypes.byref(reg_buffer), 1)
+        finally:
+            del reg_buffer
+
+    def reset_buffers(self) -> None:
+        """Take every provided buffer back (nothing may be armed): the
+        buffer ring is unregistered and registered again, empty (the
+        kernel's head and our tail start at 0)."""
+        self._register_buffers(IORING_UNREGISTER_PBUF_RING)
+        self.buffer_tail = 0
+        _U16.pack_into(self._bufs, 14, 0)
+        self._register_buffers(IORING_REGISTER_PBUF_RING)
 
     def _map(self, length: int, offset: int) -> mmap.mmap:
         memory = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
@@ -188,8 +220,20 @@ class Uring:
     # -- buffer ring ---------------------------------------------------------
     def provide(self, address: int, length: int, bid: int) -> None:
         """Add one buffer (published by :meth:`publish_buffers`)."""
-        _BUF.pack_into(self._bufs, (self.buffer_tail & self.buffer_mask) * _BUF.size, address, length, bid, 0)
+        _BUF_HEAD.pack_into(self._bufs, (self.buffer_tail & self.buffer_mask) * _BUF.size, address, length, bid)
         self.buffer_tail = (self.buffer_tail + 1) & 0xFFFF
+
+    def provide_many(self, buffers: list[tuple[int, int, int]]) -> None:
+        """Add (address, length, bid) buffers and publish them."""
+        bufs = self._bufs
+        mask = self.buffer_mask
+        tail = self.buffer_tail
+        pack = _BUF_HEAD.pack_into
+        for address, length, bid in buffers:
+            pack(bufs, (tail & mask) * 16, address, length, bid)
+            tail = (tail + 1) & 0xFFFF
+        self.buffer_tail = tail
+        _U16.pack_into(bufs, 14, tail)
 
     def publish_buffers(self) -> None:
         # The tail is the u16 at offset 14 (entry 0's resv), stored after
@@ -233,20 +277,34 @@ class Uring:
     # -- completion ----------------------------------------------------------
     def completions(self) -> list[tuple[int, int, int]]:
         """Every posted CQE (user_data, res, flags), consumed."""
+        out = self.peek()
+        if out:
+            self.consume(len(out))
+        return out
+
+    def consume(self, count: int) -> None:
+        """Hand the first ``count`` posted CQEs back to the kernel."""
+        self._cq_head = head = (self._cq_head + count) & 0xFFFFFFFF
+        _U32.pack_into(self._cq, self._cq_head_at, head)
+
+    def peek(self) -> list[tuple[int, int, int]]:
+        """Every posted CQE (user_data, res, flags), left in the ring."""
         cq = self._cq
         tail = _U32.unpack_from(cq, self._cq_tail_at)[0]
         head = self._cq_head
         if head == tail:
             return []
-        out = []
-        mask = self.cq_mask
-        base = self._cqes_at
-        unpack = _CQE.unpack_from
-        while head != tail:
-            out.append(unpack(cq, base + (head & mask) * 16))
-            head = (head + 1) & 0xFFFFFFFF
-        self._cq_head = head
-        _U32.pack_into(cq, self._cq_head_at, head)
+        # The posted CQEs lie in one run of the array, or two when they
+        # wrap: unpacked in bulk.
+        start = head & self.cq_mask
+        end = start + ((tail - head) & 0xFFFFFFFF)
+        view = self._cqe_view
+        entries = self._cq_entries
+        if end <= entries:
+            out = list(_CQE_ITER(view[start * 16 : end * 16]))
+        else:
+            out = list(_CQE_ITER(view[start * 16 :]))
+            out += _CQE_ITER(view[: (end - entries) * 16])
         return out
 
     def close(self) -> None:
@@ -260,6 +318,9 @@ class Uring:
                 os.close(self.eventfd)
                 self.eventfd = -1
             self._anchors.clear()
+            view = getattr(self, "_cqe_view", None)
+            if view is not None:
+                view.release()
             for memory in self._maps:
                 memory.close()
             self._maps.clear()
@@ -273,7 +334,11 @@ def address_of(memory: mmap.mmap) -> tuple[int, Any]:
     return _address(memory)
 
 
+#: the flags the uring backend sets its rings up with
+SETUP_FLAGS = IORING_SETUP_COOP_TASKRUN
+
 _probe_result: tuple[bool, str] | None = None
+_probe_steps: list[tuple[str, str]] = []
 
 
 def probe() -> tuple[bool, str]:
@@ -282,24 +347,43 @@ def probe() -> tuple[bool, str]:
     RECVMSG on a netlink socket, which answers -EINVAL before Linux 6.0."""
     global _probe_result
     if _probe_result is None:
-        _probe_result = _probe()
+        _probe_steps.clear()
+        _probe_result = _probe(_probe_steps)
     return _probe_result
 
 
-def _probe() -> tuple[bool, str]:
+def probe_steps() -> list[tuple[str, str]]:
+    """What :func:`probe` tried, in order, and what each step answered
+    (for ``aionlmmap info``)."""
+    probe()
+    return list(_probe_steps)
+
+
+def _probe(steps: list[tuple[str, str]]) -> tuple[bool, str]:
     import socket
 
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return False, f"the uring backend needs x86-64's store ordering (Python cannot issue barriers); this is {platform.machine()}"
+    machine = platform.machine()
+    if machine not in ("x86_64", "AMD64"):
+        steps.append(("architecture", f"{machine}: not tried (Python cannot issue the memory barriers other than x86-64's need)"))
+        return False, f"the uring backend needs x86-64's store ordering (Python cannot issue barriers); this is {machine}"
+    steps.append(("architecture", f"{machine}: stores reach the kernel in program order"))
     try:
-        ring = Uring(4, 8, 1)
+        ring = Uring(4, 8, 1, SETUP_FLAGS)
     except OSError as exc:
+        step = getattr(exc, "step", "io_uring_setup")
+        if step == "io_uring_setup":
+            steps.append(("io_uring_setup (COOP_TASKRUN)", f"failed: {errno.errorcode.get(exc.errno or 0, exc.errno)} ({exc.strerror})"))
+        else:
+            steps.append(("io_uring_setup (COOP_TASKRUN)", "ok"))
+            steps.append((step, f"failed: {errno.errorcode.get(exc.errno or 0, exc.errno)} ({exc.strerror})"))
         why = {
             errno.ENOSYS: "io_uring_setup answered ENOSYS: the kernel has no io_uring (or seccomp hides it)",
             errno.EPERM: "io_uring_setup answered EPERM: io_uring is disabled (sysctl kernel.io_uring_disabled, or a seccomp/container policy)",
-            errno.EINVAL: "io_uring_setup or IORING_REGISTER_PBUF_RING answered EINVAL: the kernel is older than 5.19",
-        }.get(exc.errno or 0, f"io_uring setup failed: {exc}")
+            errno.EINVAL: f"{step} answered EINVAL: the kernel is older than 5.19",
+        }.get(exc.errno or 0, f"io_uring setup failed at {step}: {exc}")
         return False, why
+    steps.append(("io_uring_setup (COOP_TASKRUN)", "ok"))
+    steps.append(("IORING_REGISTER_PBUF_RING", "ok: a provided-buffer ring (Linux >= 5.19)"))
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
     try:
         sock.bind((0, 0))
@@ -324,15 +408,19 @@ def _probe() -> tuple[bool, str]:
             ring.close()
             memory.close()
     except OSError as exc:
+        steps.append(("multishot IORING_OP_RECVMSG", f"failed: {exc}"))
         return False, f"io_uring multishot receive probe failed: {exc}"
     finally:
         sock.close()
         ring.close()
     for _user_data, res, flags in results:
         if res < 0:
+            steps.append(("multishot IORING_OP_RECVMSG", f"failed: {errno.errorcode.get(-res, -res)} ({os.strerror(-res)})"))
             if res == -errno.EINVAL:
                 return False, "multishot IORING_OP_RECVMSG answered EINVAL: the kernel is older than 6.0"
             return False, f"multishot IORING_OP_RECVMSG failed: {os.strerror(-res)}"
         if flags & IORING_CQE_F_BUFFER and flags & IORING_CQE_F_MORE:
+            steps.append(("multishot IORING_OP_RECVMSG", f"ok: a netlink ACK of {res} bytes in a provided buffer, the receive still armed (IORING_CQE_F_MORE)"))
             return True, f"io_uring works on Linux {_sys.kernel_release()}: multishot RECVMSG into a provided-buffer ring"
+    steps.append(("multishot IORING_OP_RECVMSG", "no completion for a netlink ACK"))
     return False, "multishot IORING_OP_RECVMSG posted no completion for a netlink ACK"

@@ -5,9 +5,9 @@ What the netlink mmap ring did before Linux 4.6, io_uring does today
 ``IORING_OP_RECVMSG`` on the netlink socket takes a buffer from a ring of
 buffers we provide for each datagram, and posts a completion (buffer id,
 length, ``IORING_CQE_F_MORE`` while it stays armed) on the shared CQ ring.
-No syscall per datagram: an eventfd registered with the ring
-(``IORING_REGISTER_EVENTFD``) wakes the event loop, and completions are read
-from shared memory.
+No syscall per datagram: the event loop watches the io_uring fd, readable
+while completions wait in the CQ ring, and completions are read from shared
+memory (taking them is what makes the fd quiet again).
 
 How it maps onto frames (the Ring above is unchanged):
 
@@ -34,12 +34,13 @@ How it maps onto frames (the Ring above is unchanged):
   is then the socket's own overrun (netlink_overrun set sk_err; the receive
   met it in skb_recv_datagram, which clears it). The socket drops all new
   datagrams until its queue is read empty, so what is queued is older than
-  the loss: the overrun is placed once the re-armed receive has caught up.
-  A socket overrun while the ring is dry stays in sk_err and comes out on
-  the next receive.
+  the loss: we read the queue ourselves until it is empty and place the
+  overrun there (``_catch_up``), then arm again. A socket overrun while the
+  ring is dry stays in sk_err and comes out on the next receive.
 - A datagram larger than a frame's data area minus the prefix comes with
   MSG_TRUNC: counted in ``truncated`` and delivered as an empty frame.
-- TX: every VALID TX frame becomes one ``IORING_OP_SEND`` (a datagram), all
+- TX: the VALID TX frames go out as few datagrams as the emulated backend
+  sends, one ``IORING_OP_SENDMSG`` each (an iovec per frame), all
   submitted, and waited for, with one ``io_uring_enter``.
 """
 
@@ -59,7 +60,7 @@ from typing import Any
 from .._sys import PKTINFO, UCRED
 from ..constants import NETLINK_PKTINFO, SOL_NETLINK
 from ..errors import BackendUnavailableError
-from ..frames import NL_MMAP_HDR, SKIP, UNUSED, VALID, FrameRing, RingConfig
+from ..frames import _STATUS, NL_MMAP_HDR, SKIP, UNUSED, VALID, FrameRing, RingConfig
 from . import TxFailure
 from . import _uring_sys as sys_
 from ._uring_sys import RECVMSG_OUT, Uring
@@ -75,12 +76,30 @@ _CONTROL_SPACE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(UCRED.size)
 _PREFIX = RECVMSG_OUT.size + _SOCKADDR_NL + _CONTROL_SPACE
 _SCM_CREDENTIALS = 2
 _RECV = 1 << 62  #: user_data of the multishot receive
-_SEND = 1 << 61  #: user_data of a send: | TX frame index
+_SEND = 1 << 61  #: user_data of a send: | the flush's serial << 16 | its datagram's number
 _CANCEL = 1 << 60
+_WAKE = 1 << 58  #: user_data of a no-op whose completion wakes the loop
 _IORING_OP_ASYNC_CANCEL = 14
-_MAX_RECV_ERRORS = 16  #: re-arms after unexpected errors in a row before the reader gives up
+_MAX_RECV_ERRORS = 16
+#: COOP_TASKRUN (Linux 5.19): the receive work a datagram's arrival queues
+#: for this thread runs when the thread next enters the kernel, instead of
+#: an IPI interrupting it; the loop's epoll_wait is such an entry.
+_SETUP_FLAGS = sys_.SETUP_FLAGS  #: re-arms after unexpected errors in a row before the reader gives up
 _U32 = struct.Struct("=I")
 _pack_header_into = NL_MMAP_HDR.pack_into
+_PKTINFO_SPACE = socket.CMSG_SPACE(PKTINFO.size)
+#: the prefix of a datagram that carries the group and nothing else: recvmsg_out
+#: (namelen, controllen, payloadlen, flags), sockaddr_nl's nl_pid, and the
+#: first control message's header and first u32 (NETLINK_PKTINFO's group)
+_unpack_prefix = struct.Struct("=IIII4xI4xQiII").unpack_from
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: the enum's __and__ is slow per datagram
+_F_BUFFER = sys_.IORING_CQE_F_BUFFER
+_F_MORE = sys_.IORING_CQE_F_MORE
+_unpack_status = struct.Struct("=I").unpack_from
+#: struct msghdr {name, namelen, iov, iovlen, control, controllen, flags} and struct iovec
+_MSGHDR = struct.Struct("=QI4xQQQQi4x")
+_IOVEC = struct.Struct("=QQ")
+_IOV_MAX = 1024
 _unpack_out = RECVMSG_OUT.unpack_from
 _unpack_cmsg = _CMSG_HDR.unpack_from
 
@@ -92,7 +111,7 @@ class _UringRxRing(FrameRing):
     __slots__ = ("starved", "on_starved_release")
 
     def release(self, index: int) -> None:
-        super().release(index)
+        _STATUS.pack_into(self.buffer, self.offsets[index], UNUSED)  # FrameRing.release, inlined
         if self.starved:
             self.starved = False
             self.on_starved_release()
@@ -154,8 +173,9 @@ class UringBackend:
         self._capacity = self._buffer_size - _PREFIX
         entries = _next_power_of_two(tx_config.frame_nr + 4)
         try:
-            self._uring = uring or Uring(entries, _next_power_of_two(2 * (rx_config.frame_nr + tx_config.frame_nr) + 8), _next_power_of_two(rx_config.frame_nr))
-            self._eventfd = self._uring.register_eventfd()
+            self._uring = uring or Uring(
+                entries, _next_power_of_two(2 * (rx_config.frame_nr + tx_config.frame_nr) + 8), _next_power_of_two(rx_config.frame_nr), _SETUP_FLAGS
+            )
         except OSError as exc:
             self._release_memory()
             if isinstance(exc, BackendUnavailableError):
@@ -186,13 +206,21 @@ class UringBackend:
         self.rearms = 0
         self._tx_tail = 0
         self._send_results: dict[int, int] = {}
+        self._awaited: set[int] = set()  #: user_data of sends whose completion a flush waits for
+        self._send_serial = 0
+        self.tx_datagrams = 0
+        self._tx_meta = bytearray(0)
+        self._tx_meta_anchor: Any = None
+        self._grow_tx_meta(tx_config.frame_nr * (_MSGHDR.size + 16))
         self._closed = False
         self._provide()
         self._arm()
 
     def fileno(self) -> int:
-        """The eventfd the ring signals on completions (what the loop watches)."""
-        return self._eventfd
+        """The io_uring fd: readable while completions wait in the CQ ring
+        (io_uring_poll), so the loop's level-triggered watch needs no
+        syscall of ours to reset it: taking the completions does."""
+        return self._uring.fd
 
     # -- RX ------------------------------------------------------------------
     def fill(self) -> bool:
@@ -209,84 +237,183 @@ class UringBackend:
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
                 pass
-        if not self._reap():
-            # Nothing posted: reset the eventfd (level-triggered), then look
-            # once more, for a completion posted in between. While
-            # completions keep coming the eventfd is left set and a loop
-            # wake costs no syscall here.
-            try:
-                self.rx_syscalls += 1
-                os.eventfd_read(self._eventfd)
-            except BlockingIOError:
-                pass
-            self._reap()
+        self._reap()
         for _ in range(4):  # bounded: each round arms once
             if self._armed:
                 break
             # Buffers are provided only while no receive is armed: then the
             # frames we count in the kernel's hands are exactly those it
             # has, and an -ENOBUFS finding some is the socket's overrun.
+            if self._overrun_pending:
+                self._catch_up()
+                if self._overrun_pending:
+                    break  # out of frames: goes on when one is released
             self._provide()
             if not self._in_kernel:
                 break
             self._arm()  # runs at once on what the socket holds
             self._reap()
-        if self._overrun_pending and self._armed:
-            # Armed again and caught up (an armed receive posts what is
-            # queued at once): the loss lies after what came so far.
-            self._overrun_pending = False
-            self.overrun_marks.append(self.frames_produced)
         full = not self._armed and not self._in_kernel
         self.rx.starved = full
         return full
+
+    def _catch_up(self) -> None:
+        """After a socket overrun: read what the socket queued ourselves
+        (recvmsg into the next free frames, as the emulated ring does) and
+        place the loss where a receive finds the queue empty (EAGAIN).
+
+        Why there: netlink_overrun() set NETLINK_S_CONGESTED, and the
+        socket drops every new datagram until a receive leaves its queue
+        empty (netlink_rcv_wake), so what is queued is older than the loss
+        and what comes after the queue ran empty is newer. A multishot
+        receive would go on past that point without saying where (netlink
+        reports no IORING_CQE_F_SOCK_NONEMPTY), and once re-armed from a
+        release it runs until the next fill(): the loss would be placed
+        after datagrams newer than it. The buffers provided and unused are
+        taken back first (the buffer ring registered again, empty: two
+        syscalls, once per overrun). The one race left is the emulated
+        ring's too: a datagram arriving between the receive that emptied
+        the queue and the next one is taken for an older one."""
+        rx = self.rx
+        if self._in_kernel:
+            # The frames provided are the next ones in order: take them
+            # back (nothing is armed), to read into them ourselves.
+            first = self._in_kernel[0]
+            self._uring.reset_buffers()
+            for index in self._in_kernel:
+                self._provided[index] = False
+            self._in_kernel.clear()
+            self._producer = rx.head = first
+        recvmsg_into = self._recvmsg_into
+        memory = self._memory
+        offsets = rx.offsets
+        frame_nr = rx.frame_nr
+        index = self._producer
+        data_at = _PREFIX if not self._in_place else 0
+        for _ in range(frame_nr + 1):  # bounded: one lap of the ring
+            if not self._overrun_pending:
+                break
+            status = _unpack_status(memory, offsets[index])[0]
+            if status == SKIP:
+                index = index + 1 if index + 1 < frame_nr else 0
+                continue
+            if status != UNUSED:
+                # Every free frame took a datagram: whether the last one
+                # emptied the queue only a look tells (as
+                # EmulatedBackend._probe_queue does).
+                try:
+                    self.rx_syscalls += 1
+                    self._peek_queue()
+                except BlockingIOError:
+                    self._mark_overrun()
+                except OSError as exc:
+                    self._caught_up_to_new_loss(exc)
+                break
+            data = self._rx_data[index][data_at : data_at + self._capacity]
+            try:
+                self.rx_syscalls += 1
+                nbytes, ancdata, flags, address = recvmsg_into(data)
+            except BlockingIOError:
+                self._mark_overrun()  # the queue ran empty here
+                break
+            except OSError as exc:
+                self._caught_up_to_new_loss(exc)
+                continue
+            group = uid = gid = 0
+            for level, kind, payload in ancdata:
+                if level == SOL_NETLINK and kind == NETLINK_PKTINFO:
+                    group = PKTINFO.unpack_from(payload)[0]
+                elif level == socket.SOL_SOCKET and kind == _SCM_CREDENTIALS:
+                    _pid, uid, gid = UCRED.unpack_from(payload)
+            if flags & _MSG_TRUNC:
+                self.truncated += 1
+                nbytes = 0
+            _pack_header_into(memory, offsets[index], VALID, nbytes, group, address[0] if address else 0, uid, gid)
+            self.frames_produced += 1
+            index = index + 1 if index + 1 < frame_nr else 0
+        self._producer = rx.head = index
+
+    def _recvmsg_into(self, data: memoryview) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
+        return self._sock.recvmsg_into([data], _CONTROL_SPACE, socket.MSG_DONTWAIT)
+
+    def _peek_queue(self) -> None:
+        """BlockingIOError if the socket's queue is empty (OSError ENOBUFS
+        if it overran again)."""
+        self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+
+    def _caught_up_to_new_loss(self, exc: OSError) -> None:
+        if exc.errno == errno.ENOBUFS:
+            # A new loss. The socket reports one only on turning congested
+            # again, which needs its queue read empty: the earlier loss
+            # lies before this point.
+            self._mark_overrun()
+            self.overruns += 1
+            self._overrun_pending = True
+        elif exc.errno != errno.EINTR:
+            raise exc
+
+    def _mark_overrun(self) -> None:
+        if self._overrun_pending:
+            self._overrun_pending = False
+            self.overrun_marks.append(self.frames_produced)
 
     def _schedule_refill(self) -> None:
         # A frame came back while nothing is armed: provide it and arm the
         # receive once the consumer's current step is over (more frames are
         # usually released by then), from the loop, without a syscall to
-        # wake it. Outside a loop, wake the loop through the eventfd.
+        # wake it. (starved is only set by fill(), which found the loop.)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon(self._refill)
-            return
-        try:
-            os.eventfd_write(self._eventfd, 1)
-        except OSError:
-            pass
 
     def _refill(self) -> None:
         if self._closed or self._armed:
             return
+        if self._overrun_pending:
+            # The catch-up's frames reach the Ring only through fill(): a
+            # no-op's completion makes the ring fd readable, so the loop
+            # runs it.
+            self._uring.prepare(sys_.IORING_OP_NOP, -1, 0, 0, _WAKE)
+            self.rx_syscalls += 1
+            self._uring.submit()
+            return
         self._provide()
-        if self._in_kernel:
-            self._arm()  # what it posts wakes the loop (eventfd) for fill()
-        else:
+        if not self._in_kernel:
             self.rx.starved = True
+        else:
+            self._arm()  # what it posts makes the ring fd readable: fill() runs
 
     def _provide(self) -> None:
         rx = self.rx
         provided = self._provided
         index = self._producer
-        uring = self._uring
-        added = 0
-        for _ in range(rx.frame_nr):
+        memory = self._memory
+        offsets = rx.offsets
+        buffer_at = self._buffer_at
+        base = self._base
+        size = self._buffer_size
+        frame_nr = rx.frame_nr
+        in_kernel = self._in_kernel
+        batch: list[tuple[int, int, int]] = []
+        for _ in range(frame_nr):
             if provided[index]:
                 break
-            status = rx.status(index)
+            status = _unpack_status(memory, offsets[index])[0]
             if status == UNUSED:
-                uring.provide(self._base + self._buffer_at[index], self._buffer_size, index)
+                batch.append((base + buffer_at[index], size, index))
                 provided[index] = True
-                self._in_kernel.append(index)
-                added += 1
+                in_kernel.append(index)
             elif status != SKIP:
                 break
-            index = rx.next_index(index)
+            index += 1
+            if index == frame_nr:
+                index = 0
         self._producer = index
         # The producer head, where the Ring starts copying frames out for a
         # starving waiter when the ring is full (FrameKeeper._relieve).
-        self.rx.head = index
-        if added:
-            uring.publish_buffers()
+        rx.head = index
+        if batch:
+            self._uring.provide_many(batch)
 
     def _arm(self) -> None:
         uring = self._uring
@@ -306,12 +433,44 @@ class UringBackend:
 
     def _reap(self) -> int:
         completions = self._uring.completions()
+        if completions:
+            self._take(completions)
+        return len(completions)
+
+    def _take(self, completions: list[tuple[int, int, int]]) -> None:
+        # The common completion, in one tight loop: a datagram in the frame
+        # that was next, carrying only its group (NETLINK_PKTINFO), whole.
+        # Anything else goes through _on_receive.
+        memory = self._memory
+        buffer_at = self._buffer_at
+        rx_offsets = self.rx.offsets
+        in_kernel = self._in_kernel
+        provided = self._provided
+        write_header = _pack_header_into
+        fast = self._in_place
+        produced = 0
         for user_data, res, flags in completions:
             if user_data == _RECV:
+                if fast and res >= 0 and flags & _F_BUFFER and in_kernel and in_kernel[0] == flags >> 16:
+                    index = in_kernel.popleft()
+                    provided[index] = False
+                    if not flags & _F_MORE:
+                        self._armed = False
+                    _namelen, control_length, payload_length, msg_flags, sender, _cmsg_length, level, kind, group = _unpack_prefix(memory, buffer_at[index])
+                    if control_length == _PKTINFO_SPACE and level == SOL_NETLINK and kind == NETLINK_PKTINFO and payload_length == res - _PREFIX and not msg_flags & _MSG_TRUNC:
+                        self._recv_errors = 0
+                        write_header(memory, rx_offsets[index], VALID, payload_length, group, sender, 0, 0)
+                        produced += 1
+                        continue
+                    in_kernel.appendleft(index)  # not the common case after all
+                    provided[index] = True
+                self.frames_produced += produced
+                produced = 0
                 self._on_receive(res, flags)
             elif user_data & _SEND:
-                self._send_results[user_data & 0xFFFFFFFF] = res
-        return len(completions)
+                if user_data in self._awaited:
+                    self._send_results[user_data] = res
+        self.frames_produced += produced
 
     def _on_receive(self, res: int, flags: int) -> None:
         if not flags & sys_.IORING_CQE_F_MORE:
@@ -364,7 +523,7 @@ class UringBackend:
                 _pid, uid, gid = UCRED.unpack_from(memory, offset + _CMSG_HDR.size)
             offset += (length + 7) & ~7
         copied = res - _PREFIX
-        if msg_flags & socket.MSG_TRUNC or copied < payload_length or copied < 0:
+        if msg_flags & _MSG_TRUNC or copied < payload_length or copied < 0:
             # Larger than the frame: counted, handed on as an empty frame
             # (released unread), never delivered cut short.
             self.truncated += 1
@@ -387,55 +546,140 @@ class UringBackend:
     def tx_data(self, index: int) -> memoryview:
         return self._tx_data[index]
 
-    def flush(self) -> list[TxFailure]:
-        """One IORING_OP_SEND per VALID TX frame, submitted and waited for
-        with one io_uring_enter (more only if the SQ is smaller)."""
-        self.solo_frames.clear()
+    def _datagrams(self) -> list[tuple[list[int], list[tuple[int, int]], int]]:
+        """The VALID TX frames from the tail, grouped into datagrams as the
+        emulated backend groups them: as many frames as fit SO_SNDBUF (less
+        32: ``netlink_sendmsg`` rejects len > sk_sndbuf - 32 with EMSGSIZE)
+        and the iovec limit, an atomic batch's frame alone. Each: (frames,
+        (address, length) pieces, total length)."""
         tx = self.tx
+        limit = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - 32
+        base = self._base
+        datagrams: list[tuple[list[int], list[tuple[int, int]], int]] = []
+        index = self._tx_tail
+        taken = 0
+        while taken < tx.frame_nr:
+            frames: list[int] = []
+            pieces: list[tuple[int, int]] = []
+            total = 0
+            while taken < tx.frame_nr and len(frames) < _IOV_MAX:
+                header = tx.raw_header(index)
+                if header[0] != VALID:
+                    break
+                length = header[1]
+                solo = index in self.solo_frames
+                if frames and (solo or total + length > limit):
+                    break
+                frames.append(index)
+                if length:
+                    pieces.append((base + tx.data_offset(index), length))
+                total += length
+                index = tx.next_index(index)
+                taken += 1
+                if solo:
+                    self.solo_frames.discard(frames[-1])
+                    break
+            if not frames:
+                break
+            datagrams.append((frames, pieces, total))
+        self._tx_tail = index
+        return datagrams
+
+    def flush(self) -> list[TxFailure]:
+        """The VALID TX frames as few datagrams as the emulated backend
+        sends (:meth:`_datagrams`), one IORING_OP_SENDMSG each, all submitted
+        and waited for with one io_uring_enter (more only if the SQ is
+        smaller)."""
         uring = self._uring
         failures: list[TxFailure] = []
-        frames: list[tuple[int, int]] = []
-        index = self._tx_tail
-        for _ in range(tx.frame_nr):
-            header = tx.raw_header(index)
-            if header[0] != VALID:
-                break
-            frames.append((index, header[1]))
-            index = tx.next_index(index)
-        if not frames:
+        datagrams = self._datagrams()
+        if not datagrams:
             return failures
-        self._tx_tail = index
-        results = self._send_results
+        # struct msghdr and struct iovec arrays for the whole flush, in
+        # memory that stays put until every send has completed (below).
+        meta = self._tx_meta
+        msghdrs = 0
+        iovecs = len(datagrams) * _MSGHDR.size
+        needed = iovecs + sum(len(pieces) for _frames, pieces, _total in datagrams) * 16
+        if needed > len(meta):
+            self._grow_tx_meta(needed)
+            meta = self._tx_meta
+        address = ctypes.addressof(self._tx_meta_anchor)
+        self._send_serial = serial = (self._send_serial + 1) & 0xFFFFFFFF
+        awaited = self._awaited
         queued = 0
-        for frame, length in frames:
-            if not length:
-                results[frame] = 0
-                continue
-            while not uring.prepare(sys_.IORING_OP_SEND, self._fd, self._base + tx.data_offset(frame), length, _SEND | frame):
+        sent: list[tuple[int, list[int], int]] = []
+        for number, (frames, pieces, total) in enumerate(datagrams):
+            if not pieces:
+                continue  # frames of nothing: no datagram
+            first = iovecs
+            for piece_address, length in pieces:
+                _IOVEC.pack_into(meta, iovecs, piece_address, length)
+                iovecs += 16
+            _MSGHDR.pack_into(meta, msghdrs, 0, 0, address + first, len(pieces), 0, 0, 0)
+            user_data = _SEND | (serial << 16) | number
+            while not uring.prepare(sys_.IORING_OP_SENDMSG, self._fd, address + msghdrs, 1, user_data):
                 self._enter(queued)
                 queued = 0
+            msghdrs += _MSGHDR.size
             queued += 1
+            awaited.add(user_data)
+            sent.append((user_data, frames, total))
         if queued:
             self._enter(queued)
+        results = self._send_results
         for _ in range(64):  # bounded: sends to the kernel complete inline
-            if all(frame in results for frame, _length in frames):
+            if all(user_data in results for user_data, _frames, _total in sent):
                 break
             self._enter(0, wait=1)
-        for frame, length in frames:
-            res = results.pop(frame, None)
-            tx.set_status(frame, UNUSED)
+        tx = self.tx
+        for frames, _pieces, _total in datagrams:
+            for frame in frames:
+                tx.set_status(frame, UNUSED)
+        for user_data, frames, total in sent:
+            awaited.discard(user_data)
+            res = results.pop(user_data, None)
             if res is None:
-                failures.append(TxFailure([frame], OSError(errno.ETIMEDOUT, "the io_uring send did not complete")))
+                failures.append(TxFailure(frames, OSError(errno.ETIMEDOUT, "the io_uring send did not complete")))
             elif res < 0:
-                failures.append(TxFailure([frame], OSError(-res, os.strerror(-res))))
-            elif res < length:
-                failures.append(TxFailure([frame], OSError(errno.EMSGSIZE, f"short send: {res} of {length} bytes went out")))
+                failures.append(TxFailure(frames, OSError(-res, os.strerror(-res))))
+            elif res < total:
+                failures.append(TxFailure(frames, OSError(errno.EMSGSIZE, f"short send: {res} of {total} bytes went out")))
+        self.tx_datagrams += len(sent)
         return failures
+
+    def _grow_tx_meta(self, size: int) -> None:
+        del self._tx_meta_anchor
+        self._tx_meta = bytearray(size)
+        self._tx_meta_anchor = (ctypes.c_char * size).from_buffer(self._tx_meta)
 
     def _enter(self, queued: int, wait: int | None = None) -> None:
         self.tx_syscalls += 1
         self._uring.submit(wait=queued if wait is None else wait)
-        self._reap()
+        self._reap_sends()
+
+    def _reap_sends(self) -> None:
+        """Take the posted completions for the sends. Receive completions
+        among them are handled too (the CQ ring is read in order), and then
+        the last completion stays in the CQ ring: the ring fd stays
+        readable, so the loop runs fill() and the Ring walks the frames
+        they produced (nothing else would wake it: the Ring drains after a
+        flush only when it sent requests)."""
+        uring = self._uring
+        completions = uring.peek()
+        if not completions:
+            return
+        if all(user_data & _SEND for user_data, _res, _flags in completions):
+            uring.consume(len(completions))
+            self._take(completions)
+            return
+        *handled, last = completions
+        uring.consume(len(handled))
+        self._take(handled)
+        if last[0] & _SEND and last[0] in self._awaited:
+            # Its result now; fill() skips it (no longer awaited then).
+            self._send_results[last[0]] = last[1]
+            self._awaited.discard(last[0])
 
     # -- teardown ------------------------------------------------------------
     def close(self) -> None:
@@ -460,6 +704,7 @@ class UringBackend:
         finally:
             uring.close()
             del self._msghdr_anchor
+            self._tx_meta_anchor = None
             self._release_memory()
 
     def _release_memory(self) -> None:

@@ -455,3 +455,7 @@ def ipv6_text(raw):
         return _pure_ipv6_text(raw)
     inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
     return text.decode("ascii")
+
+
+# --- aionlmmap.families.sock_diag.codec ----------------------------------------
+include "_speedups_sockdiag.pxi"

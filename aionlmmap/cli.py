@@ -14,16 +14,17 @@ compares with ``ip -j route show`` key by key.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import gc
 import json
-import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from . import _cli_families
+
+# asyncio (with ssl, subprocess, concurrent.futures) and the ring load when a
+# command runs, not for `--help` or a usage error: see main().
 
 __all__ = ["main", "build_parser"]
 
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point (``aionlmmap`` and ``python -m aionlmmap``)."""
     args = build_parser().parse_args(argv)
+    import asyncio
+
     command = args.command
     if command == "dump":
         # A one-shot dump allocates ~100k objects that refcounting frees;
@@ -98,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _until_signal(job: Callable[[], Awaitable[int]]) -> int:
     """Run ``job``; SIGINT/SIGTERM cancel it and the command exits 0."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(job())
     stopped = False
@@ -419,13 +425,15 @@ async def _overview_then_follow(args: argparse.Namespace, out: TextIO) -> int:
 
 # --- info -------------------------------------------------------------------------
 async def _info(args: argparse.Namespace, out: TextIO) -> int:
+    import inspect
+
     try:
         from . import info as info_module  # written alongside the kernel backend
     except ImportError:
         info_module = None  # type: ignore[assignment]
     if info_module is not None and hasattr(info_module, "format_info"):
         text = info_module.format_info()
-        if asyncio.iscoroutine(text):
+        if inspect.iscoroutine(text):
             text = await text
         out.write(str(text).rstrip("\n") + "\n")
     else:

@@ -10,10 +10,12 @@ Pure: imports neither asyncio nor socket.
 from __future__ import annotations
 
 import json
+import operator
 from typing import Any, NamedTuple
 
 import attrs
 
+from ..._extensions import speedups as _speedups
 from .constants import AF_INET6, IPPROTO_TCP, IPPROTO_UDP, STATE_NAMES, UNIX_NETIDS
 
 __all__ = ["InetSocket", "UnixSocket", "json_text", "json_texts"]
@@ -86,12 +88,19 @@ _JSON_REST = ',"recv_q":%d,"send_q":%d,"local_address":"%s","local_port":%d,"pee
 _templates: dict[tuple[int, int, int], str] = {}
 
 
+def _json_words(protocol: int, state: int, family: int) -> tuple[str, str]:
+    """The fixed parts of a socket's JSON text: its head (netid and state)
+    and the family word (the compiled json_texts writes the rest itself)."""
+    head = '{"netid":"%s","state":"%s"' % (_NETIDS.get(protocol, str(protocol)), STATE_NAMES.get(state, str(state)))
+    return head, "inet6" if family == AF_INET6 else "inet"
+
+
 def _template(protocol: int, state: int, family: int) -> str:
     key = (protocol, state, family)
     template = _templates.get(key)
     if template is None:
-        head = '{"netid":"%s","state":"%s"' % (_NETIDS.get(protocol, str(protocol)), STATE_NAMES.get(state, str(state)))
-        template = _templates[key] = head + _JSON_REST.replace('"family":"%s"', '"family":"%s"' % ("inet6" if family == AF_INET6 else "inet"))
+        head, family_word = _json_words(protocol, state, family)
+        template = _templates[key] = head + _JSON_REST.replace('"family":"%s"', '"family":"%s"' % family_word)
     return template
 
 
@@ -105,9 +114,15 @@ def json_text(sock: InetSocket) -> str:
     return _template(sock[1], sock[2], sock[0]) % (sock[7], sock[8], sock[3], sock[4], sock[5], sock[6], sock[9], sock[10], sock[12])
 
 
+#: the values json_text's template takes, in its order, and the template's key
+_template_values = operator.itemgetter(7, 8, 3, 4, 5, 6, 9, 10, 12)  # recv_q, send_q, local, port, peer, port, inode, uid, cookie
+_template_key = operator.itemgetter(1, 2, 0)  # protocol, state, family
+
+
 def json_texts(socks: list[InetSocket]) -> list[str]:
     """:func:`json_text` of each socket, templates looked up once per run of
-    sockets with the same protocol, state and family."""
+    sockets with the same protocol, state and family (the values taken by
+    one itemgetter call: a C loop, not nine subscripts)."""
     out = []
     append = out.append
     key = None
@@ -116,11 +131,18 @@ def json_texts(socks: list[InetSocket]) -> list[str]:
         if sock[11] or sock[13] or sock[16]:
             append(_compact(sock.to_json()))
             continue
-        if (sock[1], sock[2], sock[0]) != key:
-            key = (sock[1], sock[2], sock[0])
+        if _template_key(sock) != key:
+            key = _template_key(sock)
             template = _template(*key)
-        append(template % (sock[7], sock[8], sock[3], sock[4], sock[5], sock[6], sock[9], sock[10], sock[12]))
+        append(template % _template_values(sock))
     return out
+
+
+_pure_json_texts = json_texts
+# The compiled twin (aionlmmap/_speedups_sockdiag.pxi) where the compiled
+# core is in use and has it.
+if _speedups is not None and hasattr(_speedups, "json_texts"):
+    json_texts = _speedups.json_texts  # type: ignore[assignment]  # noqa: F811
 
 
 @attrs.frozen(slots=True)

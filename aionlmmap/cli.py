@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point (``aionlmmap`` and ``python -m aionlmmap``)."""
     args = build_parser().parse_args(argv)
+    if _cli_families.dumps_now(args):
+        gc.disable()  # as for the other dumps below
+        return _guarded(lambda: _cli_families.dump_now(args, sys.stdout))
     import asyncio
 
     command = args.command
@@ -87,8 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = lambda: _cli_families.run(args, sys.stdout)  # noqa: E731
     else:
         job = lambda: _overview_then_follow(args, sys.stdout)  # noqa: E731
+    return _guarded(lambda: asyncio.run(_until_signal(job)))
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """``run()``, with the command's answers to a closed pipe and to errors."""
     try:
-        return asyncio.run(_until_signal(job))
+        return run()
+    except KeyboardInterrupt:
+        return 130
     except BrokenPipeError:
         # `aionlmmap monitor | head`: the reader left; exit quietly.
         with contextlib.suppress(OSError):

@@ -12,7 +12,8 @@ client counts and skips.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..._extensions import speedups as _speedups
 from ...attributes import iter_attributes
@@ -20,9 +21,12 @@ from ...constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN
 from ...errors import DecodeError
 from ...message import Message, header_run
 from . import constants as c
-from .objects import InetSocket, UnixSocket
+from .objects import InetSocket
 
-__all__ = ["DecodeCounts", "AddressText", "inet_request", "unix_request", "destroy_request", "decode_inet", "decode_inet_chunk", "decode_unix", "TCP_INFO_FIELDS"]
+if TYPE_CHECKING:
+    from .unix_socket import UnixSocket
+
+__all__ = ["DecodeCounts", "AddressText", "state_mask", "inet_request", "unix_request", "destroy_request", "decode_inet", "decode_inet_chunk", "decode_unix", "TCP_INFO_FIELDS"]
 
 _DUMP = NLM_F_REQUEST | NLM_F_DUMP
 #: struct inet_diag_req_v2 without its sockid, and the sockid
@@ -74,6 +78,24 @@ class DecodeCounts:
 
     def __repr__(self) -> str:
         return f"DecodeCounts(unknown_attributes={self.unknown_attributes}, malformed={self.malformed})"
+
+
+def state_mask(states: int | str | Iterable[str] | None) -> int:
+    """ss's state words ("established", "listening", "connected", ...) or a
+    bit mask -> the kernel's idiag_states mask."""
+    if states is None:
+        return c.ALL_STATES
+    if isinstance(states, int):
+        return states
+    if isinstance(states, str):
+        states = [states]
+    mask = 0
+    for word in states:
+        bits = c.STATE_FILTERS.get(word.lower())
+        if bits is None:
+            raise ValueError(f"unknown state {word!r}: use one of {', '.join(c.STATE_FILTERS)}")
+        mask |= bits
+    return mask
 
 
 def extension_bits(extensions: tuple[str, ...] | list[str]) -> int:
@@ -289,6 +311,8 @@ if _speedups is not None and hasattr(_speedups, "decode_inet_chunk"):
 
 def decode_unix(buffer: Any, start: int, end: int, counts: DecodeCounts) -> UnixSocket:
     """One unix_diag_msg as a :class:`UnixSocket`."""
+    from .unix_socket import UnixSocket  # attrs only for unix dumps
+
     if end - start < _UNIX_MSG.size:
         raise DecodeError(f"unix_diag_msg of {end - start} bytes is shorter than its 16-byte header")
     _family, sock_type, state, inode, cookie = _UNIX_MSG.unpack_from(buffer, start)

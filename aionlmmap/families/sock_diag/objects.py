@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import operator
-from typing import Any, NamedTuple
-
-import attrs
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..._extensions import speedups as _speedups
-from .constants import AF_INET6, IPPROTO_TCP, IPPROTO_UDP, STATE_NAMES, UNIX_NETIDS
+from .constants import AF_INET6, IPPROTO_TCP, IPPROTO_UDP, STATE_NAMES
 
 __all__ = ["InetSocket", "UnixSocket", "json_text", "json_texts"]
 
@@ -145,50 +143,15 @@ if _speedups is not None and hasattr(_speedups, "json_texts"):
     json_texts = _speedups.json_texts  # type: ignore[assignment]  # noqa: F811
 
 
-@attrs.frozen(slots=True)
-class UnixSocket:
-    """One unix socket (``struct unix_diag_msg`` and its attributes). ss
-    shows the name (``*`` when unnamed, ``@`` for abstract names) and the
-    inode as address and port, and the peer's inode as peer port."""
+if TYPE_CHECKING:
+    from .unix_socket import UnixSocket
 
-    type: int
-    state: int
-    inode: int
-    path: str | None = None
-    peer_inode: int = 0
-    recv_q: int = 0
-    send_q: int = 0
-    cookie: int = 0
-    uid: int | None = None
-    pending: tuple[int, ...] | None = None
-    extensions: dict[str, Any] | None = attrs.field(default=None, eq=False)
 
-    @property
-    def netid(self) -> str:
-        return UNIX_NETIDS.get(self.type, f"u_{self.type}")
+def __getattr__(name: str) -> Any:
+    # UnixSocket is an attrs class: it lives in .unix_socket so that a TCP
+    # or UDP dump (``aionlmmap dump sockets -t``) never imports attrs.
+    if name == "UnixSocket":
+        from .unix_socket import UnixSocket
 
-    @property
-    def state_name(self) -> str:
-        return STATE_NAMES.get(self.state, str(self.state))
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "netid": self.netid,
-            "state": self.state_name,
-            "recv_q": self.recv_q,
-            "send_q": self.send_q,
-            "local_address": self.path if self.path is not None else "*",
-            "local_port": self.inode,
-            "peer_address": "*",
-            "peer_port": self.peer_inode,
-            "family": "unix",
-            "inode": self.inode,
-            "cookie": self.cookie,
-        }
-        if self.uid is not None:
-            out["uid"] = self.uid
-        if self.pending is not None:
-            out["pending"] = list(self.pending)
-        if self.extensions:
-            out.update(self.extensions)
-        return out
+        return UnixSocket
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

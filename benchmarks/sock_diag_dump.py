@@ -7,6 +7,7 @@ under the fd limit), then the same dump by each contestant, best of
 
 - ``ss -tanH``: process wall time (``ip netns exec NS ss -tanH > /dev/null``)
 - ``aionlmmap dump sockets -t --json``: process wall time, the same way
+  (the command reads its one dump without an event loop: sock_diag.oneshot)
 - ``aionlmmap sock_diag.inet("tcp")``: in-process time to stream every
   socket into InetSocket objects (and with ``to_json()``)
 - pyroute2 ``DiagSocket.get_sock_stats``: in-process time, the same dump

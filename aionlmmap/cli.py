@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import gc
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO
@@ -38,13 +39,46 @@ _NTF_EXT_LEARNED = 0x10
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns without importing shutil (which
+    brings bz2, lzma and fnmatch): COLUMNS, else the terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, minus its ``import shutil``: every add_argument
+    makes one (to check the metavar), so the command paid for it even
+    without ``--help``."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser with :class:`_HelpFormatter`; its sub-commands' parsers
+    are of this class too (add_subparsers passes ``type(self)`` on)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aionlmmap",
         description="Show netlink state (links, addresses, routes, neighbours, rules) and follow its changes.",
         epilog="Without a command: print links, addresses and routes, then follow changes until Ctrl-C.",
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
     common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
     common.add_argument("-d", "--details", action="store_true", help="details, as `ip -d` (routes: type, table, protocol, scope always; links: linkinfo...)")

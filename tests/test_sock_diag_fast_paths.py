@@ -268,7 +268,7 @@ def imported_by(*argv: str, netns: str | None = None) -> tuple[set[str], str]:
 @pytest.mark.parametrize("argv", [("-c", "import aionlmmap.cli"), ("-m", "aionlmmap", "--help"), ("-c", "import aionlmmap")])
 def test_help_and_the_bare_package_import_no_ring_asyncio_attrs_or_ctypes(argv: tuple[str, ...]) -> None:
     names, _ = imported_by(*argv)
-    heavy = {"asyncio", "attr", "attrs", "ctypes", "ssl", "subprocess", "aionlmmap.ring", "aionlmmap._sys", "aionlmmap.frames", "aionlmmap.backends"}
+    heavy = {"asyncio", "attr", "attrs", "ctypes", "ssl", "subprocess", "shutil", "aionlmmap.ring", "aionlmmap._sys", "aionlmmap.frames", "aionlmmap.backends"}
     assert not names & (heavy | _NEVER), sorted(names & (heavy | _NEVER))
     assert not [name for name in names if name.startswith("aionlmmap.families.")]
 
@@ -281,7 +281,7 @@ def test_dump_sockets_runs_without_asyncio_attrs_or_other_families(netns: str) -
         names, out = imported_by("-m", "aionlmmap", "dump", "sockets", "-t", "-u", "--json", netns=netns)
         expected = +type(ss_rows(netns))({row: count for row, count in ss_rows(netns).items() if row[0] in ("tcp", "udp")})
     assert our_rows(json.loads(out)) == expected
-    heavy = {"asyncio", "attr", "attrs", "ssl", "subprocess", "aionlmmap.ring", "aionlmmap.protocol", "aionlmmap.families.sock_diag.client"}
+    heavy = {"asyncio", "attr", "attrs", "ssl", "subprocess", "shutil", "aionlmmap.ring", "aionlmmap.protocol", "aionlmmap.families.sock_diag.client"}
     assert not names & (heavy | _NEVER), sorted(names & (heavy | _NEVER))
     assert not [name for name in names if name.startswith(_OTHER_FAMILIES)]
     assert "aionlmmap.families.sock_diag.oneshot" in names  # the test sees the real path

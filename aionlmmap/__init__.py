@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .constants import (
     NETLINK_GENERIC,
     NETLINK_NETFILTER,
@@ -25,11 +28,13 @@ from .errors import (
     ReleasedMessageError,
     RingConfigError,
 )
-from .frames import FrameHeader, FrameStatus, RingConfig
-from .message import Message, iter_messages
-from .attributes import AttributeBuilder, Attributes
-from .ring import DEFAULT_RX, DEFAULT_TX, Ring, RingStats  # imports ._open too
-from ._open import open
+
+if TYPE_CHECKING:
+    from ._open import open
+    from .attributes import AttributeBuilder, Attributes
+    from .frames import FrameHeader, FrameStatus, RingConfig
+    from .message import Message, iter_messages
+    from .ring import DEFAULT_RX, DEFAULT_TX, Ring, RingStats
 
 __version__ = "0.1.0"
 
@@ -61,3 +66,40 @@ __all__ = [
     "DumpInterruptedError",
     "ReleasedMessageError",
 ]
+
+# The ring and its backends import asyncio, attrs and ctypes: more than the
+# rest of `aionlmmap --help` together. They load on first use of a name
+# (PEP 562), so the command and the pure modules pay only for what they use;
+# `aionlmmap.open`, `from aionlmmap import Ring` work as before.
+_LAZY = {
+    "open": "._open",
+    "Ring": ".ring",
+    "RingStats": ".ring",
+    "DEFAULT_RX": ".ring",
+    "DEFAULT_TX": ".ring",
+    "RingConfig": ".frames",
+    "FrameHeader": ".frames",
+    "FrameStatus": ".frames",
+    "Message": ".message",
+    "iter_messages": ".message",
+    "Attributes": ".attributes",
+    "AttributeBuilder": ".attributes",
+}
+#: submodules the package used to import eagerly: ``aionlmmap.ring`` after
+#: a bare ``import aionlmmap`` keeps working.
+_SUBMODULES = frozenset({"ring", "frames", "message", "attributes", "_open", "_sys", "protocol", "backends", "_extensions"})
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is not None:
+        value = getattr(importlib.import_module(module_name, __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

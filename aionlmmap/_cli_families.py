@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import Any, TextIO
 
-__all__ = ["DUMP_KINDS", "COMMANDS", "add_dump_options", "add_commands", "dump", "handles_monitor", "monitor", "run"]
+__all__ = ["DUMP_KINDS", "COMMANDS", "add_dump_options", "add_commands", "dump", "dumps_now", "dump_now", "handles_monitor", "monitor", "run"]
 
 DUMP_KINDS = ("conntrack", "sockets", "genl-families")
 COMMANDS = ("ethtool",)
@@ -76,14 +76,24 @@ async def dump(args: argparse.Namespace, out: TextIO) -> int:
         out.flush()
         return 0
     if kind == "sockets":
-        from .families.sock_diag import cli as sockets_cli
-
-        return await sockets_cli.dump(args, out)
+        return dump_now(args, out)
     if kind == "genl-families":
         from .families.genl import cli as genl_cli
 
         return await genl_cli.dump_families(args, out)
     raise ValueError(f"unknown kind {kind!r}")
+
+
+def dumps_now(args: argparse.Namespace) -> bool:
+    """Whether ``dump KIND`` runs without an event loop (:func:`dump_now`)."""
+    return args.command == "dump" and args.kind == "sockets"
+
+
+def dump_now(args: argparse.Namespace, out: TextIO) -> int:
+    """``dump sockets``: one blocking dump, as ss reads it (no asyncio)."""
+    from .families.sock_diag import cli as sockets_cli
+
+    return sockets_cli.dump(args, out)
 
 
 def handles_monitor(kinds_text: str) -> bool:

@@ -459,3 +459,5 @@ def ipv6_text(raw):
 
 
 include "_speedups_drain.pxi"
+# --- aionlmmap.families.sock_diag.codec ----------------------------------------
+include "_speedups_sockdiag.pxi"

@@ -6,15 +6,13 @@ protocol modules stay testable without a kernel.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
-import platform
 import socket
 import struct
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from .constants import (
     NETLINK_ADD_MEMBERSHIP,
@@ -41,13 +39,44 @@ NETNS_RUN_DIR = "/run/netns"
 
 NetnsSpec = str | os.PathLike[str] | int | None
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-libc.setns.restype = ctypes.c_int
+_libc: Any = None
+
+
+def _load_libc() -> Any:
+    """The C library, for the calls the socket module lacks (setns, and the
+    backends' sendto/recvmmsg/syscall).
+
+    dlopen(NULL) (``ctypes.CDLL(None)``) is the running program with the
+    libraries it already links, libc among them: no ``ctypes.util``, whose
+    find_library runs ``ldconfig -p`` in a subprocess and imports shutil,
+    tempfile and random first (the largest single start-up cost of the
+    command once). Loaded on first use: a dump in the caller's own namespace
+    never needs it."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.setns  # noqa: B018  # a static interpreter may not export libc's symbols
+        except (OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.setns.restype = ctypes.c_int
+        _libc = libc
+    return _libc
+
+
+def __getattr__(name: str) -> Any:
+    # ``_sys.libc`` stays an attribute for the backends (PEP 562).
+    if name == "libc":
+        return _load_libc()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def kernel_release() -> str:
-    return platform.release()
+    """``uname -r`` (os.uname: the platform module costs an import)."""
+    return os.uname().release
 
 
 def _netns_path(netns: str | os.PathLike[str]) -> str:
@@ -90,7 +119,9 @@ def open_socket(protocol: int, netns: NetnsSpec = None) -> socket.socket:
 
     def enter_and_create() -> None:
         try:
-            if libc.setns(ns_fd, CLONE_NEWNET) != 0:
+            import ctypes
+
+            if _load_libc().setns(ns_fd, CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"setns into network namespace {netns!r} failed: {os.strerror(err)} (needs CAP_SYS_ADMIN)")
             result.append(_create_socket(protocol))

@@ -14,16 +14,18 @@ compares with ``ip -j route show`` key by key.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import gc
 import json
-import signal
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from . import _cli_families
+
+# asyncio (with ssl, subprocess, concurrent.futures) and the ring load when a
+# command runs, not for `--help` or a usage error: see main().
 
 __all__ = ["main", "build_parser"]
 
@@ -37,13 +39,46 @@ _NTF_EXT_LEARNED = 0x10
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns without importing shutil (which
+    brings bz2, lzma and fnmatch): COLUMNS, else the terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, minus its ``import shutil``: every add_argument
+    makes one (to check the metavar), so the command paid for it even
+    without ``--help``."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser with :class:`_HelpFormatter`; its sub-commands' parsers
+    are of this class too (add_subparsers passes ``type(self)`` on)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aionlmmap",
         description="Show netlink state (links, addresses, routes, neighbours, rules) and follow its changes.",
         epilog="Without a command: print links, addresses and routes, then follow changes until Ctrl-C.",
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
     common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
     common.add_argument("-d", "--details", action="store_true", help="details, as `ip -d` (routes: type, table, protocol, scope always; links: linkinfo...)")
@@ -70,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point (``aionlmmap`` and ``python -m aionlmmap``)."""
     args = build_parser().parse_args(argv)
+    if _cli_families.dumps_now(args):
+        gc.disable()  # as for the other dumps below
+        return _guarded(lambda: _cli_families.dump_now(args, sys.stdout))
+    import asyncio
+
     command = args.command
     if command == "dump":
         # A one-shot dump allocates ~100k objects that refcounting frees;
@@ -84,8 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = lambda: _cli_families.run(args, sys.stdout)  # noqa: E731
     else:
         job = lambda: _overview_then_follow(args, sys.stdout)  # noqa: E731
+    return _guarded(lambda: asyncio.run(_until_signal(job)))
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """``run()``, with the command's answers to a closed pipe and to errors."""
     try:
-        return asyncio.run(_until_signal(job))
+        return run()
+    except KeyboardInterrupt:
+        return 130
     except BrokenPipeError:
         # `aionlmmap monitor | head`: the reader left; exit quietly.
         with contextlib.suppress(OSError):
@@ -98,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _until_signal(job: Callable[[], Awaitable[int]]) -> int:
     """Run ``job``; SIGINT/SIGTERM cancel it and the command exits 0."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(job())
     stopped = False
@@ -419,13 +469,15 @@ async def _overview_then_follow(args: argparse.Namespace, out: TextIO) -> int:
 
 # --- info -------------------------------------------------------------------------
 async def _info(args: argparse.Namespace, out: TextIO) -> int:
+    import inspect
+
     try:
         from . import info as info_module  # written alongside the kernel backend
     except ImportError:
         info_module = None  # type: ignore[assignment]
     if info_module is not None and hasattr(info_module, "format_info"):
         text = info_module.format_info()
-        if asyncio.iscoroutine(text):
+        if inspect.iscoroutine(text):
             text = await text
         out.write(str(text).rstrip("\n") + "\n")
     else:

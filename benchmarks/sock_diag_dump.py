@@ -7,14 +7,21 @@ under the fd limit), then the same dump by each contestant, best of
 
 - ``ss -tanH``: process wall time (``ip netns exec NS ss -tanH > /dev/null``)
 - ``aionlmmap dump sockets -t --json``: process wall time, the same way
+  (the command reads its one dump without an event loop: sock_diag.oneshot)
 - ``aionlmmap sock_diag.inet("tcp")``: in-process time to stream every
   socket into InetSocket objects (and with ``to_json()``)
 - pyroute2 ``DiagSocket.get_sock_stats``: in-process time, the same dump
+
+The package is byte-compiled first (``compileall``), as ``pip install``
+does: with PYTHONDONTWRITEBYTECODE set, every CLI run would otherwise
+compile its modules again, which no installed copy does. Each record names
+the core in use (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import subprocess
@@ -83,6 +90,10 @@ def wall(argv: list[str], repeat: int) -> float:
     return best
 
 
+def _core(env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-c", "from aionlmmap import _extensions; print(_extensions.CORE)"], capture_output=True, text=True, env=env, check=True).stdout.strip()
+
+
 def run_size(total: int, repeat: int) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     with namespace("sd") as ns:
@@ -97,7 +108,7 @@ def run_size(total: int, repeat: int) -> list[dict[str, Any]]:
                 assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
             listed = subprocess.run([*ns.exec_prefix(), "ss", "-tanH"], capture_output=True, text=True, check=True).stdout.count("\n")
             env = dict(os.environ, PYTHONPATH=os.getcwd())
-            base = {"sockets": total, "listed_by_ss": listed}
+            base = {"sockets": total, "listed_by_ss": listed, "core": _core(env)}
             ss_seconds = wall([*ns.exec_prefix(), "ss", "-tanH"], repeat)
             records.append({**base, "contestant": "ss -tanH (process wall)", "seconds": round(ss_seconds, 4)})
             cli_seconds = wall([*ns.exec_prefix(), "env", f"PYTHONPATH={os.getcwd()}", sys.executable, "-m", "aionlmmap", "dump", "sockets", "-t", "--json"], repeat)
@@ -129,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     require_root()
+    import aionlmmap
+
+    compileall.compile_dir(os.path.dirname(aionlmmap.__file__), quiet=1)
     for total in args.sockets:
         for record in run_size(total, args.repeat):
             print(json.dumps(record), flush=True)

@@ -19,7 +19,6 @@ msghdr`` 56, ``struct mmsghdr`` 64 (msg_hdr, then ``unsigned msg_len``),
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import mmap
 import os
@@ -60,8 +59,9 @@ def _load() -> Any:
     global _libc
     if _libc is None:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            function = libc.recvmmsg
+            from .. import _sys  # libc without ctypes.util (whose find_library forks ldconfig)
+
+            function = _sys.libc.recvmmsg
         except (OSError, AttributeError):
             _libc = False
             return _libc

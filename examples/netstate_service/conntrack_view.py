@@ -19,7 +19,7 @@ overrun, so applying its events keeps what ``conntrack -L`` shows. The view
 
 If the table cannot be read (module missing, namespace gone) the view
 empties itself (publishing ``del`` for what it held), reports the error
-and retries with a growing delay.
+and retries with a growing delay (:class:`.LiveView`).
 
 Example::
 
@@ -39,6 +39,8 @@ import socket
 from typing import Any
 
 import attrs
+
+from .live_view import LiveView, ViewEvent
 
 __all__ = ["CONNTRACK_KIND", "ConntrackQuery", "ConntrackView", "parse_conntrack_query"]
 
@@ -148,13 +150,6 @@ def parse_conntrack_query(query: Any) -> ConntrackQuery:
 
 
 @attrs.frozen
-class _Event:
-    action: str
-    kind: str
-    obj: Any
-
-
-@attrs.frozen
 class _Held:
     """A flow with its JSON made once: the service's view files this, so the
     entry is serialized once per change for both /api/conntrack and SSE."""
@@ -193,57 +188,26 @@ def _client_class() -> Any:
     return _MarkingClient
 
 
-class ConntrackView:
+class ConntrackView(LiveView):
     """See the module docstring. ``service`` receives the change events
     (``NetStateService.apply_external``)."""
+
+    name = "conntrack view"
 
     def __init__(self, service: Any, netns: Any = None, *, limit: int = DEFAULT_LIMIT, retry_delay: float = 1.0, max_retry_delay: float = 30.0) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1 (entries the view holds)")
-        self.service = service
-        self.netns = netns
+        super().__init__(service, netns, retry_delay=retry_delay, max_retry_delay=max_retry_delay)
         self.limit = limit
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
         self.flows: dict[Any, Any] = {}  #: Flow.key -> Flow, at most ``limit``
         self._documents: dict[Any, dict[str, Any]] = {}  #: Flow.key -> to_json(), made once per change
         self.turned_away = 0  #: events about entries not held because the view was full
         self.events = 0
-        self.last_error: str | None = None
         self._client: Any = None
-        self._ready = asyncio.Event()
-
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
 
     @property
     def full(self) -> bool:
         return len(self.flows) >= self.limit
-
-    async def wait_ready(self, timeout: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._ready.wait()
-        return self._ready.is_set()
-
-    async def run(self) -> None:
-        """Follow the table until cancelled (reopening after failures)."""
-        failures = 0
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self._clear()
-                delay = min(self.retry_delay * 2 ** (failures - 1), self.max_retry_delay)
-                log.warning("conntrack view failed (%s); retrying in %.1f s", self.last_error, delay)
-                await asyncio.sleep(delay)
-            else:
-                failures = 0
 
     async def _follow(self) -> None:
         from aionlmmap import NETLINK_NETFILTER
@@ -281,25 +245,23 @@ class ConntrackView:
         if event.action == "del":
             if self.flows.pop(key, None) is not None:
                 del self._documents[key]
-                self.service.apply_external(_Event("del", CONNTRACK_KIND, flow))
+                self.service.apply_external(ViewEvent("del", CONNTRACK_KIND, flow))
             return
         if key not in self.flows and self.full:
             self.turned_away += 1
             return
-        if flow.mark is None:
-            # An event leaves out a zero mark (ctnetlink_conntrack_event dumps
-            # CTA_MARK only if it changed or is set); a dump always has it, and
-            # conntrack -L prints mark=0: serve what the tool shows.
-            flow = attrs.evolve(flow, mark=0)
+        # A zero mark an event left out is already 0 here: the resyncing
+        # monitor holds what conntrack -L shows.
         self.flows[key] = flow
         document = self._documents[key] = flow.to_json()
-        self.service.apply_external(_Event("new", CONNTRACK_KIND, _Held(flow, document)))
+        self.service.apply_external(ViewEvent("new", CONNTRACK_KIND, _Held(flow, document)))
 
-    def _clear(self) -> None:
+    def _failed(self) -> None:
+        # Not served stale: the table may have changed while it was unreadable.
         flows, self.flows = self.flows, {}
         self._documents = {}
         for flow in flows.values():
-            self.service.apply_external(_Event("del", CONNTRACK_KIND, flow))
+            self.service.apply_external(ViewEvent("del", CONNTRACK_KIND, flow))
 
     # -- readers ---------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ move during the dump (else dumps again), and
 
 After an overrun (notifications lost) it simply refreshes: the dump is the
 truth. If nf_tables cannot be read (module missing, namespace gone) the
-view reports the error and retries with a growing delay.
+view reports the error and retries with a growing delay (:class:`.LiveView`).
 
 Example::
 
@@ -36,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from .live_view import LiveView, ViewEvent
 from .nft_json import JSON_SCHEMA_VERSION, anonymous_sets, chain_json, element_json, rule_json, ruleset_json, set_json, table_json
 
 __all__ = ["NFNLGRP_NFTABLES", "NFT_KINDS", "NftObject", "NftablesView"]
@@ -60,13 +61,6 @@ class NftObject:
         return self.document
 
 
-@attrs.frozen
-class _Event:
-    action: str
-    kind: str
-    obj: NftObject
-
-
 def _without_expires(value: Any) -> Any:
     # An element's "expires" counts down between dumps: it is not a change.
     if isinstance(value, dict) and "elem" in value and isinstance(value["elem"], dict):
@@ -74,49 +68,19 @@ def _without_expires(value: Any) -> Any:
     return value
 
 
-class NftablesView:
+class NftablesView(LiveView):
     """See the module docstring. ``service`` receives the change events
     (``NetStateService.apply_external``)."""
 
+    name = "nf_tables view"
+
     def __init__(self, service: Any, netns: Any = None, *, retry_delay: float = 1.0, max_retry_delay: float = 30.0) -> None:
-        self.service = service
-        self.netns = netns
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
+        super().__init__(service, netns, retry_delay=retry_delay, max_retry_delay=max_retry_delay)
         self.ruleset: list[dict[str, Any]] | None = None  #: nft -j's list (metainfo first), None until the first dump
         self.generation: int | None = None
         self.refreshes = 0
-        self.last_error: str | None = None
         self._objects: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
-        self._ready = asyncio.Event()
         self._dirty = asyncio.Event()
-
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
-    async def wait_ready(self, timeout: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._ready.wait()
-        return self._ready.is_set()
-
-    async def run(self) -> None:
-        """Follow the ruleset until cancelled (reopening after failures)."""
-        failures = 0
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = min(self.retry_delay * 2 ** (failures - 1), self.max_retry_delay)
-                log.warning("nf_tables view failed (%s); retrying in %.1f s", self.last_error, delay)
-                await asyncio.sleep(delay)
-            else:
-                failures = 0
 
     async def _follow(self) -> None:
         import aionlmmap
@@ -199,10 +163,10 @@ class NftablesView:
         apply = self.service.apply_external
         for (kind, key), document in previous.items():
             if (kind, key) not in objects:
-                apply(_Event("del", kind, NftObject(key, document)))
+                apply(ViewEvent("del", kind, NftObject(key, document)))
         for (kind, key), document in objects.items():
             if previous.get((kind, key)) != document:
-                apply(_Event("new", kind, NftObject(key, document)))
+                apply(ViewEvent("new", kind, NftObject(key, document)))
 
     def status(self) -> dict[str, Any]:
         return {"ready": self.ready, "generation": self.generation, "refreshes": self.refreshes, "last_error": self.last_error}

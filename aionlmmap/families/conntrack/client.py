@@ -70,6 +70,9 @@ class ConntrackClient:
         self.netns = netns
         self.counts = DecodeCounts()
         self.monitor_stats = MonitorStats()
+        #: whether the kernel keeps marks (CONFIG_NF_CONNTRACK_MARK), as the
+        #: monitor's dumps show; assumed until a dump says otherwise
+        self._kernel_marks = True
 
     async def __aenter__(self) -> ConntrackClient:
         await self.ring.__aenter__()
@@ -212,9 +215,12 @@ class ConntrackClient:
         With ``resync=True`` it first yields the table as "new" events; after
         an overrun (the kernel dropped events: ENOBUFS) it dumps again and
         yields only the differences, so a consumer applying every event holds
-        what ``conntrack -L`` shows. ``ct.monitor_stats`` counts the overruns
-        and resyncs. With ``resync=False`` every event passes through and an
-        overrun raises :class:`aionlmmap.OverrunError` (iterate again to go on).
+        what ``conntrack -L`` shows (a mark an event left out is 0 there, as
+        -L prints it). ``ct.monitor_stats`` counts the overruns and resyncs.
+        With ``resync=False`` every event passes through as the kernel sent
+        it, as ``conntrack -E`` prints it (``mark`` None where the kernel left
+        a zero mark out), and an overrun raises
+        :class:`aionlmmap.OverrunError` (iterate again to go on).
         """
         number = family_number(family)
         if ring is None:
@@ -246,6 +252,11 @@ class ConntrackClient:
                                     stats.events += 1
                                     yield Event(action, _KIND, flow)  # type: ignore[arg-type]
                                     continue
+                                if flow.mark is None and self._kernel_marks:
+                                    # The event left a zero mark out (ctnetlink_dump_mark sends
+                                    # it only when set or when the event is about it); the
+                                    # view holds what conntrack -L shows: mark=0.
+                                    flow = attrs.evolve(flow, mark=0)
                                 if action == "new" and msg[1] & (NLM_F_CREATE | NLM_F_EXCL) == 0:
                                     # An update event carries only what changed
                                     # (ctnetlink_conntrack_event): merge it into the
@@ -284,8 +295,16 @@ class ConntrackClient:
                 if attempt == _RESYNC_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.01 * (attempt + 1))
+        self._learn_marks(flows)
         events = tracker.replace(_KIND, flows)  # type: ignore[arg-type]
         return events + await self._after_resync(ring, tracker, family, drops)
+
+    def _learn_marks(self, flows: list[Flow]) -> None:
+        # A dumped entry always has CTA_MARK where the kernel keeps marks
+        # (ctnetlink_dump_info); one without it means CONFIG_NF_CONNTRACK_MARK
+        # is off, and then an event's missing mark is no zero either.
+        if flows:
+            self._kernel_marks = flows[0].mark is not None
 
     async def _after_resync(self, ring: Ring, tracker: StateTracker, family: int, drops: DropWatch) -> list[Event]:
         # Events the kernel dropped after the overrun without a second
@@ -299,6 +318,7 @@ class ConntrackClient:
             drops.arm()
             self.monitor_stats.resyncs += 1
             flows = await self.snapshot(family or None, ring)
+            self._learn_marks(flows)
             events += tracker.replace(_KIND, flows)  # type: ignore[arg-type]
         return events
 

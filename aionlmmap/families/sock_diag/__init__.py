@@ -14,9 +14,32 @@ state, name, peer, queues); and SOCK_DESTROY.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from . import bytecode
-from .client import SockDiagClient, open, state_mask
-from .codec import DecodeCounts
-from .objects import InetSocket, UnixSocket
+from .codec import DecodeCounts, state_mask
+from .objects import InetSocket
+
+if TYPE_CHECKING:
+    from .client import SockDiagClient, open
+    from .unix_socket import UnixSocket
 
 __all__ = ["open", "SockDiagClient", "state_mask", "DecodeCounts", "InetSocket", "UnixSocket", "bytecode"]
+
+# The client needs the ring (asyncio); `aionlmmap dump sockets` reads its one
+# dump without them (.oneshot), so the client loads on first use (PEP 562).
+_LAZY = {"open": ".client", "SockDiagClient": ".client", "UnixSocket": ".unix_socket"}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -17,7 +17,6 @@ forward, which compiling the expression in order gives for free.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from typing import Any
 
@@ -198,12 +197,16 @@ def dport_range(low: int, high: int) -> Condition:
 
 
 def _hostcond(prefix: str, port: int | None) -> bytes:
+    import ipaddress  # here, not at import: `aionlmmap dump sockets` builds no filter
+
     network = ipaddress.ip_network(prefix, strict=False)
     family = c.AF_INET if network.version == 4 else c.AF_INET6
     return _HOSTCOND.pack(family, network.prefixlen, -1 if port is None else _port(port)) + network.network_address.packed
 
 
 def _host_test(prefix: str, port: int | None, side: str) -> Any:
+    import ipaddress
+
     network = ipaddress.ip_network(prefix, strict=False)
 
     def test(sock: Any) -> bool:

@@ -1,6 +1,7 @@
 """``aionlmmap dump sockets [--json] [-t] [-u] [-x] [-4|-6] [state S]``:
 the sockets ``ss -tanux`` lists, as JSON objects (keys in docs/sock_diag.md)
-or as ss's columns."""
+or as ss's columns. One dump read without an event loop (:mod:`.oneshot`):
+the command starts and ends like ss."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from .client import open as _open
-from .client import state_mask
+from . import oneshot
+from .codec import state_mask
 from .objects import InetSocket, json_texts
 
 __all__ = ["dump", "parse_filter"]
@@ -34,23 +35,23 @@ def parse_filter(words: list[str]) -> list[str] | None:
     return states
 
 
-async def dump(args: argparse.Namespace, out: TextIO) -> int:
+def dump(args: argparse.Namespace, out: TextIO) -> int:
     states = parse_filter(list(args.filter))
-    tcp, udp, unix = args.tcp, args.udp, args.unix
-    async with _open(netns=args.netns) as sd:
-        if args.json:
-            out.write("[")
-            separator = ""
-            async for chunk in sd.socket_chunks(tcp=tcp, udp=udp, unix=unix, family=args.family, states=states):
-                if not chunk:
-                    continue
-                texts = json_texts(chunk) if chunk[0].__class__ is InetSocket else [_compact(sock.to_json()) for sock in chunk]  # type: ignore[arg-type]
-                out.write(separator)
-                out.write(",".join(texts))
-                separator = ","
-            out.write("]\n")
-        else:
-            async for sock in sd.sockets(tcp=tcp, udp=udp, unix=unix, family=args.family, states=states):
+    chunks = oneshot.socket_chunks(tcp=args.tcp, udp=args.udp, unix=args.unix, family=args.family, states=states, netns=args.netns)
+    if args.json:
+        out.write("[")
+        separator = ""
+        for chunk in chunks:
+            if not chunk:
+                continue
+            texts = json_texts(chunk) if chunk[0].__class__ is InetSocket else [_compact(sock.to_json()) for sock in chunk]
+            out.write(separator)
+            out.write(",".join(texts))
+            separator = ","
+        out.write("]\n")
+    else:
+        for chunk in chunks:
+            for sock in chunk:
                 out.write(_line(sock.to_json()) + "\n")
     out.flush()
     return 0

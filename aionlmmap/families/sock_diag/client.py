@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import open as _open_ring
 from ...constants import NETLINK_SOCK_DIAG
@@ -11,9 +11,12 @@ from ...errors import DecodeError
 from ...ring import Ring
 from . import codec
 from . import constants as c
-from .bytecode import Condition
-from .codec import DecodeCounts
-from .objects import InetSocket, UnixSocket
+from .codec import DecodeCounts, state_mask
+from .objects import InetSocket
+from .unix_socket import UnixSocket
+
+if TYPE_CHECKING:
+    from .bytecode import Condition
 
 __all__ = ["open", "SockDiagClient", "state_mask"]
 
@@ -24,24 +27,6 @@ _FAMILIES = {None: (c.AF_INET, c.AF_INET6), 0: (c.AF_INET, c.AF_INET6), 4: (c.AF
 def open(netns: Any = None, **ring_options: Any) -> SockDiagClient:
     """A sock_diag client: ``async with sock_diag.open(netns="blue") as sd: ...``"""
     return SockDiagClient(_open_ring(NETLINK_SOCK_DIAG, netns=netns, **ring_options))
-
-
-def state_mask(states: int | str | Iterable[str] | None) -> int:
-    """ss's state words ("established", "listening", "connected", ...) or a
-    bit mask -> the kernel's idiag_states mask."""
-    if states is None:
-        return c.ALL_STATES
-    if isinstance(states, int):
-        return states
-    if isinstance(states, str):
-        states = [states]
-    mask = 0
-    for word in states:
-        bits = c.STATE_FILTERS.get(word.lower())
-        if bits is None:
-            raise ValueError(f"unknown state {word!r}: use one of {', '.join(c.STATE_FILTERS)}")
-        mask |= bits
-    return mask
 
 
 class SockDiagClient:

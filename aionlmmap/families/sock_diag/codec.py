@@ -2,7 +2,7 @@
 their answers into :class:`InetSocket` and :class:`UnixSocket`.
 
 Pure: imports neither asyncio nor socket (addresses are formatted here,
-IPv6 by :mod:`ipaddress`).
+IPv6 as inet_ntop(3) writes them, which is what ``ss`` prints).
 
 Attributes of unknown type are counted in :class:`DecodeCounts`, never
 fatal; a malformed message raises :class:`aionlmmap.DecodeError`, which the
@@ -11,18 +11,22 @@ client counts and skips.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from ..._extensions import speedups as _speedups
 from ...attributes import iter_attributes
-from ...constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
+from ...constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN
 from ...errors import DecodeError
-from ...message import Message
+from ...message import Message, header_run
 from . import constants as c
-from .objects import InetSocket, UnixSocket
+from .objects import InetSocket
 
-__all__ = ["DecodeCounts", "AddressText", "inet_request", "unix_request", "destroy_request", "decode_inet", "decode_inet_chunk", "decode_unix", "TCP_INFO_FIELDS"]
+if TYPE_CHECKING:
+    from .unix_socket import UnixSocket
+
+__all__ = ["DecodeCounts", "AddressText", "state_mask", "inet_request", "unix_request", "destroy_request", "decode_inet", "decode_inet_chunk", "decode_unix", "TCP_INFO_FIELDS"]
 
 _DUMP = NLM_F_REQUEST | NLM_F_DUMP
 #: struct inet_diag_req_v2 without its sockid, and the sockid
@@ -39,7 +43,28 @@ _U32 = struct.Struct("=I").unpack_from
 _U64 = struct.Struct("=Q").unpack_from
 _MEMINFO = struct.Struct("=IIII")
 _NOCOOKIE = b"\xff" * 8
-_v6_text = ipaddress.IPv6Address
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+_V4_COMPATIBLE = b"\0" * 12
+
+
+def _pure_ipv6_text(raw: bytes) -> str:
+    """``inet_ntop(AF_INET6, raw)``, as ss prints an address: IPv4-mapped
+    (``::ffff:0:0/96``) and IPv4-compatible addresses end in a dotted quad
+    (glibc's inet_ntop6), which :mod:`ipaddress` before Python 3.13 writes
+    as hex words (``::ffff:7f00:1``); a dual-stack listener's IPv4 peers
+    are such addresses."""
+    prefix = raw[:12]
+    if prefix == _V4_MAPPED:
+        return "::ffff:%d.%d.%d.%d" % (raw[12], raw[13], raw[14], raw[15])
+    if prefix == _V4_COMPATIBLE and raw[12:14] != b"\0\0":
+        return "::%d.%d.%d.%d" % (raw[12], raw[13], raw[14], raw[15])
+    import ipaddress  # only here: the common dump needs no parsing module
+
+    return ipaddress.IPv6Address(raw).compressed
+
+
+#: glibc's inet_ntop itself where the compiled core is in use
+_ipv6_text = _speedups.ipv6_text if _speedups is not None and hasattr(_speedups, "ipv6_text") else _pure_ipv6_text
 
 
 class DecodeCounts:
@@ -53,6 +78,24 @@ class DecodeCounts:
 
     def __repr__(self) -> str:
         return f"DecodeCounts(unknown_attributes={self.unknown_attributes}, malformed={self.malformed})"
+
+
+def state_mask(states: int | str | Iterable[str] | None) -> int:
+    """ss's state words ("established", "listening", "connected", ...) or a
+    bit mask -> the kernel's idiag_states mask."""
+    if states is None:
+        return c.ALL_STATES
+    if isinstance(states, int):
+        return states
+    if isinstance(states, str):
+        states = [states]
+    mask = 0
+    for word in states:
+        bits = c.STATE_FILTERS.get(word.lower())
+        if bits is None:
+            raise ValueError(f"unknown state {word!r}: use one of {', '.join(c.STATE_FILTERS)}")
+        mask |= bits
+    return mask
 
 
 def extension_bits(extensions: tuple[str, ...] | list[str]) -> int:
@@ -89,6 +132,8 @@ def destroy_request(sock: InetSocket) -> Message:
     if sock.family == c.AF_INET:
         local, peer = bytes(int(part) for part in sock.local_address.split(".")) + bytes(12), bytes(int(part) for part in sock.peer_address.split(".")) + bytes(12)
     else:
+        import ipaddress
+
         local, peer = ipaddress.IPv6Address(sock.local_address).packed, ipaddress.IPv6Address(sock.peer_address).packed
     sockid = struct.pack(">HH", sock.local_port, sock.peer_port) + local + peer + struct.pack("=IQ", sock.ifindex, sock.cookie)
     payload = _REQ_V2.pack(sock.family, sock.protocol, 0, 0, c.ALL_STATES) + sockid
@@ -130,12 +175,6 @@ def decode_tcp_info(buffer: Any, start: int, end: int) -> dict[str, int]:
     return {}
 
 
-def _address(family: int, raw: bytes) -> str:
-    if family == c.AF_INET:
-        return "%d.%d.%d.%d" % (raw[0], raw[1], raw[2], raw[3])
-    return _v6_text(raw).compressed
-
-
 def _inet_extensions(buffer: Any, start: int, end: int, counts: DecodeCounts) -> tuple[dict[str, Any], int | None]:
     out: dict[str, Any] = {}
     protocol = None
@@ -168,8 +207,6 @@ def _inet_extensions(buffer: Any, start: int, end: int, counts: DecodeCounts) ->
 
 
 _new_inet = tuple.__new__
-_HEADER = struct.Struct("=IHHII")
-_MESSAGE_AND_INET = struct.Struct("=IHHII" + "BBBBHH16s16sIQIIIII")
 
 
 class AddressText:
@@ -188,7 +225,7 @@ class AddressText:
         if text is None:
             if len(table) > 65536:
                 table.clear()
-            text = table[raw] = "%d.%d.%d.%d" % (raw[0], raw[1], raw[2], raw[3]) if family == c.AF_INET else _v6_text(raw).compressed
+            text = table[raw] = "%d.%d.%d.%d" % (raw[0], raw[1], raw[2], raw[3]) if family == c.AF_INET else _ipv6_text(raw)
         return text
 
 
@@ -213,38 +250,69 @@ def decode_inet(buffer: Any, start: int, end: int, protocol: int, counts: Decode
 
 
 def decode_inet_chunk(buffer: Any, end: int, protocol: int, counts: DecodeCounts, text: AddressText) -> list[InetSocket]:
-    """Every SOCK_DIAG_BY_FAMILY message of a dump chunk (``buffer[:end]``,
-    headers already checked by the ring) as InetSockets, attributes not
-    decoded: the dump fast path (one struct unpack per socket)."""
-    out = []
+    """Every SOCK_DIAG_BY_FAMILY message of a dump chunk (``buffer[:end]``)
+    as InetSockets, attributes not decoded: the dump fast path.
+
+    A chunk is one run of identical nlmsghdrs (:func:`header_run`: one
+    inet_diag_fill for one request, and every TCP socket carries the same
+    attributes), so the headers are checked once per run and each socket
+    costs one unpack of its inet_diag_msg. A message shorter than
+    inet_diag_msg or of another address family is counted as malformed and
+    skipped; a header that is truncated or runs past ``end`` ends the walk
+    (counted). Other message types (NLMSG_DONE, handled by the ring) are
+    skipped."""
+    out: list[InetSocket] = []
     append = out.append
-    unpack = _MESSAGE_AND_INET.unpack_from
+    unpack = _MSG.unpack_from
     v4 = text.v4
     v6 = text.v6
     offset = 0
     while offset < end:
-        length, msg_type = _HEADER.unpack_from(buffer, offset)[:2]
-        if msg_type == c.SOCK_DIAG_BY_FAMILY:
-            if length < 16 + _MSG_SIZE:
-                counts.malformed += 1
+        run, header = header_run(buffer, offset, end)
+        if header is None:
+            counts.malformed += 1
+            break
+        length = header[0]
+        step = (length + 3) & ~3
+        stop = offset + run * step
+        if header[1] != c.SOCK_DIAG_BY_FAMILY:
+            offset = stop
+            continue
+        if length < NLMSG_HDRLEN + _MSG_SIZE:
+            counts.malformed += run
+            offset = stop
+            continue
+        for start in range(offset + NLMSG_HDRLEN, stop, step):
+            family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie, expires, rqueue, wqueue, uid, inode = unpack(buffer, start)
+            if family == c.AF_INET:
+                local = v4.get(src) or text(family, src)
+                peer = v4.get(dst) or text(family, dst)
+            elif family == c.AF_INET6:
+                local = v6.get(src) or text(family, src)
+                peer = v6.get(dst) or text(family, dst)
             else:
-                (_l, _t, _f, _s, _p, family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie, expires, rqueue, wqueue, uid, inode) = unpack(buffer, offset)
-                table = v4 if family == c.AF_INET else v6
-                local = table.get(src) or text(family, src)
-                peer = table.get(dst) or text(family, dst)
-                if family == c.AF_INET or family == c.AF_INET6:
-                    append(_new_inet(InetSocket, (
-                        family, protocol, state, local, (sport & 0xFF) << 8 | sport >> 8, peer, (dport & 0xFF) << 8 | dport >> 8,
-                        rqueue, wqueue, inode, uid, ifindex, cookie, timer, retrans, expires, None,
-                    )))  # fmt: skip
-                else:
-                    counts.malformed += 1
-        offset += (length + 3) & ~3
+                counts.malformed += 1
+                continue
+            append(_new_inet(InetSocket, (
+                family, protocol, state, local, (sport & 0xFF) << 8 | sport >> 8, peer, (dport & 0xFF) << 8 | dport >> 8,
+                rqueue, wqueue, inode, uid, ifindex, cookie, timer, retrans, expires, None,
+            )))  # fmt: skip
+        offset = stop
     return out
+
+
+_pure_decode_inet_chunk = decode_inet_chunk
+# The compiled twin (aionlmmap/_speedups_sockdiag.pxi) takes the name when
+# the compiled core is in use and was built with it (a build older than the
+# twin lacks it: then the pure function stays).
+if _speedups is not None and hasattr(_speedups, "decode_inet_chunk"):
+    decode_inet_chunk = _speedups.decode_inet_chunk  # type: ignore[assignment]  # noqa: F811
 
 
 def decode_unix(buffer: Any, start: int, end: int, counts: DecodeCounts) -> UnixSocket:
     """One unix_diag_msg as a :class:`UnixSocket`."""
+    from .unix_socket import UnixSocket  # attrs only for unix dumps
+
     if end - start < _UNIX_MSG.size:
         raise DecodeError(f"unix_diag_msg of {end - start} bytes is shorter than its 16-byte header")
     _family, sock_type, state, inode, cookie = _UNIX_MSG.unpack_from(buffer, start)

@@ -10,11 +10,11 @@ Pure: imports neither asyncio nor socket.
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+import operator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import attrs
-
-from .constants import AF_INET6, IPPROTO_TCP, IPPROTO_UDP, STATE_NAMES, UNIX_NETIDS
+from ..._extensions import speedups as _speedups
+from .constants import AF_INET6, IPPROTO_TCP, IPPROTO_UDP, STATE_NAMES
 
 __all__ = ["InetSocket", "UnixSocket", "json_text", "json_texts"]
 
@@ -86,12 +86,19 @@ _JSON_REST = ',"recv_q":%d,"send_q":%d,"local_address":"%s","local_port":%d,"pee
 _templates: dict[tuple[int, int, int], str] = {}
 
 
+def _json_words(protocol: int, state: int, family: int) -> tuple[str, str]:
+    """The fixed parts of a socket's JSON text: its head (netid and state)
+    and the family word (the compiled json_texts writes the rest itself)."""
+    head = '{"netid":"%s","state":"%s"' % (_NETIDS.get(protocol, str(protocol)), STATE_NAMES.get(state, str(state)))
+    return head, "inet6" if family == AF_INET6 else "inet"
+
+
 def _template(protocol: int, state: int, family: int) -> str:
     key = (protocol, state, family)
     template = _templates.get(key)
     if template is None:
-        head = '{"netid":"%s","state":"%s"' % (_NETIDS.get(protocol, str(protocol)), STATE_NAMES.get(state, str(state)))
-        template = _templates[key] = head + _JSON_REST.replace('"family":"%s"', '"family":"%s"' % ("inet6" if family == AF_INET6 else "inet"))
+        head, family_word = _json_words(protocol, state, family)
+        template = _templates[key] = head + _JSON_REST.replace('"family":"%s"', '"family":"%s"' % family_word)
     return template
 
 
@@ -105,9 +112,15 @@ def json_text(sock: InetSocket) -> str:
     return _template(sock[1], sock[2], sock[0]) % (sock[7], sock[8], sock[3], sock[4], sock[5], sock[6], sock[9], sock[10], sock[12])
 
 
+#: the values json_text's template takes, in its order, and the template's key
+_template_values = operator.itemgetter(7, 8, 3, 4, 5, 6, 9, 10, 12)  # recv_q, send_q, local, port, peer, port, inode, uid, cookie
+_template_key = operator.itemgetter(1, 2, 0)  # protocol, state, family
+
+
 def json_texts(socks: list[InetSocket]) -> list[str]:
     """:func:`json_text` of each socket, templates looked up once per run of
-    sockets with the same protocol, state and family."""
+    sockets with the same protocol, state and family (the values taken by
+    one itemgetter call: a C loop, not nine subscripts)."""
     out = []
     append = out.append
     key = None
@@ -116,57 +129,29 @@ def json_texts(socks: list[InetSocket]) -> list[str]:
         if sock[11] or sock[13] or sock[16]:
             append(_compact(sock.to_json()))
             continue
-        if (sock[1], sock[2], sock[0]) != key:
-            key = (sock[1], sock[2], sock[0])
+        if _template_key(sock) != key:
+            key = _template_key(sock)
             template = _template(*key)
-        append(template % (sock[7], sock[8], sock[3], sock[4], sock[5], sock[6], sock[9], sock[10], sock[12]))
+        append(template % _template_values(sock))
     return out
 
 
-@attrs.frozen(slots=True)
-class UnixSocket:
-    """One unix socket (``struct unix_diag_msg`` and its attributes). ss
-    shows the name (``*`` when unnamed, ``@`` for abstract names) and the
-    inode as address and port, and the peer's inode as peer port."""
+_pure_json_texts = json_texts
+# The compiled twin (aionlmmap/_speedups_sockdiag.pxi) where the compiled
+# core is in use and has it.
+if _speedups is not None and hasattr(_speedups, "json_texts"):
+    json_texts = _speedups.json_texts  # type: ignore[assignment]  # noqa: F811
 
-    type: int
-    state: int
-    inode: int
-    path: str | None = None
-    peer_inode: int = 0
-    recv_q: int = 0
-    send_q: int = 0
-    cookie: int = 0
-    uid: int | None = None
-    pending: tuple[int, ...] | None = None
-    extensions: dict[str, Any] | None = attrs.field(default=None, eq=False)
 
-    @property
-    def netid(self) -> str:
-        return UNIX_NETIDS.get(self.type, f"u_{self.type}")
+if TYPE_CHECKING:
+    from .unix_socket import UnixSocket
 
-    @property
-    def state_name(self) -> str:
-        return STATE_NAMES.get(self.state, str(self.state))
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "netid": self.netid,
-            "state": self.state_name,
-            "recv_q": self.recv_q,
-            "send_q": self.send_q,
-            "local_address": self.path if self.path is not None else "*",
-            "local_port": self.inode,
-            "peer_address": "*",
-            "peer_port": self.peer_inode,
-            "family": "unix",
-            "inode": self.inode,
-            "cookie": self.cookie,
-        }
-        if self.uid is not None:
-            out["uid"] = self.uid
-        if self.pending is not None:
-            out["pending"] = list(self.pending)
-        if self.extensions:
-            out.update(self.extensions)
-        return out
+def __getattr__(name: str) -> Any:
+    # UnixSocket is an attrs class: it lives in .unix_socket so that a TCP
+    # or UDP dump (``aionlmmap dump sockets -t``) never imports attrs.
+    if name == "UnixSocket":
+        from .unix_socket import UnixSocket
+
+        return UnixSocket
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

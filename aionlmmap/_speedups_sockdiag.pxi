@@ -1,0 +1,254 @@
+# Included at the end of _speedups.pyx (one module, one build): the twin of
+# aionlmmap.families.sock_diag.codec.decode_inet_chunk.
+#
+# A dump of 10,000 TCP sockets spends most of its Python time here: one
+# inet_diag_msg unpacked into 15 values, two address texts looked up and one
+# InetSocket (a 17-item named tuple) made per socket. Here the fields are
+# read in place, the addresses compared with the previous socket's bytes
+# (a dump repeats a few local and peer addresses), and the tuple is filled
+# the way tuple_subtype_new fills one.
+
+cdef extern from *:
+    """
+    /* An InetSocket (a NamedTuple of 17 items) without the temporary tuple
+       of tuple.__new__(InetSocket, (...)): allocated with the subtype's
+       tp_alloc, as CPython's tuple_subtype_new does, then filled. The
+       items are new references except the borrowed address texts. */
+    static PyObject *aionlmmap_new_inet(PyObject *cls, long family, PyObject *protocol, long state,
+                                        PyObject *local, long local_port, PyObject *peer, long peer_port,
+                                        unsigned long recv_q, unsigned long send_q, unsigned long inode,
+                                        unsigned long uid, unsigned long ifindex, unsigned long long cookie,
+                                        long timer, long retrans, unsigned long expires)
+    {
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        PyObject *sock = tp->tp_alloc(tp, 17);
+        PyObject *item;
+        if (sock == NULL)
+            return NULL;
+    #define AIONLMMAP_SET(index, make) if ((item = (make)) == NULL) goto fail; PyTuple_SET_ITEM(sock, index, item);
+        AIONLMMAP_SET(0, PyLong_FromLong(family))
+        Py_INCREF(protocol); PyTuple_SET_ITEM(sock, 1, protocol);
+        AIONLMMAP_SET(2, PyLong_FromLong(state))
+        Py_INCREF(local); PyTuple_SET_ITEM(sock, 3, local);
+        AIONLMMAP_SET(4, PyLong_FromLong(local_port))
+        Py_INCREF(peer); PyTuple_SET_ITEM(sock, 5, peer);
+        AIONLMMAP_SET(6, PyLong_FromLong(peer_port))
+        AIONLMMAP_SET(7, PyLong_FromUnsignedLong(recv_q))
+        AIONLMMAP_SET(8, PyLong_FromUnsignedLong(send_q))
+        AIONLMMAP_SET(9, PyLong_FromUnsignedLong(inode))
+        AIONLMMAP_SET(10, PyLong_FromUnsignedLong(uid))
+        AIONLMMAP_SET(11, PyLong_FromUnsignedLong(ifindex))
+        AIONLMMAP_SET(12, PyLong_FromUnsignedLongLong(cookie))
+        AIONLMMAP_SET(13, PyLong_FromLong(timer))
+        AIONLMMAP_SET(14, PyLong_FromLong(retrans))
+        AIONLMMAP_SET(15, PyLong_FromUnsignedLong(expires))
+    #undef AIONLMMAP_SET
+        Py_INCREF(Py_None); PyTuple_SET_ITEM(sock, 16, Py_None);
+        return sock;
+    fail:
+        Py_DECREF(sock);
+        return NULL;
+    }
+    """
+    object aionlmmap_new_inet(object cls, long family, object protocol, long state, object local, long local_port,
+                              object peer, long peer_port, unsigned long recv_q, unsigned long send_q,
+                              unsigned long inode, unsigned long uid, unsigned long ifindex,
+                              unsigned long long cookie, long timer, long retrans, unsigned long expires)
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint64_t
+
+cdef enum:
+    SOCK_DIAG_BY_FAMILY = 20
+    INET_DIAG_MSG_SIZE = 72
+    SOCKDIAG_AF_INET = 2
+    SOCKDIAG_AF_INET6 = 10
+
+cdef object _InetSocket = None
+cdef object _pure_decode_inet_chunk = None
+
+
+cdef int _bind_sockdiag() except -1:
+    global _InetSocket, _pure_decode_inet_chunk
+    from aionlmmap.families.sock_diag import codec, objects
+    _pure_decode_inet_chunk = codec._pure_decode_inet_chunk
+    _InetSocket = objects.InetSocket
+    return 0
+
+
+cdef inline object _address_text(object text, object table, int family, const uint8_t *raw):
+    """text(family, raw) through its cache dict, as the reference's
+    ``table.get(raw) or text(family, raw)``."""
+    key = PyBytes_FromStringAndSize(<const char *>raw, 16)
+    cdef PyObject *found = PyDict_GetItem(table, key)
+    if found != NULL and <object>found:
+        return <object>found
+    return text(family, key)
+
+
+def decode_inet_chunk(buffer, Py_ssize_t end, protocol, counts, text):
+    """Twin of :func:`aionlmmap.families.sock_diag.codec.decode_inet_chunk`:
+    the InetSockets of a dump chunk ``buffer[:end]``, with the same counts
+    of malformed messages and the same address cache (``text``)."""
+    cdef Py_buffer view
+    cdef const uint8_t *data
+    cdef const uint8_t *message
+    cdef Py_ssize_t offset = 0
+    cdef Py_ssize_t step
+    cdef uint32_t length
+    cdef uint64_t cookie
+    cdef int family
+    cdef int last_family = -1
+    cdef uint8_t last_src[16]
+    cdef uint8_t last_dst[16]
+    cdef long malformed = 0
+    cdef list out = []
+    local = None
+    peer = None
+    if _InetSocket is None:
+        _bind_sockdiag()
+    cls = _InetSocket
+    v4 = text.v4
+    v6 = text.v6
+    if end < 0:
+        return _pure_decode_inet_chunk(buffer, end, protocol, counts, text)
+    PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+    if end > view.len:
+        # A chunk past its buffer: the reference's reading of it decides.
+        PyBuffer_Release(&view)
+        return _pure_decode_inet_chunk(buffer, end, protocol, counts, text)
+    try:
+        data = <const uint8_t *>view.buf
+        while offset < end:
+            if end - offset < NLMSG_HDRLEN:
+                malformed += 1
+                break
+            length = _u32(data + offset)
+            if length < NLMSG_HDRLEN or offset + <Py_ssize_t>length > end:
+                malformed += 1
+                break
+            step = (length + 3) & ~3
+            message = data + offset + NLMSG_HDRLEN
+            if _u16(data + offset + 4) != SOCK_DIAG_BY_FAMILY:
+                offset += step
+                continue
+            if length < NLMSG_HDRLEN + INET_DIAG_MSG_SIZE:
+                malformed += 1
+                offset += step
+                continue
+            family = message[0]
+            if family != SOCKDIAG_AF_INET and family != SOCKDIAG_AF_INET6:
+                malformed += 1
+                offset += step
+                continue
+            # struct inet_diag_msg: family, state, timer, retrans (u8 each),
+            # then inet_diag_sockid: sport, dport (big-endian), src[16],
+            # dst[16], if, cookie[2]; then expires, rqueue, wqueue, uid, inode.
+            if family != last_family or memcmp(message + 8, last_src, 16) != 0:
+                local = _address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 8)
+                memcpy(last_src, message + 8, 16)
+            if family != last_family or memcmp(message + 24, last_dst, 16) != 0:
+                peer = _address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 24)
+                memcpy(last_dst, message + 24, 16)
+            last_family = family
+            memcpy(&cookie, message + 44, 8)
+            out.append(aionlmmap_new_inet(
+                cls, family, protocol, message[1], local, ntohs(_u16(message + 4)), peer, ntohs(_u16(message + 6)),
+                _u32(message + 56), _u32(message + 60), _u32(message + 68), _u32(message + 64), _u32(message + 40),
+                cookie, message[2], message[3], _u32(message + 52)))
+            offset += step
+    finally:
+        PyBuffer_Release(&view)
+    if malformed:
+        counts.malformed += malformed
+    return out
+
+
+# --- json_texts ----------------------------------------------------------------
+
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.stdio cimport snprintf
+
+cdef object _pure_json_text = None
+cdef object _json_words = None
+
+
+cdef int _bind_sockdiag_json() except -1:
+    global _pure_json_text, _json_words
+    from aionlmmap.families.sock_diag import objects
+    _json_words = objects._json_words
+    _pure_json_text = objects.json_text
+    return 0
+
+
+cdef inline bint _int_value(object value, long long *out):
+    """The value of an int that fits a long long (else False: the caller
+    hands the socket to the reference)."""
+    cdef int overflow = 0
+    if not isinstance(value, int):
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return overflow == 0
+
+
+def json_texts(list socks):
+    """Twin of :func:`aionlmmap.families.sock_diag.objects.json_texts`: the
+    compact JSON text of each socket, written with one snprintf per socket
+    (the reference %-formats a template). A socket off the fast path
+    (ifindex, timer or extensions set, a value of another type) gets the
+    reference's :func:`json_text`."""
+    cdef char text[1024]
+    cdef long long values[7]
+    cdef const char *local
+    cdef const char *peer
+    cdef const char *head_text = NULL
+    cdef const char *family_text = NULL
+    cdef Py_ssize_t local_size, peer_size
+    cdef long long key_protocol = -1, key_state = -1, key_family = -1
+    cdef long long protocol = 0, state = 0, family = 0
+    cdef int written
+    cdef list out = []
+    cdef tuple sock
+    head = None
+    family_word = None
+    if _json_words is None:
+        _bind_sockdiag_json()
+    if _InetSocket is None:
+        _bind_sockdiag()
+    for item in socks:
+        if type(item) is not _InetSocket or len(<tuple>item) != 17:
+            out.append(_pure_json_text(item))
+            continue
+        sock = <tuple>item
+        if (sock[11] or sock[13] or sock[16]
+                or not _int_value(sock[1], &protocol) or not _int_value(sock[2], &state) or not _int_value(sock[0], &family)
+                or not _int_value(sock[7], &values[0]) or not _int_value(sock[8], &values[1]) or not _int_value(sock[4], &values[2])
+                or not _int_value(sock[6], &values[3]) or not _int_value(sock[9], &values[4]) or not _int_value(sock[10], &values[5])
+                or not _int_value(sock[12], &values[6])
+                or type(sock[3]) is not str or type(sock[5]) is not str):
+            out.append(_pure_json_text(item))
+            continue
+        if protocol != key_protocol or state != key_state or family != key_family:
+            head_word, family_str = _json_words(sock[1], sock[2], sock[0])
+            head = head_word.encode("utf-8")
+            family_word = family_str.encode("utf-8")
+            head_text = <const char *>(<bytes>head)
+            family_text = <const char *>(<bytes>family_word)
+            key_protocol, key_state, key_family = protocol, state, family
+        try:
+            local = PyUnicode_AsUTF8AndSize(sock[3], &local_size)
+            peer = PyUnicode_AsUTF8AndSize(sock[5], &peer_size)
+        except UnicodeEncodeError:  # a lone surrogate: the reference's %s keeps it
+            out.append(_pure_json_text(item))
+            continue
+        written = snprintf(text, sizeof(text),
+                           b'%s,"recv_q":%lld,"send_q":%lld,"local_address":"%s","local_port":%lld,"peer_address":"%s","peer_port":%lld,"family":"%s","inode":%lld,"uid":%lld,"cookie":%lld}',
+                           head_text, values[0], values[1], local, values[2], peer, values[3], family_text, values[4], values[5], values[6])
+        if written < 0 or written >= <int>sizeof(text) or <Py_ssize_t>len(local) != local_size or <Py_ssize_t>len(peer) != peer_size:
+            out.append(_pure_json_text(item))
+            continue
+        out.append(PyUnicode_DecodeUTF8(text, written, NULL))
+    return out

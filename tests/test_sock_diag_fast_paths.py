@@ -1,0 +1,335 @@
+"""sock_diag's dump fast path on both cores, its addresses against ss and
+inet_ntop, and what the command imports.
+
+- ``decode_inet_chunk`` and ``json_texts`` have compiled twins
+  (aionlmmap/_speedups_sockdiag.pxi): both are fed real dump chunks and
+  generated or corrupted ones and must give the same sockets, texts,
+  counts and exceptions.
+- IPv6 addresses read as inet_ntop(3) writes them, which is what ss prints:
+  a dual-stack listener's IPv4 peers are ``::ffff:a.b.c.d``.
+- ``import aionlmmap.cli``, ``aionlmmap --help`` and ``aionlmmap dump
+  sockets`` load only what they use (asyncio, attrs, ctypes.util, the other
+  families... stay out where not needed): checked with ``-X importtime``
+  against a bare interpreter's list, so the test asserts behaviour, not time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aionlmmap.families import sock_diag
+from aionlmmap.families.sock_diag import codec, objects
+from aionlmmap.families.sock_diag import constants as c
+from aionlmmap.families.sock_diag.objects import InetSocket
+from tests.conftest import run
+from tests.test_sock_diag import our_rows, socket_set, ss_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _compiled() -> Any:
+    try:
+        module = importlib.import_module("aionlmmap._speedups")
+    except ImportError as exc:  # pragma: no cover - a broken checkout
+        pytest.fail(f"the compiled core is not built ({exc}): run `pip install -e .` or `python setup.py build_ext --inplace`")
+    if not hasattr(module, "decode_inet_chunk"):
+        pytest.fail(f"{module.__file__} predates the sock_diag twins: rebuild it (`python setup.py build_ext --inplace`)")
+    return module
+
+
+def outcome(function: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    try:
+        return ("ok", function(*args))
+    except Exception as exc:  # noqa: BLE001  # any exception is compared
+        return ("raised", type(exc), str(exc))
+
+
+def decoded_by(function: Callable[..., Any], chunk: bytes, end: int, protocol: int = c.IPPROTO_TCP) -> tuple[Any, ...]:
+    """What one decoder makes of a chunk: its outcome, the malformed count
+    and the address cache it leaves."""
+    counts = codec.DecodeCounts()
+    text = codec.AddressText()
+    result = outcome(function, bytearray(chunk), end, protocol, counts, text)
+    return result, counts.malformed, counts.unknown_attributes, text.v4, text.v6
+
+
+# --- dual-stack addresses (ground truth: ss and inet_ntop) ------------------------------
+
+_DUAL_STACK = r"""
+import socket, sys
+listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("::", 7070)); listener.listen(16)
+keep = [listener]
+for host in ("127.0.0.1", "10.77.0.1", "::1", "127.0.0.1"):
+    client = socket.create_connection((host, 7070)); keep.append(client)
+    keep.append(listener.accept()[0])
+import time; time.sleep(0.2)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def dual_stack(netns: str) -> Iterator[None]:
+    run("ip", "-n", netns, "addr", "replace", "10.77.0.1/24", "dev", "lo")  # socket_set may have added it
+    process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _DUAL_STACK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready", "the dual-stack socket maker failed"
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # type: ignore[union-attr]
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def test_a_dual_stack_listeners_ipv4_peers_read_as_ss_prints_them(netns: str) -> None:
+    with dual_stack(netns):
+        async with sock_diag.open(netns=netns) as sd:
+            ours = [sock.to_json() async for sock in sd.inet("tcp")]
+        tool = ss_rows(netns, "-t")
+    tool = +type(tool)({row: count for row, count in tool.items() if row[0] == "tcp"})
+    assert our_rows(ours) == tool
+    mapped = {item["local_address"] for item in ours if item["family"] == "inet6"}
+    assert {"::ffff:127.0.0.1", "::ffff:10.77.0.1"} <= mapped
+
+
+_V6_PREFIXES = st.sampled_from([b"\0" * 10 + b"\xff\xff", b"\0" * 12, b"\0" * 8 + b"\xff\xff\0\0", b"\xfe\x80" + b"\0" * 10, b"\x20\x01\x0d\xb8" + b"\0" * 8])
+_V6_ADDRESSES = st.one_of(st.binary(min_size=16, max_size=16), st.tuples(_V6_PREFIXES, st.binary(min_size=4, max_size=4)).map(b"".join),
+                          st.tuples(_V6_PREFIXES, st.sampled_from([b"\0\0\0\0", b"\0\0\0\x01", b"\0\x01\0\0", b"\x7f\0\0\x01"])).map(b"".join))  # fmt: skip
+
+
+@given(_V6_ADDRESSES)
+def test_ipv6_text_is_inet_ntop(raw: bytes) -> None:
+    expected = socket.inet_ntop(socket.AF_INET6, raw)
+    assert codec._pure_ipv6_text(raw) == expected
+    assert codec.AddressText()(c.AF_INET6, raw) == expected
+
+
+# --- decode_inet_chunk: compiled twin against the reference ---------------------------------
+
+
+_SOCKDIAG_PROTOCOL = 4  # NETLINK_SOCK_DIAG
+
+
+def _real_chunks(netns: str) -> list[tuple[int, bytes]]:
+    """Every datagram of TCP and UDP dumps (both families) in ``netns``."""
+    script = r"""
+import socket, struct, sys, json
+out = []
+for protocol in (6, 17):
+    for family in (2, 10):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
+        s.bind((0, 0))
+        payload = struct.pack("=BBBBI", family, protocol, 0, 0, 0xFFFFFFFF) + bytes(40) + b"\xff" * 8
+        s.send(struct.pack("=IHHII", 16 + len(payload), 20, 0x301, 1, 0) + payload)
+        done = False
+        while not done:
+            data = s.recv(65536)
+            offset = 0
+            while offset < len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                done = done or kind in (2, 3)
+                offset += (length + 3) & ~3
+            out.append([protocol, data.hex()])
+        s.close()
+print(json.dumps(out))
+"""
+    result = run("ip", "netns", "exec", netns, sys.executable, "-c", script)
+    return [(protocol, bytes.fromhex(text)) for protocol, text in json.loads(result.stdout)]
+
+
+def test_decode_inet_chunk_twins_agree_on_real_dumps_and_their_corruptions(netns: str) -> None:
+    compiled = _compiled()
+    with socket_set(netns, 5, 40), dual_stack(netns):
+        chunks = _real_chunks(netns)
+    assert sum(len(codec._pure_decode_inet_chunk(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText())) for protocol, chunk in chunks) > 40
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    for protocol, chunk in chunks:
+        cases = [(chunk, len(chunk)), (chunk, len(chunk) - rng.randrange(1, 100)), (chunk + bytes(8), len(chunk)), (chunk, len(chunk) + 4)]
+        for _ in range(30):
+            corrupt = bytearray(chunk)
+            for _ in range(rng.randrange(1, 4)):
+                spot = rng.randrange(len(corrupt))
+                corrupt[spot] = rng.randrange(256)
+            cases.append((bytes(corrupt), rng.choice([len(corrupt), rng.randrange(len(corrupt) + 1)])))
+        for data, end in cases:
+            end = max(end, 0)
+            reference = decoded_by(codec._pure_decode_inet_chunk, data, end, protocol)
+            assert decoded_by(compiled.decode_inet_chunk, data, end, protocol) == reference, f"seed {seed}, chunk {data.hex()}, end {end}"
+
+
+def _message(rng: random.Random) -> bytes:
+    kind = rng.choice([c.SOCK_DIAG_BY_FAMILY] * 6 + [3, 2, 99])
+    family = rng.choice([c.AF_INET, c.AF_INET6, c.AF_INET6, 1, 0])
+    address = lambda: rng.choice([b"\x7f\0\0\x01" + bytes(12), b"\0" * 10 + b"\xff\xff\x0a\0\0\x01", rng.randbytes(16), bytes(16)])  # noqa: E731
+    body = struct.pack("=BBBBHH16s16sIQIIIII", family, rng.randrange(13), rng.randrange(5), rng.randrange(3), rng.randrange(65536), rng.randrange(65536),
+                       address(), address(), rng.randrange(5), rng.getrandbits(64), rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32),
+                       rng.getrandbits(32), rng.getrandbits(32))  # fmt: skip
+    body = body[: rng.choice([len(body)] * 5 + [rng.randrange(len(body))])] + rng.randbytes(rng.choice([0, 0, 8, 36, 3]))
+    length = 16 + len(body)
+    if rng.random() < 0.05:
+        length = rng.randrange(0, length + 40)
+    return struct.pack("=IHHII", length, kind, 2, 1, 0) + body + bytes((-len(body)) % 4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), st.integers(1, 12), st.sampled_from([c.IPPROTO_TCP, c.IPPROTO_UDP]))
+def test_decode_inet_chunk_twins_agree_on_generated_chunks(rng: random.Random, count: int, protocol: int) -> None:
+    compiled = _compiled()
+    # runs of identical messages, as a dump's chunk is, and mixtures
+    messages = [_message(rng) for _ in range(rng.randrange(1, 4))]
+    data = b"".join(rng.choice(messages) for _ in range(count))
+    end = rng.choice([len(data), len(data), rng.randrange(len(data) + 1)])
+    assert decoded_by(compiled.decode_inet_chunk, data, end, protocol) == decoded_by(codec._pure_decode_inet_chunk, data, end, protocol)
+
+
+def test_the_dump_path_uses_the_compiled_twins_when_the_core_is() -> None:
+    from aionlmmap import _extensions
+
+    if _extensions.speedups is None:
+        assert codec.decode_inet_chunk is codec._pure_decode_inet_chunk and objects.json_texts is objects._pure_json_texts
+    else:
+        assert codec.decode_inet_chunk is _compiled().decode_inet_chunk and objects.json_texts is _compiled().json_texts
+
+
+# --- json_texts: compiled twin against the reference ----------------------------------------
+
+_INTS = st.one_of(st.integers(0, 70000), st.integers(-(2**70), 2**70), st.booleans())
+_ADDRESS_TEXTS = st.one_of(st.sampled_from(["127.0.0.1", "::ffff:10.0.0.1", "fe80::1", "0.0.0.0"]), st.text(max_size=60), st.none(), st.integers(0, 9))
+_SOCKETS = st.builds(
+    lambda values, extensions: InetSocket(*values, extensions=extensions),
+    st.tuples(st.sampled_from([c.AF_INET, c.AF_INET6, 1]), st.sampled_from([c.IPPROTO_TCP, c.IPPROTO_UDP, 33]), st.integers(0, 14), _ADDRESS_TEXTS, _INTS,
+              _ADDRESS_TEXTS, _INTS, _INTS, _INTS, _INTS, _INTS, st.sampled_from([0, 0, 0, 3]), _INTS, st.sampled_from([0, 0, 0, 2]), st.integers(0, 3), _INTS),
+    st.sampled_from([None, None, None, {"mark": 7}]),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SOCKETS, max_size=8))
+def test_json_texts_twins_agree(socks: list[InetSocket]) -> None:
+    assert outcome(_compiled().json_texts, socks) == outcome(objects._pure_json_texts, socks)
+
+
+def test_json_texts_twin_writes_what_to_json_serializes() -> None:
+    compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    socks = [InetSocket(c.AF_INET6, c.IPPROTO_TCP, 10, "::ffff:127.0.0.1", 7070, "::", 0, 0, 128, 4242, 0, cookie=2**63 + 5),
+             InetSocket(c.AF_INET, c.IPPROTO_UDP, 7, "0.0.0.0", 53, "0.0.0.0", 0, 3, 0, 17, 1000, cookie=9)]  # fmt: skip
+    assert _compiled().json_texts(socks) == [compact(sock.to_json()) for sock in socks]
+
+
+# --- what the command imports ---------------------------------------------------------------
+
+#: never needed by the commands checked below
+_NEVER = {"ctypes.util", "tempfile", "uvloop", "aiohttp", "prometheus_client", "examples", "pyroute2"}
+#: families a `dump sockets` has no use for
+_OTHER_FAMILIES = ("aionlmmap.families.rtnl", "aionlmmap.families.conntrack", "aionlmmap.families.genl", "aionlmmap.families.nf")
+
+
+def imported_by(*argv: str, netns: str | None = None) -> tuple[set[str], str]:
+    """Modules ``python -X importtime argv...`` imports beyond what a bare
+    interpreter does (site, and this venv's editable-install finder), and
+    its stdout."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+
+    def modules(*args: str) -> tuple[set[str], str]:
+        result = subprocess.run([*prefix, sys.executable, "-X", "importtime", *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+        names = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:") and "|" in line}
+        assert result.returncode == 0, result.stderr[-2000:]
+        return names, result.stdout
+
+    bare, _ = modules("-c", "pass")
+    names, out = modules(*argv)
+    return names - bare, out
+
+
+@pytest.mark.parametrize("argv", [("-c", "import aionlmmap.cli"), ("-m", "aionlmmap", "--help"), ("-c", "import aionlmmap")])
+def test_help_and_the_bare_package_import_no_ring_asyncio_attrs_or_ctypes(argv: tuple[str, ...]) -> None:
+    names, _ = imported_by(*argv)
+    heavy = {"asyncio", "attr", "attrs", "ctypes", "ssl", "subprocess", "shutil", "aionlmmap.ring", "aionlmmap._sys", "aionlmmap.frames", "aionlmmap.backends"}
+    assert not names & (heavy | _NEVER), sorted(names & (heavy | _NEVER))
+    assert not [name for name in names if name.startswith("aionlmmap.families.")]
+
+
+def test_dump_sockets_runs_without_asyncio_attrs_or_other_families(netns: str) -> None:
+    # A one-shot dump reads like ss (sock_diag.oneshot): no event loop, no
+    # ring, and a TCP/UDP dump no attrs either (UnixSocket's module is not
+    # loaded); the output is still ss's sockets.
+    with socket_set(netns, 8, 10):
+        names, out = imported_by("-m", "aionlmmap", "dump", "sockets", "-t", "-u", "--json", netns=netns)
+        expected = +type(ss_rows(netns))({row: count for row, count in ss_rows(netns).items() if row[0] in ("tcp", "udp")})
+    assert our_rows(json.loads(out)) == expected
+    heavy = {"asyncio", "attr", "attrs", "ssl", "subprocess", "shutil", "aionlmmap.ring", "aionlmmap.protocol", "aionlmmap.families.sock_diag.client"}
+    assert not names & (heavy | _NEVER), sorted(names & (heavy | _NEVER))
+    assert not [name for name in names if name.startswith(_OTHER_FAMILIES)]
+    assert "aionlmmap.families.sock_diag.oneshot" in names  # the test sees the real path
+
+
+def test_the_package_keeps_its_names_and_submodules_after_a_bare_import() -> None:
+    script = (
+        "import aionlmmap, sys\n"
+        "assert 'aionlmmap.ring' not in sys.modules\n"
+        "from aionlmmap import Ring, open, Message, RingConfig, iter_messages, AttributeBuilder, DEFAULT_RX\n"
+        "assert aionlmmap.open is open and aionlmmap.Ring is Ring and aionlmmap.ring.Ring is Ring\n"
+        "assert set(aionlmmap.__all__) <= set(dir(aionlmmap))\n"
+        "import aionlmmap._sys as s; assert callable(s.libc.setns) and s.kernel_release()\n"
+        "try:\n    aionlmmap.nonexistent\nexcept AttributeError as exc:\n    assert 'nonexistent' in str(exc)\nelse:\n    raise SystemExit('no AttributeError')\n"
+        "print('ok')\n"
+    )
+    result = run(sys.executable, "-c", script)
+    assert result.stdout.strip() == "ok"
+
+
+# --- the one-shot dump (no event loop) against the ring client ------------------------------
+
+
+async def test_the_oneshot_dump_lists_what_the_ring_client_lists(netns: str) -> None:
+    from aionlmmap.families.sock_diag import oneshot
+
+    compact = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+    with socket_set(netns, 13, 30), dual_stack(netns):
+        async with sock_diag.open(netns=netns) as sd:
+            ring_listed = sorted([compact(sock.to_json()) async for sock in sd.sockets(tcp=True, udp=True, unix=True)])
+        listed = sorted(compact(sock.to_json()) for chunk in oneshot.socket_chunks(tcp=True, udp=True, unix=True, netns=netns) for sock in chunk)
+        listening = [sock for chunk in oneshot.socket_chunks(tcp=True, states="listening", family=6, netns=netns) for sock in chunk]
+    assert listed == ring_listed and len(listed) > 30
+    assert listening and all(sock.state_name == "LISTEN" and sock.family == c.AF_INET6 for sock in listening)
+
+
+def test_the_oneshot_dump_raises_the_kernels_error() -> None:
+    from aionlmmap import NetlinkError
+    from aionlmmap._sys import open_socket
+    from aionlmmap.constants import NETLINK_SOCK_DIAG
+    from aionlmmap.families.sock_diag import oneshot
+
+    sock = open_socket(NETLINK_SOCK_DIAG)
+    sock.setblocking(True)
+    try:
+        # __sock_diag_cmd refuses a family past AF_MAX with EINVAL
+        with pytest.raises(NetlinkError) as caught:
+            list(oneshot.dump_chunks(sock, codec.inet_request(200, c.IPPROTO_TCP), bytearray(1 << 16)))
+        assert caught.value.errno == 22
+    finally:
+        sock.close()

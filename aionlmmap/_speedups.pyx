@@ -13,6 +13,9 @@ Twins:
     aionlmmap.attributes:   iter_attributes, parse_attributes
     aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
     aionlmmap.families.rtnl_addresses: ipv6_text
+    aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
+    aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
+    aionlmmap.families.rtnl_route_layout: RouteDecoders.walk (_speedups_routes.pxi)
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
 (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
@@ -111,7 +114,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 3
+TWINS_VERSION = 4
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -455,3 +458,6 @@ def ipv6_text(raw):
         return _pure_ipv6_text(raw)
     inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
     return text.decode("ascii")
+
+
+include "_speedups_routes.pxi"

@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from .._extensions import speedups as _speedups
 from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
 from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
 from .rtnl_constants import RTA_CACHEINFO, RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
@@ -111,6 +112,7 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     values = {field: "None" for field in ("oif", "priority", "dst", "gateway", "prefsrc", "src", "pref", "extra")}
     extra: dict[str, str] = {}  # RouteExtra fields this layout reads, and their expressions
     extra_when: list[str] = []  # when the route has a RouteExtra at all
+    assignments: list[str] = []  # locals computed after the header checks
     for raw_type, header_offset, value_offset, value_length in spans:
         attr_type = raw_type & 0x3FFF
         if header_offset > position:
@@ -158,10 +160,13 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         elif attr_type == RTA_METRICS:
             # Routes of one table mostly share their metrics (mtu 1400...):
             # the blob is read whole and decoded once per distinct value.
+            # A blob of no printable member (empty, or RTAX_LOCK 0 alone)
+            # gives no RouteExtra, as in the generic walk.
             fmt.append(f"{value_length}s")
             targets.append(local)
-            extra["metrics"] = f"_metrics({local})"
-            extra_when.append("True")
+            assignments.append(f"{local}_metrics = _metrics({local})")
+            extra["metrics"] = f"{local}_metrics"
+            extra_when.append(f"{local}_metrics")
         else:
             # Any other attribute (RTA_MULTIPATH, RTA_NH_ID, RTA_VIA,
             # RTA_FLOW, RTA_ENCAP, ...) needs the generic walk: a layout
@@ -184,7 +189,7 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         src_len="src_len", nexthops="()",
         dev="None" if values["oif"] == "None" else f"names.get({values['oif']}) if names else None",
     )  # fmt: skip
-    decoder, _ = _compile_decoder(length, fmt, targets, checks, values)
+    decoder, _ = _compile_decoder(length, fmt, targets, checks, values, assignments)
     _layouts[length] = decoder
     # The same decoder reading the nlmsghdr in front too, for RouteDecoders,
     # which steps from message to message without reading headers: the
@@ -195,19 +200,21 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         values["dev"] = f"_names.get({values['oif']}) if _names else None"
     _message_decoders[length] = _compile_decoder(
         length, ["=IH10x" + fmt[0][1:], *fmt[1:]], ["message_length", "message_type", *targets],
-        [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values, "buffer, start",
+        [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values, assignments, "buffer, start",
     )  # fmt: skip
     # RouteTexts reads whole messages too; the nlmsghdr is part of its key.
     _key_segments[length] = [("key", NLMSG_HDRLEN), *segments]
 
 
 def _compile_decoder(
-    length: int, fmt: list[str], targets: list[str], checks: list[str], values: dict[str, str], parameters: str = "buffer, start, names"
+    length: int, fmt: list[str], targets: list[str], checks: list[str], values: dict[str, str], assignments: list[str],
+    parameters: str = "buffer, start, names",
 ) -> tuple[Any, dict[str, Any]]:
     """A generated decoder and its globals."""
     prelude = f"    {', '.join(targets)}, = _unpack(buffer, start)\n"
     if checks:
         prelude += f"    if {' or '.join(checks)}:\n        return None\n"
+    prelude += "".join(f"    {line}\n" for line in assignments)
     namespace: dict[str, Any] = {**_ROUTE_BUILDER_GLOBALS, **_text_globals(struct.Struct("".join(fmt)).unpack_from)}
     source = _route_builder_source("decode", parameters, values, prelude)
     exec(compile(source, f"<route layout {length}>", "exec"), namespace)  # noqa: S102 - our own generated code, no input text
@@ -427,3 +434,11 @@ class RouteTexts(_PerDump[str]):
             return text
 
         return FunctionType(code, {**_text_globals(unpack), "_templates": templates, "_miss": miss})  # type: ignore[return-value]
+
+
+# The compiled twin (aionlmmap/_speedups_routes.pxi) walks a chunk with the
+# compiled decode_route, which needs no learned layout; RouteTexts keeps the
+# learned texts. Pure Python is selected by aionlmmap._extensions.
+_pure_route_walk = RouteDecoders.walk
+if _speedups is not None:
+    RouteDecoders.walk = _speedups.route_walk  # type: ignore[assignment]

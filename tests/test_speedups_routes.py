@@ -451,3 +451,40 @@ def test_a_decoded_route_is_an_ordinary_frozen_route() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         route.dst = "10.9.9.0"  # type: ignore[misc]
     assert attrs.evolve(route, dst="10.1.3.0").to_json()["dst"] == "10.1.3.0/24"
+
+
+def test_decode_route_twins_agree_on_every_octet_value() -> None:
+    for octet in range(256):
+        payload = struct.pack("=BBBBBBBBI", 2, 32, 0, 0, 254, 3, 0, 1, 0) + AttributeBuilder().add(1, bytes([octet, 255 - octet, octet // 2, 7])).add(
+            5, bytes([octet] * 4)).add(7, bytes([100, octet, 10, 0])).add_u32(4, 2).build()
+        assert_twins_agree_on_route(payload, 0, len(payload), NAMES)
+
+
+def _multipath_route(gateways: list[bytes], bad_length: bool = False) -> bytes:
+    hops = b""
+    for index, gateway in enumerate(gateways):
+        body = AttributeBuilder().add(5, gateway).build()
+        hops += struct.pack("=HBBi", 8 + len(body) + (64 if bad_length and index else 0), 0, index, 2) + body
+    return struct.pack("=BBBBBBBBI", 2, 24, 0, 0, 254, 3, 0, 1, 0) + AttributeBuilder().add_u32(15, 254).add(1, bytes([10, 1, 2, 0])).add(9, hops).build()
+
+
+def test_multipath_routes_of_one_layout_decode_alike_in_the_walk_and_the_generic_decoder() -> None:
+    """The pure walk decodes the second and later routes of a layout with
+    its learned layout (RTA_MULTIPATH read whole, decoded once per distinct
+    blob); the compiled walk and the generic decoder must agree with it,
+    down to the DecodeError of a bad rtnexthop."""
+    rtnl_route_layout.clear()
+    payloads = [_multipath_route([bytes([10, 7, 0, 2]), bytes([10, 7, 0, 3])]), _multipath_route([bytes([10, 7, 0, 2]), bytes([10, 7, 0, 3])]),
+                _multipath_route([bytes([10, 7, 0, 4]), bytes([10, 7, 0, 3])])]
+    datagram = b"".join(message.encode_message(24, 2, 1, 0, payload) for payload in payloads)
+    compiled = speedups.route_walk(rtnl_route_layout.RouteDecoders(NAMES, speedups.decode_route), datagram, len(datagram))
+    reference = rtnl_route_layout._pure_route_walk(rtnl_route_layout.RouteDecoders(NAMES, pure_decode_route), datagram, len(datagram))
+    generic = [pure_decode_route(payload, 0, len(payload), NAMES) for payload in payloads]
+    assert compiled == reference == generic
+    assert [hop.gateway for hop in reference[2].nexthops] == ["10.7.0.4", "10.7.0.3"]
+    assert 64 in rtnl_route_layout._layouts and rtnl_route_layout._layouts[64] is not None  # the layout took RTA_MULTIPATH
+    bad = _multipath_route([bytes([10, 7, 0, 2]), bytes([10, 7, 0, 3])], bad_length=True)
+    datagram = b"".join(message.encode_message(24, 2, 1, 0, payload) for payload in [*payloads, bad])
+    assert outcome(speedups.route_walk, rtnl_route_layout.RouteDecoders(NAMES, speedups.decode_route), datagram, len(datagram)) == outcome(
+        rtnl_route_layout._pure_route_walk, rtnl_route_layout.RouteDecoders(NAMES, pure_decode_route), datagram, len(datagram))
+    assert outcome(pure_decode_route, datagram, 3 * 80 + 16, 4 * 80)[0:2] == ("raised", rtnl_codec.DecodeError)

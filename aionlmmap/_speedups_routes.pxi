@@ -384,7 +384,7 @@ def route_to_json(self, details=False):
     built in C for a route as a dump makes it; a route with details asked,
     with extra attributes printed before "flags", a cached IPv4 route, or
     fields of unusual types goes to the reference."""
-    cdef PyObject *slot
+    cdef PyObject *fields[ROUTE_FIELD_COUNT]
     cdef Py_ssize_t index
     cdef long family, dst_len, route_type, protocol, scope, flags, tos, src_len, table
     cdef dict out
@@ -392,27 +392,26 @@ def route_to_json(self, details=False):
         _bind_routes()
     if type(self) is not _Route or details:
         return _pure_route_to_json(self, details)
-    fields = [None] * ROUTE_FIELD_COUNT
     for index in range(ROUTE_FIELD_COUNT):
-        slot = aionlmmap_get_slot(self, _route_slot[index])
-        if slot == NULL:
+        fields[index] = aionlmmap_get_slot(self, _route_slot[index])  # borrowed: self holds them
+        if fields[index] == NULL:
             return _pure_route_to_json(self, details)  # raises the AttributeError
-        fields[index] = <object>slot
-    extra = fields[R_EXTRA]
+    extra = <object>fields[R_EXTRA]
     if extra is not None and extra.early:
         return _pure_route_to_json(self, details)
-    if not (_is_small(fields[R_FAMILY], 0, 255) and _is_small(fields[R_DST_LEN], 0, 255) and _is_small(fields[R_TYPE], 0, 255)
-            and _is_small(fields[R_PROTOCOL], 0, 255) and _is_small(fields[R_SCOPE], 0, 255) and _is_small(fields[R_TOS], 0, 255)
-            and _is_small(fields[R_SRC_LEN], 0, 255) and _is_small(fields[R_FLAGS], 0, 0xFFFFFFFF)
-            and _is_small(fields[R_TABLE], 0, 0xFFFFFFFF)):
+    if not (_is_small(<object>fields[R_FAMILY], 0, 255) and _is_small(<object>fields[R_DST_LEN], 0, 255)
+            and _is_small(<object>fields[R_TYPE], 0, 255) and _is_small(<object>fields[R_PROTOCOL], 0, 255)
+            and _is_small(<object>fields[R_SCOPE], 0, 255) and _is_small(<object>fields[R_TOS], 0, 255)
+            and _is_small(<object>fields[R_SRC_LEN], 0, 255) and _is_small(<object>fields[R_FLAGS], 0, 0xFFFFFFFF)
+            and _is_small(<object>fields[R_TABLE], 0, 0xFFFFFFFF)):
         return _pure_route_to_json(self, details)
-    dst, src, gateway, prefsrc, dev, oif = fields[R_DST], fields[R_SRC], fields[R_GATEWAY], fields[R_PREFSRC], fields[R_DEV], fields[R_OIF]
+    dst, src, dev, oif = <object>fields[R_DST], <object>fields[R_SRC], <object>fields[R_DEV], <object>fields[R_OIF]
     if ((dst is not None and type(dst) is not str) or (src is not None and type(src) is not str)
             or (dev is not None and type(dev) is not str) or (oif is not None and type(oif) is not int)):
         return _pure_route_to_json(self, details)
-    family, dst_len, route_type = fields[R_FAMILY], fields[R_DST_LEN], fields[R_TYPE]
-    protocol, scope, flags, tos = fields[R_PROTOCOL], fields[R_SCOPE], fields[R_FLAGS], fields[R_TOS]
-    src_len, table = fields[R_SRC_LEN], fields[R_TABLE]
+    family, dst_len, route_type = <object>fields[R_FAMILY], <object>fields[R_DST_LEN], <object>fields[R_TYPE]
+    protocol, scope, flags, tos = <object>fields[R_PROTOCOL], <object>fields[R_SCOPE], <object>fields[R_FLAGS], <object>fields[R_TOS]
+    src_len, table = <object>fields[R_SRC_LEN], <object>fields[R_TABLE]
     if flags & RTM_F_CLONED_ and family == AF_INET_:
         return _pure_route_to_json(self, details)  # a cached IPv4 route prints its "cache" flags
     out = {}
@@ -431,8 +430,8 @@ def route_to_json(self, details=False):
         out["src"] = f"0/{src_len}"
     if tos:
         out["tos"] = f"0x{tos:02x}"
-    if gateway is not None:
-        out["gateway"] = gateway
+    if fields[R_GATEWAY] != <PyObject *>None:
+        out["gateway"] = <object>fields[R_GATEWAY]
     if oif is not None:
         out["dev"] = dev if dev else f"if{oif}"
     if table != RT_TABLE_MAIN_ and table:
@@ -442,17 +441,17 @@ def route_to_json(self, details=False):
             out["protocol"] = _PROTOCOL_TEXT[protocol]
         if scope != 0:
             out["scope"] = _SCOPE_TEXT[scope]
-    if prefsrc is not None:
-        out["prefsrc"] = prefsrc
-    if fields[R_PRIORITY] is not None:
-        out["metric"] = fields[R_PRIORITY]
-    out["flags"] = _route_flag_names(flags) if flags else []
+    if fields[R_PREFSRC] != <PyObject *>None:
+        out["prefsrc"] = <object>fields[R_PREFSRC]
+    if fields[R_PRIORITY] != <PyObject *>None:
+        out["metric"] = <object>fields[R_PRIORITY]
+    out["flags"] = _route_flag_names(<object>fields[R_FLAGS]) if flags else []
     if extra is not None:
         _late_keys(out, extra)
-    pref = fields[R_PREF]
-    if pref is not None:
+    if fields[R_PREF] != <PyObject *>None:
+        pref = <object>fields[R_PREF]
         out["pref"] = _ROUTE_PREF_NAMES.get(pref) or str(pref)
-    nexthops = fields[R_NEXTHOPS]
+    nexthops = <object>fields[R_NEXTHOPS]
     if nexthops:
         out["nexthops"] = [nexthop.to_json() for nexthop in nexthops]
     return out

@@ -67,7 +67,8 @@ def _extensions() -> list[Extension]:
         return []
     try:
         return cythonize(
-            [Extension("aionlmmap._speedups", ["aionlmmap/_speedups.pyx"], extra_compile_args=["-O2"])],
+            [Extension("aionlmmap._speedups", ["aionlmmap/_speedups.pyx"], extra_compile_args=["-O2"],
+                       depends=["aionlmmap/_speedups_routes.pxi"])],
             compiler_directives={"language_level": "3"},
             quiet=True,
         )

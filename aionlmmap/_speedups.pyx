@@ -14,6 +14,9 @@ Twins:
     aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
     aionlmmap.families.rtnl_addresses: ipv6_text
     aionlmmap.drainer:      Drainer._walk_unsolicited, Drainer._release (_speedups_drain.pxi)
+    aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
+    aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
+    aionlmmap.families.rtnl_route_layout: RouteDecoders.walk (_speedups_routes.pxi)
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
 (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
@@ -112,7 +115,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 4
+TWINS_VERSION = 5
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -461,3 +464,4 @@ def ipv6_text(raw):
 include "_speedups_drain.pxi"
 # --- aionlmmap.families.sock_diag.codec ----------------------------------------
 include "_speedups_sockdiag.pxi"
+include "_speedups_routes.pxi"

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from .._extensions import speedups as _speedups
 from ..attributes import AttributeBuilder, parse_attributes
 from ..errors import DecodeError
 from .rtnl_addresses import ipv4_text, ipv6_text
@@ -456,6 +457,14 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
         _layout_learn(end - start, spans)
     return route
 
+
+
+# The compiled twin (aionlmmap/_speedups_routes.pxi: the attribute walk in
+# C) takes the name unless pure Python is selected (aionlmmap._extensions);
+# the definition above stays the reference.
+_pure_decode_route = decode_route
+if _speedups is not None:
+    decode_route = _speedups.decode_route  # type: ignore[misc, no-redef, assignment]  # noqa: F811
 
 def _decode_nexthops(buffer: Any, start: int, end: int, names: dict[int, str] | None) -> tuple[Nexthop, ...]:
     nexthops = []

@@ -32,11 +32,24 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from .._extensions import speedups as _speedups
 from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
 from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
-from .rtnl_constants import RTA_CACHEINFO, RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
+from .rtnl_constants import (
+    RTA_CACHEINFO,
+    RTA_DST,
+    RTA_GATEWAY,
+    RTA_METRICS,
+    RTA_MULTIPATH,
+    RTA_OIF,
+    RTA_PREF,
+    RTA_PREFSRC,
+    RTA_PRIORITY,
+    RTA_SRC,
+    RTA_TABLE,
+)
 from .rtnl_route_values import CACHEINFO, expires_seconds, metrics
-from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source, route_extra
+from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Nexthop, Route, _route_builder_source, route_extra
 
 __all__ = ["decode", "learn", "is_known", "clear", "Decoder", "RouteDecoders", "RouteTexts"]
 
@@ -97,7 +110,7 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     """Compile the layout of a route payload of ``length`` bytes whose
     attributes were ``(raw nla_type, header offset, value offset, value length)``
     (offsets from the payload start). Layouts with attributes this fast
-    path does not decode by position (RTA_MULTIPATH, ...) are skipped."""
+    path does not decode by position (RTA_VIA, RTA_ENCAP, ...) are skipped."""
     if length in _layouts or len(_layouts) >= _MAX_LAYOUTS:
         return
     # struct rtmsg {u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags}
@@ -111,6 +124,8 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     values = {field: "None" for field in ("oif", "priority", "dst", "gateway", "prefsrc", "src", "pref", "extra")}
     extra: dict[str, str] = {}  # RouteExtra fields this layout reads, and their expressions
     extra_when: list[str] = []  # when the route has a RouteExtra at all
+    assignments: list[str] = []  # locals computed after the header checks
+    multipath: tuple[str, int] | None = None  # the RTA_MULTIPATH local and its value offset
     for raw_type, header_offset, value_offset, value_length in spans:
         attr_type = raw_type & 0x3FFF
         if header_offset > position:
@@ -158,12 +173,23 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         elif attr_type == RTA_METRICS:
             # Routes of one table mostly share their metrics (mtu 1400...):
             # the blob is read whole and decoded once per distinct value.
+            # A blob of no printable member (empty, or RTAX_LOCK 0 alone)
+            # gives no RouteExtra, as in the generic walk.
             fmt.append(f"{value_length}s")
             targets.append(local)
-            extra["metrics"] = f"_metrics({local})"
-            extra_when.append("True")
+            assignments.append(f"{local}_metrics = _metrics({local})")
+            extra["metrics"] = f"{local}_metrics"
+            extra_when.append(f"{local}_metrics")
+        elif attr_type == RTA_MULTIPATH:
+            # One rtnexthop (and its RTA_GATEWAY...) per path
+            # (fib_add_multipath_nexthop(), rt6_fill_node()); the multipath
+            # routes of a table mostly share their paths: the blob is read
+            # whole and, per dump, decoded once per distinct value.
+            fmt.append(f"{value_length}s")
+            targets.append(local)
+            multipath = (local, value_offset)
         else:
-            # Any other attribute (RTA_MULTIPATH, RTA_NH_ID, RTA_VIA,
+            # Any other attribute (RTA_NH_ID, RTA_VIA,
             # RTA_FLOW, RTA_ENCAP, ...) needs the generic walk: a layout
             # that skipped it would drop a key ip prints.
             _layouts[length] = None
@@ -184,7 +210,9 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         src_len="src_len", nexthops="()",
         dev="None" if values["oif"] == "None" else f"names.get({values['oif']}) if names else None",
     )  # fmt: skip
-    decoder, _ = _compile_decoder(length, fmt, targets, checks, values)
+    if multipath is not None:
+        values["nexthops"] = f"_multipath({multipath[0]}, buffer, start + {multipath[1]}, names, None)"
+    decoder, _ = _compile_decoder(length, fmt, targets, checks, values, assignments)
     _layouts[length] = decoder
     # The same decoder reading the nlmsghdr in front too, for RouteDecoders,
     # which steps from message to message without reading headers: the
@@ -193,21 +221,25 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     # interface names are a global (_names), bound per dump.
     if values["dev"] != "None":
         values["dev"] = f"_names.get({values['oif']}) if _names else None"
+    if multipath is not None:
+        values["nexthops"] = f"_multipath({multipath[0]}, buffer, start + {NLMSG_HDRLEN + multipath[1]}, _names, _nexthop_cache)"
     _message_decoders[length] = _compile_decoder(
         length, ["=IH10x" + fmt[0][1:], *fmt[1:]], ["message_length", "message_type", *targets],
-        [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values, "buffer, start",
+        [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values, assignments, "buffer, start",
     )  # fmt: skip
     # RouteTexts reads whole messages too; the nlmsghdr is part of its key.
     _key_segments[length] = [("key", NLMSG_HDRLEN), *segments]
 
 
 def _compile_decoder(
-    length: int, fmt: list[str], targets: list[str], checks: list[str], values: dict[str, str], parameters: str = "buffer, start, names"
+    length: int, fmt: list[str], targets: list[str], checks: list[str], values: dict[str, str], assignments: list[str],
+    parameters: str = "buffer, start, names",
 ) -> tuple[Any, dict[str, Any]]:
     """A generated decoder and its globals."""
     prelude = f"    {', '.join(targets)}, = _unpack(buffer, start)\n"
     if checks:
         prelude += f"    if {' or '.join(checks)}:\n        return None\n"
+    prelude += "".join(f"    {line}\n" for line in assignments)
     namespace: dict[str, Any] = {**_ROUTE_BUILDER_GLOBALS, **_text_globals(struct.Struct("".join(fmt)).unpack_from)}
     source = _route_builder_source("decode", parameters, values, prelude)
     exec(compile(source, f"<route layout {length}>", "exec"), namespace)  # noqa: S102 - our own generated code, no input text
@@ -272,7 +304,25 @@ def _dotted_quad(octets: list[str]) -> str:
 
 
 def _text_globals(unpack: Callable[..., tuple[Any, ...]]) -> dict[str, Any]:
-    return {"_unpack": unpack, "_DOTTED": DOTTED, "_DECIMAL": DECIMAL, "_ipv6_text": ipv6_text, "_expires_seconds": expires_seconds, "_metrics": metrics, "_RouteExtra": route_extra}
+    return {"_unpack": unpack, "_DOTTED": DOTTED, "_DECIMAL": DECIMAL, "_ipv6_text": ipv6_text, "_expires_seconds": expires_seconds, "_metrics": metrics,
+            "_RouteExtra": route_extra, "_multipath": _multipath, "_nexthop_cache": None}  # fmt: skip
+
+
+def _multipath(raw: bytes, buffer: Any, start: int, names: dict[int, str] | None, cache: dict[bytes, tuple[Nexthop, ...]] | None) -> tuple[Nexthop, ...]:
+    """The nexthops of the RTA_MULTIPATH whose payload ``raw`` starts at
+    ``buffer[start]``, decoded as the generic walk decodes them (so a bad
+    rtnexthop raises the same DecodeError, naming offsets in ``buffer``);
+    with a per-dump ``cache``, once per distinct payload."""
+    if cache is not None:
+        known = cache.get(raw)
+        if known is not None:
+            return known
+    from .rtnl_codec import _decode_nexthops  # rtnl_codec imports this module
+
+    nexthops = _decode_nexthops(buffer, start, start + len(raw), names)
+    if cache is not None and len(cache) < _MAX_TEMPLATES:
+        cache[raw] = nexthops
+    return nexthops
 
 
 class _PerDump(Generic[T]):
@@ -287,6 +337,8 @@ class _PerDump(Generic[T]):
     def __init__(self, names: dict[int, str] | None, decode_route: Callable[..., Route]) -> None:
         self._names = names
         self._decode_route = decode_route
+        #: RTA_MULTIPATH payload -> its nexthops, for this dump's names
+        self._nexthop_cache: dict[bytes, tuple[Nexthop, ...]] = {}
         #: payload length -> ``function(buffer, offset)``: the item of the
         #: message at ``offset``, or None when it is not an RTM_NEWROUTE of
         #: this layout (then read its header and call :meth:`slow`).
@@ -366,7 +418,7 @@ class RouteDecoders(_PerDump[Route]):
 
     def _function(self, length: int) -> Callable[[Any, int], Route | None]:
         decoder, namespace = _message_decoders[length]
-        return FunctionType(decoder.__code__, {**namespace, "_names": self._names})  # type: ignore[return-value]
+        return FunctionType(decoder.__code__, {**namespace, "_names": self._names, "_nexthop_cache": self._nexthop_cache})  # type: ignore[return-value]
 
 
 class RouteTexts(_PerDump[str]):
@@ -427,3 +479,11 @@ class RouteTexts(_PerDump[str]):
             return text
 
         return FunctionType(code, {**_text_globals(unpack), "_templates": templates, "_miss": miss})  # type: ignore[return-value]
+
+
+# The compiled twin (aionlmmap/_speedups_routes.pxi) walks a chunk with the
+# compiled decode_route, which needs no learned layout; RouteTexts keeps the
+# learned texts. Pure Python is selected by aionlmmap._extensions.
+_pure_route_walk = RouteDecoders.walk
+if _speedups is not None:
+    RouteDecoders.walk = _speedups.route_walk  # type: ignore[assignment]

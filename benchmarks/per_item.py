@@ -82,8 +82,8 @@ def _frame_walk(datagrams: list[bytes], repeat: int) -> int:
 
 
 def _route_decode(datagrams: list[bytes], repeat: int) -> int:
-    from aionlmmap.families.rtnl_codec import decode_route
-    from aionlmmap.families.rtnl_route_layout import RouteDecoders
+    from aionlmmap.families.rtnl.codec import decode_route
+    from aionlmmap.families.rtnl.route_layout import RouteDecoders
     from aionlmmap.message import ReceivedFrame
 
     items = 0
@@ -98,8 +98,8 @@ def _route_decode(datagrams: list[bytes], repeat: int) -> int:
 
 def _route_text(datagrams: list[bytes], repeat: int) -> int:
     from aionlmmap.cli import _route_text as render
-    from aionlmmap.families.rtnl_codec import decode_route
-    from aionlmmap.families.rtnl_route_layout import RouteTexts
+    from aionlmmap.families.rtnl.codec import decode_route
+    from aionlmmap.families.rtnl.route_layout import RouteTexts
     from aionlmmap.message import ReceivedFrame
 
     items = 0
@@ -124,7 +124,7 @@ def _nfqueue(packets: int, repeat: int) -> int:
     import struct
 
     from aionlmmap import AttributeBuilder, Message
-    from aionlmmap.families import nfqueue
+    from aionlmmap.families.netfilter import nfqueue
     from aionlmmap.message import ReceivedFrame
 
     header = struct.pack("=HH", 11, nfqueue.NFQA_PACKET_HDR)

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import attrs
 
-from .rtnl_link_values import LinkDetails, LinkStats
-from .rtnl_constants import (
+from .link_values import LinkDetails, LinkStats
+from .constants import (
     ADDRESS_FLAG_NAMES,
     AF_INET,
     AF_INET6,

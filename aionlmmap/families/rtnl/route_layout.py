@@ -32,11 +32,11 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
-from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
-from .rtnl_constants import RTA_CACHEINFO, RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
-from .rtnl_route_values import CACHEINFO, expires_seconds, metrics
-from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source, route_extra
+from ...constants import NLMSG_HDRLEN, RTM_NEWROUTE
+from .addresses import DECIMAL, DOTTED, ipv6_text
+from .constants import RTA_CACHEINFO, RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE
+from .route_values import CACHEINFO, expires_seconds, metrics
+from .objects import _ROUTE_BUILDER_GLOBALS, Route, _route_builder_source, route_extra
 
 __all__ = ["decode", "learn", "is_known", "clear", "Decoder", "RouteDecoders", "RouteTexts"]
 

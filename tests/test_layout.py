@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import json
 import re
 import subprocess
@@ -197,3 +198,42 @@ def test_an_old_path_that_never_existed_is_not_found() -> None:
     assert families.moved_to("aionlmmap.families.sock_diag.client") is None
     assert families.moved_to("aionlmmap.families.conntrack.codec") == "aionlmmap.families.netfilter.conntrack.codec"
     assert aionlmmap.__name__ == "aionlmmap"
+
+
+def _fixer():  # scripts/ is not a package
+    spec = importlib.util.spec_from_file_location("layout_fix_imports", ROOT / "scripts" / "layout_fix_imports.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("module", "is_package", "line", "expected"), [
+    # lines a branch may add at the old paths, merged into the moved files
+    ("aionlmmap.families.rtnl.codec", False, "from ..errors import DecodeError", "from ...errors import DecodeError"),
+    ("aionlmmap.families.rtnl.codec", False, "from .rtnl_objects import Route", "from .objects import Route"),
+    ("aionlmmap.families.rtnl", True, "from .. import open as _open_ring", "from ... import open as _open_ring"),
+    ("aionlmmap.families.rtnl.monitor", False, "    from .rtnl import RtnlClient", "    from . import RtnlClient"),
+    ("aionlmmap.families.netfilter.nftables", True, "from . import nftables_expr as _expr", "from . import expr as _expr"),
+    ("aionlmmap.families.netfilter.nftables", True, "from .nftables_expr import *  # noqa", "from .expr import *  # noqa"),
+    ("aionlmmap.families.netfilter.nftables", True, "from .nfnetlink import batch_begin", "from ..nfnetlink import batch_begin"),
+    ("aionlmmap.families.netfilter.conntrack.client", False, "from ..rtnl_state import StateTracker", "from ...rtnl.state import StateTracker"),
+    ("aionlmmap.families.netfilter.conntrack.client", False, "from ...errors import NetlinkError", "from ....errors import NetlinkError"),
+    ("aionlmmap.families.netfilter.conntrack.client", False, "from .._drops import DropWatch", "from ..._drops import DropWatch"),
+    ("aionlmmap.families.netfilter.conntrack.codec", False, "from ..nfnetlink import nfnl_type", None),  # the same place both ways
+    ("aionlmmap.families.rtnl.codec", False, "from .objects import Route", None),  # already new
+    ("aionlmmap.cli", False, "    from .families.rtnl_codec import family_number", "    from .families.rtnl.codec import family_number"),
+    ("examples.x", False, "from aionlmmap.families import nflog, nftables", "from aionlmmap.families.netfilter import nflog, nftables"),
+    ("examples.x", False, "from aionlmmap.families import rtnl_addresses", "from aionlmmap.families.rtnl import addresses as rtnl_addresses"),
+    ("examples.x", False, "from aionlmmap.families.conntrack.codec import TupleSpec", "from aionlmmap.families.netfilter.conntrack.codec import TupleSpec"),
+    ("examples.x", False, "from aionlmmap.families import rtnl, sock_diag", None),
+])
+def test_the_merge_fixer_rewrites_flat_layout_imports(module: str, is_package: bool, line: str, expected: str | None) -> None:
+    head = "def f():\n" if line.startswith(" ") else ""  # a function-level import
+    fixed, changes = _fixer().fix_text(head + line + "\n", module, is_package)
+    assert fixed == head + (line if expected is None else expected) + "\n"
+    assert len(changes) == (expected is not None)
+
+
+def test_the_tree_has_no_flat_layout_imports_for_the_fixer() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "layout_fix_imports.py"), "--check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -7,10 +7,11 @@ X`` in what is now ``families/rtnl/codec.py`` means
 ``aionlmmap.families.errors`` there, which does not exist. This script
 finds such lines (a relative import that names nothing from the file's new
 place but does from its old one) and rewrites them to the new form. In
-aionlmmap/, examples/ and benchmarks/ it also rewrites old paths
-(``aionlmmap.families.nfqueue`` -> ``aionlmmap.families.netfilter.nfqueue``,
-``from .families.rtnl_codec import`` in cli.py). tests/ may keep old paths
-(they name the same modules) and are left alone.
+aionlmmap/ (the Cython .pyx/.pxi too), examples/ and benchmarks/ it also
+rewrites old paths (``aionlmmap.families.nfqueue`` ->
+``aionlmmap.families.netfilter.nfqueue``, ``from .families.rtnl_codec
+import`` in cli.py). tests/ may keep old paths (they name the same modules)
+and are left alone.
 
     python scripts/layout_fix_imports.py          # rewrite; list what changed
     python scripts/layout_fix_imports.py --check  # list only; exit 1 if any
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 import re
 import sys
 from pathlib import Path
@@ -51,16 +51,35 @@ def current(name: str, root: Path = ROOT) -> str | None:
     return new if new is not None and is_module(new, root) else None
 
 
+def defines(module: str, name: str, root: Path = ROOT) -> bool:
+    """Whether ``module``'s source binds ``name`` at top level (read, not
+    imported: the module may be the one whose imports are broken)."""
+    base = root.joinpath(*module.split("."))
+    path = base / "__init__.py" if (base / "__init__.py").is_file() else base.with_suffix(".py")
+    names: set[str] = set()
+    pending = list(ast.parse(path.read_text()).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(alias.name == "*" for alias in node.names):
+                return True  # whatever the other module defines: assume it
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try)):
+            pending += node.body + node.orelse + getattr(node, "finalbody", []) + [n for h in getattr(node, "handlers", []) for n in h.body]
+    return name in names or name == "__getattr__"
+
+
 def provides(module: str, attribute: str, root: Path = ROOT) -> bool:
-    """Whether ``from module import attribute`` works (a submodule or an attribute)."""
+    """Whether ``from module import attribute`` works (a submodule or a top-level name)."""
     if current(f"{module}.{attribute}", root) is not None:
         return True
-    if current(module, root) is None:
-        return False
-    try:
-        return hasattr(importlib.import_module(current(module, root) or module), attribute)
-    except ImportError:
-        return False
+    where = current(module, root)
+    return where is not None and defines(where, attribute, root)
 
 
 def old_place(name: str, is_package: bool) -> tuple[str, bool] | None:
@@ -110,15 +129,17 @@ def _fixed_line(line: str, node: ast.ImportFrom, package: str, old_package: str,
         bases = [resolve(node.level, node.module, package), resolve(node.level, node.module, old_package)]
     names = [alias for alias in node.names if alias.name != "*"]
     here = bases[0]
-    if is_module(here, root) and all(is_module(f"{here}.{a.name}", root) or (moved_to(f"{here}.{a.name}") is None and provides(here, a.name, root))
-                                     for a in names):
+    if is_module(here, root) and all(is_module(f"{here}.{a.name}", root) or (
+            # a name that was a module of the flat layout where the line was written is stale, whatever else binds it
+            current(f"{here}.{a.name}", root) is None and current(f"{bases[-1]}.{a.name}", root) is None and provides(here, a.name, root))
+            for a in names):
         return None  # it names what it meant
     for base in bases:
         head = current(base, root)
         if head is None:
             continue
         subs = [current(f"{base}.{a.name}", root) or current(f"{head}.{a.name}", root) for a in names]
-        if not all(sub is not None or provides(head, a.name, root) for sub, a in zip(subs, names)):
+        if not all(sub is not None or (current(f"{bases[-1]}.{a.name}", root) is None and provides(head, a.name, root)) for sub, a in zip(subs, names)):
             continue
         parents = {sub.rpartition(".")[0] for sub in subs if sub is not None}
         if not names or any(sub is None for sub in subs):
@@ -178,6 +199,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.relative_to(ROOT)}:{change}")
         if changes and not args.check:
             path.write_text(fixed)
+    # The compiled core's sources: Cython, so only their one-line Python imports are read.
+    for path in sorted([*(ROOT / "aionlmmap").glob("*.pyx"), *(ROOT / "aionlmmap").glob("*.pxi")]):
+        lines = path.read_text().split("\n")
+        changes = []
+        for number, line in enumerate(lines, 1):
+            if not re.match(r"\s*from\s+aionlmmap\S*\s+import\s+[^(]*$", line):
+                continue
+            node = ast.parse(line.strip()).body[0]
+            assert isinstance(node, ast.ImportFrom)
+            fixed = _fixed_line(line, node, "aionlmmap", "aionlmmap", ROOT)
+            if fixed is not None:
+                lines[number - 1] = fixed
+                changes.append(f"{number}: {line.strip()}  ->  {fixed.strip()}")
+        found += len(changes)
+        for change in changes:
+            print(f"{path.relative_to(ROOT)}:{change}")
+        if changes and not args.check:
+            path.write_text("\n".join(lines))
     if not found:
         print("no imports of the flat layout")
     return 1 if found and args.check else 0

@@ -135,14 +135,16 @@ def test_internal_code_imports_the_new_paths() -> None:
 def test_the_compiled_core_imports_resolve() -> None:
     # _speedups.pyx imports family modules at first use (they import it at
     # theirs); a path that does not resolve would only fail on that first call.
-    text = (PACKAGE / "_speedups.pyx").read_text()
-    pairs = re.findall(r"^\s*from (aionlmmap[\w.]*) import (\w+)", text, re.MULTILINE)
-    assert any(module.startswith("aionlmmap.families") for module, _ in pairs)
-    for module, name in pairs:
-        assert families.moved_to(module) is None and families.moved_to(f"{module}.{name}") is None, f"_speedups.pyx imports the old path {module}.{name}"
+    pairs = []
+    for path in sorted([*PACKAGE.glob("*.pyx"), *PACKAGE.glob("*.pxi")]):  # the .pxi files the .pyx includes
+        for module, names in re.findall(r"^\s*from (aionlmmap[\w.]*) import ([\w ,]+)$", path.read_text(), re.MULTILINE):
+            pairs += [(path.name, module, name.split(" as ")[0].strip()) for name in names.split(",")]
+    assert any(module.startswith("aionlmmap.families") for _, module, _ in pairs)
+    for source, module, name in pairs:
+        assert families.moved_to(module) is None and families.moved_to(f"{module}.{name}") is None, f"{source} imports the old path {module}.{name}"
         # "from package import submodule" imports the submodule when it is not an attribute yet
         assert hasattr(importlib.import_module(module), name) or is_module_file(f"{module}.{name}"), (
-            f"_speedups.pyx: from {module} import {name} does not resolve")
+            f"{source}: from {module} import {name} does not resolve")
 
 
 @pytest.mark.parametrize("old", OLD_PATHS)

@@ -64,7 +64,7 @@ def _family_number(family: int | None) -> int | None:
 async def dump(args: argparse.Namespace, out: TextIO) -> int:
     kind = args.kind
     if kind == "conntrack":
-        from .families import conntrack
+        from .families.netfilter import conntrack
 
         async with conntrack.open(netns=args.netns) as ct:
             flows = [flow async for flow in ct.flows(args.family)]
@@ -106,7 +106,7 @@ def handles_monitor(kinds_text: str) -> bool:
 
 
 async def monitor(args: argparse.Namespace, out: TextIO) -> int:
-    from .families import conntrack
+    from .families.netfilter import conntrack
 
     async with conntrack.open(netns=args.netns) as ct:
         async for event in ct.monitor(resync=not args.no_resync, family=args.family):

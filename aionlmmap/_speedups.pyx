@@ -338,7 +338,7 @@ def decode_packet_header(payload):
         PyBuffer_Release(&view)
     global _pure_decode_packet_header
     if _pure_decode_packet_header is None:
-        from aionlmmap.families import nfqueue
+        from aionlmmap.families.netfilter import nfqueue
         _pure_decode_packet_header = nfqueue._pure_decode_packet_header
     return _pure_decode_packet_header(payload)
 
@@ -354,7 +354,7 @@ cdef object _pure_packet_of = None
 
 cdef int _bind_packet() except -1:
     global _Packet, _UNDECIDED, _pure_packet_of, _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state
-    from aionlmmap.families import nfqueue
+    from aionlmmap.families.netfilter import nfqueue
     cdef list offsets = []
     for name in ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state"):
         offset = aionlmmap_slot_offset(nfqueue.Packet.__dict__[name])
@@ -454,7 +454,7 @@ def ipv6_text(raw):
     cdef char text[64]
     if type(raw) is not bytes or len(<bytes>raw) != 16:
         if _pure_ipv6_text is None:
-            from aionlmmap.families import rtnl_addresses
+            from aionlmmap.families.rtnl import addresses as rtnl_addresses
             _pure_ipv6_text = rtnl_addresses._pure_ipv6_text
         return _pure_ipv6_text(raw)
     inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))

@@ -108,7 +108,7 @@ cdef int _bind_routes() except -1:
     global _Route, _Nexthop, _pure_decode_route, _pure_route_to_json, _pure_nexthop_to_json, _pure_route_walk, _route_metrics
     global _route_extra, _route_flag_names, _late_keys, _layouts, _layout_learn, _PROTOCOL_TEXT, _SCOPE_TEXT, _ROUTE_TYPE_NAMES
     global _TABLE_NAMES, _ROUTE_PREF_NAMES, _user_hz
-    from aionlmmap.families import rtnl_codec, rtnl_constants, rtnl_objects, rtnl_route_layout, rtnl_route_values
+    from aionlmmap.families.rtnl import codec as rtnl_codec, constants as rtnl_constants, objects as rtnl_objects, route_layout as rtnl_route_layout, route_values as rtnl_route_values
     cdef Py_ssize_t index, offset
     if tuple(rtnl_objects._ROUTE_FIELDS) != _ROUTE_FIELD_NAMES:
         raise TypeError(f"Route's fields {rtnl_objects._ROUTE_FIELDS} are not the ones the compiled route twins know: rebuild the extension")

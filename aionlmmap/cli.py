@@ -260,8 +260,8 @@ async def _route_json(nl: Any, family: int | None, table: str | None, details: b
 async def _cached_routes(nl: Any, family: int | None, table: str | None) -> list[Any]:
     """``ip route show cache``: the kernel's route exceptions (RTM_F_CLONED)."""
     from .constants import RTM_GETROUTE, RTM_NEWROUTE
-    from .families.rtnl_codec import decode_route, family_number, route_dump_request
-    from .families.rtnl_constants import RTM_F_CLONED
+    from .families.rtnl.codec import decode_route, family_number, route_dump_request
+    from .families.rtnl.constants import RTM_F_CLONED
 
     family, table_value = _route_query(family, table)
     names = await nl.names()
@@ -334,7 +334,7 @@ async def _links(nl: Any, stats: bool = False) -> list[Any]:
     ``stats`` from a dump that carries IFLA_STATS64 (``ip -s link``)."""
     if not stats:
         return [link async for link in nl.links()]
-    from .families.rtnl_codec import decode_link, link_dump_request, resolve_link
+    from .families.rtnl.codec import decode_link, link_dump_request, resolve_link
     from .constants import RTM_GETLINK, RTM_NEWLINK
 
     links = {}
@@ -347,8 +347,8 @@ async def _links(nl: Any, stats: bool = False) -> list[Any]:
 
 async def _nexthops(nl: Any, family: int | None = None) -> list[Any]:
     """``ip nexthop show``: every nexthop object (of ``family``)."""
-    from .families.rtnl_codec import family_number
-    from .families.rtnl_nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
+    from .families.rtnl.codec import family_number
+    from .families.rtnl.nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
 
     names = await nl.names()
     return [
@@ -427,7 +427,7 @@ async def _monitor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _follow(nl: Any, out: TextIO, flags: dict[str, bool], *, json_lines: bool, resync: bool, family: int | None = None) -> None:
-    from .families.rtnl_constants import AF_INET, AF_INET6
+    from .families.rtnl.constants import AF_INET, AF_INET6
 
     wanted_family = {4: AF_INET, 6: AF_INET6}.get(family or 0)
     async for event in nl.monitor(**flags, resync=resync):

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from aionlmmap.families import conntrack
+from aionlmmap.families.netfilter import conntrack
 
 from .netns import namespace, require_root
 

@@ -38,8 +38,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aionlmmap import rtnl
-from aionlmmap.families.rtnl_objects import Route
-from aionlmmap.families.rtnl_state import KINDS
+from aionlmmap.families.rtnl.objects import Route
+from aionlmmap.families.rtnl.state import KINDS
 
 ALL_KINDS = list(KINDS)
 #: ``to_json()`` keys whose values count down in the kernel (remaining

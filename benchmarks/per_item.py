@@ -88,8 +88,8 @@ def _frame_walk(datagrams: list[bytes], repeat: int) -> int:
 
 
 def _route_decode(datagrams: list[bytes], repeat: int) -> int:
-    from aionlmmap.families.rtnl_codec import decode_route
-    from aionlmmap.families.rtnl_route_layout import RouteDecoders
+    from aionlmmap.families.rtnl.codec import decode_route
+    from aionlmmap.families.rtnl.route_layout import RouteDecoders
     from aionlmmap.message import ReceivedFrame
 
     items = 0
@@ -104,8 +104,8 @@ def _route_decode(datagrams: list[bytes], repeat: int) -> int:
 
 def _route_text(datagrams: list[bytes], repeat: int) -> int:
     from aionlmmap.cli import _route_text as render
-    from aionlmmap.families.rtnl_codec import decode_route
-    from aionlmmap.families.rtnl_route_layout import RouteTexts
+    from aionlmmap.families.rtnl.codec import decode_route
+    from aionlmmap.families.rtnl.route_layout import RouteTexts
     from aionlmmap.message import ReceivedFrame
 
     items = 0
@@ -130,7 +130,7 @@ def _nfqueue(packets: int, repeat: int) -> int:
     import struct
 
     from aionlmmap import AttributeBuilder, Message
-    from aionlmmap.families import nfqueue
+    from aionlmmap.families.netfilter import nfqueue
     from aionlmmap.message import ReceivedFrame
 
     header = struct.pack("=HH", 11, nfqueue.NFQA_PACKET_HDR)
@@ -162,7 +162,7 @@ def _nfqueue_drain(packets: int, repeat: int) -> int:
 
     from aionlmmap import AttributeBuilder, Message
     from aionlmmap.drainer import Drainer
-    from aionlmmap.families import nfqueue
+    from aionlmmap.families.netfilter import nfqueue
     from aionlmmap.frames import VALID
     from aionlmmap.protocol import NetlinkProtocol
     from aionlmmap.testing._feed import FrameFeed

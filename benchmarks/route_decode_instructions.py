@@ -122,8 +122,8 @@ def run(mode: str, path: pathlib.Path) -> int:
 
     gc.disable()
     from aionlmmap.cli import _route_text
-    from aionlmmap.families.rtnl_codec import decode_route
-    from aionlmmap.families.rtnl_route_layout import RouteDecoders, RouteTexts
+    from aionlmmap.families.rtnl.codec import decode_route
+    from aionlmmap.families.rtnl.route_layout import RouteDecoders, RouteTexts
 
     datagrams = _load(path)
     names = {2: "d0", 3: "d1", 1: "lo"}

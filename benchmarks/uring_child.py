@@ -64,7 +64,7 @@ def system_seconds() -> float:
 
 
 async def nfqueue_main(backend: str, count: int) -> None:
-    from aionlmmap.families import nfqueue
+    from aionlmmap.families.netfilter import nfqueue
 
     async with nfqueue.open(0, fail_open=False, maxlen=count + 1024, rcvbuf=256 << 20, backend=backend) as queue:
         print("ready", flush=True)

@@ -35,8 +35,8 @@ import signal
 import sys
 import time
 
-from aionlmmap.families import nflog, nftables
-from aionlmmap.families.nftables import Counter, DROP, Log, ip_saddr_in, tcp_dport, udp_dport
+from aionlmmap.families.netfilter import nflog, nftables
+from aionlmmap.families.netfilter.nftables import Counter, DROP, Log, ip_saddr_in, tcp_dport, udp_dport
 
 TABLE = "aionlmmap_fw"
 

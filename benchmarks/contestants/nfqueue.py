@@ -55,7 +55,7 @@ def aionlmmap_queue(args: argparse.Namespace) -> tuple[int, float]:
     import asyncio
 
     try:
-        from aionlmmap.families import nfqueue
+        from aionlmmap.families.netfilter import nfqueue
     except ImportError as error:
         unavailable(f"aionlmmap.families.nfqueue is not importable yet ({error})")
     clock = Clock()

@@ -34,13 +34,13 @@ def _milliseconds(samples: list[float]) -> str:
 
 
 def _spec(number: int) -> object:
-    from aionlmmap.families.conntrack import TupleSpec
+    from aionlmmap.families.netfilter.conntrack import TupleSpec
 
     return TupleSpec(f"10.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}", "192.0.2.1", "udp", sport=1024 + number % 60000, dport=53)
 
 
 async def measure(netns: str, entries: int, requests: int, events: int) -> None:
-    from aionlmmap.families import conntrack
+    from aionlmmap.families.netfilter import conntrack
 
     async with conntrack.open(netns=netns) as ct:
         started = time.perf_counter()

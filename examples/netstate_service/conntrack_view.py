@@ -170,7 +170,7 @@ class _Held:
 
 
 def _client_class() -> Any:
-    from aionlmmap.families.conntrack import ConntrackClient
+    from aionlmmap.families.netfilter.conntrack import ConntrackClient
 
     class _MarkingClient(ConntrackClient):
         """A client that tells the view when one of the monitor's dumps has

@@ -47,7 +47,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from aionlmmap.attributes import parse_attributes
-from aionlmmap.families.rtnl_stats import LinkStats64, link_stats
+from aionlmmap.families.rtnl.stats import LinkStats64, link_stats
 
 __all__ = ["CONTENT_TYPE", "StatsReader", "render_metrics", "escape_label_value"]
 
@@ -173,7 +173,7 @@ class StatsReader:
         conntrack cannot be asked (not built, no ctnetlink): logged once."""
         import aionlmmap
         from aionlmmap.constants import NLM_F_REQUEST
-        from aionlmmap.families.nfnetlink import encode_nfgenmsg
+        from aionlmmap.families.netfilter.nfnetlink import encode_nfgenmsg
         from aionlmmap.message import Message
 
         try:

@@ -28,8 +28,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aionlmmap.families.nftables_codec import Chain, Element, Rule, Set, Table
-from aionlmmap.families.nftables_expr import Bitwise, Cmp, Counter, Ct, Log, Lookup, Meta, NfprotoDependency, Payload, Queue, Verdict
+from aionlmmap.families.netfilter.nftables.codec import Chain, Element, Rule, Set, Table
+from aionlmmap.families.netfilter.nftables.expr import Bitwise, Cmp, Counter, Ct, Log, Lookup, Meta, NfprotoDependency, Payload, Queue, Verdict
 
 __all__ = ["anonymous_sets", "ruleset_json", "table_json", "chain_json", "set_json", "element_json", "rule_json", "expressions_json"]
 

@@ -84,7 +84,7 @@ class NftablesView(LiveView):
 
     async def _follow(self) -> None:
         import aionlmmap
-        from aionlmmap.families import nftables
+        from aionlmmap.families.netfilter import nftables
 
         notifications = aionlmmap.open(aionlmmap.NETLINK_NETFILTER, groups=[NFNLGRP_NFTABLES], netns=self.netns)
         async with notifications, nftables.open(netns=self.netns) as nft:

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..attributes import AttributeBuilder
-from ..constants import NLM_F_REQUEST, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_GETADDR, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE
-from ..errors import DecodeError, DumpInterruptedError, OverrunError
-from ..message import Message
-from ..ring import Ring
-from .rtnl_codec import (
+from ...attributes import AttributeBuilder
+from ...constants import NLM_F_REQUEST, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_GETADDR, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE
+from ...errors import DecodeError, DumpInterruptedError, OverrunError
+from ...message import Message
+from ...ring import Ring
+from .codec import (
     RTMSG,
     address_dump_request,
     decode_address,
@@ -45,14 +45,14 @@ from .rtnl_codec import (
     neighbour_dump_request,
     rule_dump_request,
 )
-from .rtnl_constants import AF_INET, AF_INET6, AF_UNSPEC, IFA_F_TENTATIVE, NTF_PROXY, RTA_OIF, RTA_TABLE, RTM_F_CLONED
-from .rtnl_nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
-from .rtnl_objects import Event, Kind, Link
-from .rtnl_requests import link_index_payload
-from .rtnl_state import MESSAGE_KINDS, Scope, StateTracker, followed_kinds
+from .constants import AF_INET, AF_INET6, AF_UNSPEC, IFA_F_TENTATIVE, NTF_PROXY, RTA_OIF, RTA_TABLE, RTM_F_CLONED
+from .nexthops import RTM_GETNEXTHOP, RTM_NEWNEXTHOP, decode_nexthop, nexthop_dump_request
+from .objects import Event, Kind, Link
+from .requests import link_index_payload
+from .state import MESSAGE_KINDS, Scope, StateTracker, followed_kinds
 
 if TYPE_CHECKING:
-    from .rtnl import RtnlClient
+    from . import RtnlClient
 
 _FAMILIES = (AF_INET, AF_INET6)
 _RESYNC_ATTEMPTS = 20

@@ -10,14 +10,14 @@ from typing import Any
 
 import attrs
 
-from ... import open as _open_ring
-from ...constants import NETLINK_NETFILTER, NLM_F_CREATE, NLM_F_EXCL
-from ...errors import DecodeError, DumpInterruptedError, NetlinkError, OverrunError
-from ...message import Message
-from ...ring import Ring
-from .._drops import DropWatch
-from ..rtnl_objects import Event
-from ..rtnl_state import StateTracker
+from .... import open as _open_ring
+from ....constants import NETLINK_NETFILTER, NLM_F_CREATE, NLM_F_EXCL
+from ....errors import DecodeError, DumpInterruptedError, NetlinkError, OverrunError
+from ....message import Message
+from ....ring import Ring
+from ..._drops import DropWatch
+from ...rtnl.objects import Event
+from ...rtnl.state import StateTracker
 from . import codec
 from . import constants as c
 from .codec import DecodeCounts, TupleSpec, family_number

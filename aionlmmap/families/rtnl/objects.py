@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import attrs
 
-from .._extensions import speedups as _speedups
-from .rtnl_link_values import LinkDetails, LinkStats
-from .rtnl_constants import (
+from ..._extensions import speedups as _speedups
+from .link_values import LinkDetails, LinkStats
+from .constants import (
     ADDRESS_FLAG_NAMES,
     AF_INET,
     AF_INET6,

@@ -24,8 +24,8 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
-from .. import open as _open_ring
-from ..constants import (
+from ... import open as _open_ring
+from ...constants import (
     NETLINK_ROUTE,
     NLM_F_ACK,
     NLM_F_CREATE,
@@ -49,9 +49,9 @@ from ..constants import (
     RTM_NEWROUTE,
     RTM_NEWRULE,
 )
-from ..message import Message
-from ..ring import Ring
-from .rtnl_codec import (
+from ...message import Message
+from ...ring import Ring
+from .codec import (
     address_dump_request,
     decode_address,
     decode_link,
@@ -65,9 +65,9 @@ from .rtnl_codec import (
     route_dump_request,
     rule_dump_request,
 )
-from .rtnl_constants import AF_INET, AF_INET6, RT_TABLE_MAIN
-from .rtnl_objects import Address, Event, Kind, Link, Neighbour, Nexthop, Route, Rule
-from .rtnl_requests import (
+from .constants import AF_INET, AF_INET6, RT_TABLE_MAIN
+from .objects import Address, Event, Kind, Link, Neighbour, Nexthop, Route, Rule
+from .requests import (
     address_payload,
     link_add_payload,
     link_index_payload,
@@ -77,9 +77,9 @@ from .rtnl_requests import (
     rule_payload,
     table_number,
 )
-from .rtnl_route_layout import RouteDecoders, RouteTexts
-from .rtnl_monitor import MonitorEngine, passthrough
-from .rtnl_state import KIND_GROUPS, KINDS, Scope, followed_kinds
+from .route_layout import RouteDecoders, RouteTexts
+from .monitor import MonitorEngine, passthrough
+from .state import KIND_GROUPS, KINDS, Scope, followed_kinds
 
 __all__ = ["open", "RtnlClient", "Link", "Address", "Route", "Nexthop", "Neighbour", "Rule", "Event"]
 

@@ -41,15 +41,15 @@ from typing import Any
 
 import attrs
 
-from .. import open as _open_ring  # aionlmmap.open
-from .._sys import NetnsSpec
-from ..constants import NETLINK_NETFILTER, NLM_F_ACK, NLM_F_ECHO, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_NOOP
-from ..errors import Error, NetlinkError, OverrunError
-from ..frames import RingConfig
-from ..message import Message
-from ..protocol import parse_error
-from .nfnetlink import batch_begin, batch_end
-from .nftables_codec import (
+from .... import open as _open_ring  # aionlmmap.open
+from ...._sys import NetnsSpec
+from ....constants import NETLINK_NETFILTER, NLM_F_ACK, NLM_F_ECHO, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_NOOP
+from ....errors import Error, NetlinkError, OverrunError
+from ....frames import RingConfig
+from ....message import Message
+from ....protocol import parse_error
+from ..nfnetlink import batch_begin, batch_end
+from .codec import (
     NFT_MSG_NEWCHAIN,
     NFT_MSG_NEWRULE,
     NFT_MSG_NEWSET,
@@ -77,9 +77,9 @@ from .nftables_codec import (
     encode_set,
     encode_table,
 )
-from . import nftables_expr as _expr
-from .nftables_expr import *  # noqa: F401,F403  (the rule builder, re-exported)
-from .nftables_expr import Expression
+from . import expr as _expr
+from .expr import *  # noqa: F401,F403  (the rule builder, re-exported)
+from .expr import Expression
 
 __all__ = [
     "open",

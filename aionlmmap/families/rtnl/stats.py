@@ -20,11 +20,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..attributes import parse_attributes
-from ..constants import NLM_F_DUMP, NLM_F_REQUEST
-from ..errors import DecodeError
-from ..message import Message
-from .rtnl_link_values import STATS64_FIELDS, LinkStats, stats64_at
+from ...attributes import parse_attributes
+from ...constants import NLM_F_DUMP, NLM_F_REQUEST
+from ...errors import DecodeError
+from ...message import Message
+from .link_values import STATS64_FIELDS, LinkStats, stats64_at
 
 __all__ = [
     "RTM_NEWSTATS",

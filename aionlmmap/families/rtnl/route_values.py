@@ -15,8 +15,8 @@ import os
 import struct
 from typing import Any
 
-from .rtnl_addresses import ipv4_text, ipv6_text
-from .rtnl_constants import (
+from .addresses import ipv4_text, ipv6_text
+from .constants import (
     AF_INET,
     AF_INET6,
     FAMILY_NAMES,

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ..attributes import parse_attributes
+from ...attributes import parse_attributes
 
 __all__ = ["LinkStats", "LinkDetails", "decode_stats64", "stats64_at", "STATS64_FIELDS", "decode_details", "IFLA_STATS64", "IFLA_AF_SPEC", "IFLA_PROP_LIST"]
 

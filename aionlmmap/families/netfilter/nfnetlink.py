@@ -22,15 +22,15 @@ from typing import Any
 
 import attrs
 
-from ..constants import (
+from ...constants import (
     NFGEN_HDRLEN,
     NFNETLINK_V0,
     NFNL_MSG_BATCH_BEGIN,
     NFNL_MSG_BATCH_END,
     NFNL_SUBSYS_NFTABLES,
 )
-from ..errors import DecodeError
-from ..message import Message
+from ...errors import DecodeError
+from ...message import Message
 
 __all__ = [
     "NFGENMSG",

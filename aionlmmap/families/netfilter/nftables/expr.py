@@ -25,8 +25,8 @@ from typing import Any, Union
 
 import attrs
 
-from ..attributes import AttributeBuilder, Attributes
-from ..errors import DecodeError
+from ....attributes import AttributeBuilder, Attributes
+from ....errors import DecodeError
 
 __all__ = [
     "Expression",

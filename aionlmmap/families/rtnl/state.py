@@ -52,7 +52,7 @@ from typing import Any
 
 import attrs
 
-from ..constants import (
+from ...constants import (
     NLM_F_APPEND,
     NLM_F_EXCL,
     NLM_F_REPLACE,
@@ -75,9 +75,9 @@ from ..constants import (
     RTNLGRP_LINK,
     RTNLGRP_NEIGH,
 )
-from .rtnl_constants import AF_INET, AF_INET6
-from .rtnl_nexthops import RTM_DELNEXTHOP, RTM_NEWNEXTHOP
-from .rtnl_objects import Event, Kind, Link
+from .constants import AF_INET, AF_INET6
+from .nexthops import RTM_DELNEXTHOP, RTM_NEWNEXTHOP
+from .objects import Event, Kind, Link
 
 __all__ = ["MESSAGE_KINDS", "KIND_GROUPS", "KINDS", "Scope", "StateTracker", "followed_kinds"]
 

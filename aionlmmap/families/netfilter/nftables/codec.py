@@ -24,12 +24,12 @@ from typing import Any
 
 import attrs
 
-from ..attributes import AttributeBuilder, Attributes
-from ..constants import NFNL_SUBSYS_NFTABLES, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL
-from ..errors import DecodeError
-from ..message import Message
-from .nfnetlink import encode_nfgenmsg, parse_nfgenmsg
-from .nftables_expr import Expression, decode_expressions, encode_expressions, strip_dependencies
+from ....attributes import AttributeBuilder, Attributes
+from ....constants import NFNL_SUBSYS_NFTABLES, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL
+from ....errors import DecodeError
+from ....message import Message
+from ..nfnetlink import encode_nfgenmsg, parse_nfgenmsg
+from .expr import Expression, decode_expressions, encode_expressions, strip_dependencies
 
 __all__ = [
     "FAMILIES",
@@ -405,7 +405,7 @@ def _required(value: str | None, what: str) -> str:
 def encode_dump(kind: str, family: str | int = 0, *, table: str | None = None, name: str | None = None, chain: str | None = None) -> Message:
     """A dump request for tables, chains, sets, rules or elements (elements
     need ``family``, ``table`` and the set ``name``)."""
-    from ..constants import NLM_F_DUMP, NLM_F_REQUEST
+    from ....constants import NLM_F_DUMP, NLM_F_REQUEST
 
     builder = AttributeBuilder()
     kinds = {"tables": NFT_MSG_GETTABLE, "chains": NFT_MSG_GETCHAIN, "sets": NFT_MSG_GETSET, "rules": NFT_MSG_GETRULE,
@@ -603,7 +603,7 @@ def describe_offset(msg: Message, offset: int | None) -> str | None:
 
 
 def _walk(buffer: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    from ..attributes import iter_attributes
+    from ....attributes import iter_attributes
 
     return list(iter_attributes(buffer, start, end))
 

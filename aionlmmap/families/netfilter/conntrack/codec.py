@@ -17,10 +17,10 @@ import ipaddress
 import struct
 from typing import Any
 
-from ...attributes import AttributeBuilder, iter_attributes
-from ...constants import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST
-from ...errors import DecodeError
-from ...message import Message
+from ....attributes import AttributeBuilder, iter_attributes
+from ....constants import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST
+from ....errors import DecodeError
+from ....message import Message
 from ..nfnetlink import encode_nfgenmsg, nfnl_type
 from . import constants as c
 from .objects import Counters, CpuStats, Expectation, Flow, TableCount, Tuple

@@ -17,13 +17,13 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..attributes import AttributeBuilder
+from ...attributes import AttributeBuilder
 
 #: struct fib_rule_uid_range {u32 start, end}; struct fib_rule_port_range {u16 start, end}
 _UID_RANGE = struct.Struct("=II")
 _PORT_RANGE = struct.Struct("=HH")
-from .rtnl_codec import FIB_RULE_HDR, IFADDRMSG, IFINFOMSG, NDMSG, RTMSG, RTNEXTHOP, family_number
-from .rtnl_constants import (
+from .codec import FIB_RULE_HDR, IFADDRMSG, IFINFOMSG, NDMSG, RTMSG, RTNEXTHOP, family_number
+from .constants import (
     AF_INET,
     AF_INET6,
     AF_UNSPEC,

@@ -21,13 +21,13 @@ from typing import Any
 
 import attrs
 
-from .. import open as _open_ring  # aionlmmap.open
-from .._sys import NetnsSpec
-from ..attributes import AttributeBuilder, parse_attributes
-from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_ULOG, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
-from ..errors import DecodeError, NetlinkError
-from ..frames import RingConfig
-from ..message import Message
+from ... import open as _open_ring  # aionlmmap.open
+from ..._sys import NetnsSpec
+from ...attributes import AttributeBuilder, parse_attributes
+from ...constants import NETLINK_NETFILTER, NFNL_SUBSYS_ULOG, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
+from ...errors import DecodeError, NetlinkError
+from ...frames import RingConfig
+from ...message import Message
 from .nfnetlink import encode_nfgenmsg
 from .nfpacket import PacketAttributeNumbers, PacketFields
 

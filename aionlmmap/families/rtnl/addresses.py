@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .._extensions import speedups as _speedups
+from ..._extensions import speedups as _speedups
 
 __all__ = ["DECIMAL", "DOTTED", "ipv4_text", "ipv6_text"]
 

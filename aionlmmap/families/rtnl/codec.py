@@ -19,11 +19,11 @@ from typing import Any
 
 import attrs
 
-from .._extensions import speedups as _speedups
-from ..attributes import AttributeBuilder, parse_attributes
-from ..errors import DecodeError
-from .rtnl_addresses import ipv4_text, ipv6_text
-from .rtnl_constants import (
+from ..._extensions import speedups as _speedups
+from ...attributes import AttributeBuilder, parse_attributes
+from ...errors import DecodeError
+from .addresses import ipv4_text, ipv6_text
+from .constants import (
     AF_INET,
     AF_INET6,
     AF_UNSPEC,
@@ -98,16 +98,16 @@ from .rtnl_constants import (
     RTEXT_FILTER_SKIP_STATS,
     RTM_F_CLONED,
 )
-from .rtnl_link_values import decode_altnames, decode_details, decode_stats64
-from .rtnl_link_values import IFLA_PERM_ADDRESS, IFLA_PROTO_DOWN
-from .rtnl_objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_route, route_extra
-from .rtnl_route_layout import decode as _layout_decode
-from .rtnl_route_layout import is_known as _layout_known
-from .rtnl_route_layout import learn as _layout_learn
-from .rtnl_route_values import CACHEINFO, expires_seconds
-from .rtnl_route_values import metrics as route_metrics
-from .rtnl_route_values import via as route_via
-from .rtnl_route_values import encap as route_encap
+from .link_values import decode_altnames, decode_details, decode_stats64
+from .link_values import IFLA_PERM_ADDRESS, IFLA_PROTO_DOWN
+from .objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_route, route_extra
+from .route_layout import decode as _layout_decode
+from .route_layout import is_known as _layout_known
+from .route_layout import learn as _layout_learn
+from .route_values import CACHEINFO, expires_seconds
+from .route_values import metrics as route_metrics
+from .route_values import via as route_via
+from .route_values import encap as route_encap
 
 __all__ = [
     "IFINFOMSG",

@@ -50,14 +50,14 @@ from typing import Any
 
 import attrs
 
-from .. import open as _open_ring  # aionlmmap.open
-from .._extensions import speedups as _speedups
-from .._sys import NetnsSpec
-from ..attributes import AttributeBuilder, Attributes, parse_attributes
-from ..constants import NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
-from ..errors import DecodeError, NetlinkError
-from ..frames import RingConfig
-from ..message import Message
+from ... import open as _open_ring  # aionlmmap.open
+from ..._extensions import speedups as _speedups
+from ..._sys import NetnsSpec
+from ...attributes import AttributeBuilder, Attributes, parse_attributes
+from ...constants import NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
+from ...errors import DecodeError, NetlinkError
+from ...frames import RingConfig
+from ...message import Message
 from .nfpacket import PacketAttributeNumbers, PacketFields
 from .nfnetlink import (
     NF_ACCEPT,

@@ -32,10 +32,10 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from .._extensions import speedups as _speedups
-from ..constants import NLMSG_HDRLEN, RTM_NEWROUTE
-from .rtnl_addresses import DECIMAL, DOTTED, ipv6_text
-from .rtnl_constants import (
+from ..._extensions import speedups as _speedups
+from ...constants import NLMSG_HDRLEN, RTM_NEWROUTE
+from .addresses import DECIMAL, DOTTED, ipv6_text
+from .constants import (
     RTA_CACHEINFO,
     RTA_DST,
     RTA_GATEWAY,
@@ -48,8 +48,8 @@ from .rtnl_constants import (
     RTA_SRC,
     RTA_TABLE,
 )
-from .rtnl_route_values import CACHEINFO, expires_seconds, metrics
-from .rtnl_objects import _ROUTE_BUILDER_GLOBALS, Nexthop, Route, _route_builder_source, route_extra
+from .route_values import CACHEINFO, expires_seconds, metrics
+from .objects import _ROUTE_BUILDER_GLOBALS, Nexthop, Route, _route_builder_source, route_extra
 
 __all__ = ["decode", "learn", "is_known", "clear", "Decoder", "RouteDecoders", "RouteTexts"]
 
@@ -317,7 +317,7 @@ def _multipath(raw: bytes, buffer: Any, start: int, names: dict[int, str] | None
         known = cache.get(raw)
         if known is not None:
             return known
-    from .rtnl_codec import _decode_nexthops  # rtnl_codec imports this module
+    from .codec import _decode_nexthops  # rtnl_codec imports this module
 
     nexthops = _decode_nexthops(buffer, start, start + len(raw), names)
     if cache is not None and len(cache) < _MAX_TEMPLATES:

@@ -16,13 +16,13 @@ from typing import Any
 
 import attrs
 
-from ..attributes import parse_attributes
-from ..errors import DecodeError
-from .rtnl_addresses import ipv4_text, ipv6_text
-from .rtnl_constants import RT_SCOPE_UNIVERSE, RTPROT_UNSPEC, protocol_name, scope_name
-from .rtnl_objects import route_flag_names
-from .rtnl_route_values import USER_HZ
-from .rtnl_route_values import encap as route_encap
+from ...attributes import parse_attributes
+from ...errors import DecodeError
+from .addresses import ipv4_text, ipv6_text
+from .constants import RT_SCOPE_UNIVERSE, RTPROT_UNSPEC, protocol_name, scope_name
+from .objects import route_flag_names
+from .route_values import USER_HZ
+from .route_values import encap as route_encap
 
 __all__ = ["NexthopObject", "decode_nexthop", "nexthop_dump_request", "NHMSG", "RTM_NEWNEXTHOP", "RTM_DELNEXTHOP", "RTM_GETNEXTHOP"]
 

@@ -78,7 +78,7 @@ cdef int _bind_sockdiag() except -1:
     return 0
 
 
-cdef inline object _address_text(object text, object table, int family, const uint8_t *raw):
+cdef inline object _socket_address_text(object text, object table, int family, const uint8_t *raw):
     """text(family, raw) through its cache dict, as the reference's
     ``table.get(raw) or text(family, raw)``."""
     key = PyBytes_FromStringAndSize(<const char *>raw, 16)
@@ -147,10 +147,10 @@ def decode_inet_chunk(buffer, Py_ssize_t end, protocol, counts, text):
             # then inet_diag_sockid: sport, dport (big-endian), src[16],
             # dst[16], if, cookie[2]; then expires, rqueue, wqueue, uid, inode.
             if family != last_family or memcmp(message + 8, last_src, 16) != 0:
-                local = _address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 8)
+                local = _socket_address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 8)
                 memcpy(last_src, message + 8, 16)
             if family != last_family or memcmp(message + 24, last_dst, 16) != 0:
-                peer = _address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 24)
+                peer = _socket_address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 24)
                 memcpy(last_dst, message + 24, 16)
             last_family = family
             memcpy(&cookie, message + 44, 8)

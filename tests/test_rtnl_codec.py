@@ -365,3 +365,14 @@ def test_tracker_replace_yields_exactly_the_differences() -> None:
     changed = Route(family=2, table=254, dst="10.0.0.3", dst_len=32, priority=0, oif=2, dev="d0", flags=16)
     events = tracker.replace("route", [make_route("10.0.0.1"), changed, make_route("10.0.0.4")])
     assert events == [Event("del", "route", make_route("10.0.0.2")), Event("new", "route", changed), Event("new", "route", make_route("10.0.0.4"))]
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x02"])
+def test_a_short_rta_via_is_a_decode_error(raw: bytes) -> None:
+    # Found by test_fuzz_decoders: struct.error escaped from an RTA_VIA shorter
+    # than struct rtvia's u16 family.
+    from aionlmmap.errors import DecodeError
+    from aionlmmap.families.rtnl.route_values import via
+
+    with pytest.raises(DecodeError, match="RTA_VIA"):
+        via(raw)

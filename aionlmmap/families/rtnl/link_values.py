@@ -395,12 +395,13 @@ def vxlan_info_data(buffer: Any, table: dict[int, tuple[int, int]], names: dict[
         ttl = number(5, 1)
         if ttl is not None:
             out.append(("ttl", ttl))
-    label = number(26, 4, "big")
-    if label:
-        out.append(("label", f"{label:#x}"))
+    # iproute2's vxlan_print_opt prints df before the (IPv6-only) flow label.
     df = number(29, 1)
     if df is not None:
         out.append(("df", _VXLAN_DF.get(df, str(df))))
+    label = number(26, 4, "big")
+    if label:
+        out.append(("label", f"{label:#x}"))
     ageing = number(8, 4)
     if ageing is not None:
         out.append(("ageing", ageing))

@@ -15,6 +15,7 @@ import os
 import struct
 from typing import Any
 
+from ...errors import DecodeError
 from .addresses import ipv4_text, ipv6_text
 from .constants import (
     AF_INET,
@@ -102,6 +103,8 @@ def metrics(raw: bytes) -> tuple[tuple[str, Any], ...]:
 
 def via(raw: bytes) -> tuple[str, str]:
     """struct rtvia {u16 family; u8 addr[]} -> (family name, address)."""
+    if len(raw) < _FAMILY.size:
+        raise DecodeError(f"RTA_VIA of {len(raw)} bytes is shorter than struct rtvia's family (2 bytes)")
     (family,) = _FAMILY.unpack_from(raw)
     address = raw[2:]
     if family == AF_INET and len(address) == 4:

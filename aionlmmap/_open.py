@@ -26,8 +26,7 @@ DEFAULT_GROUP_RCVBUF = 1024 * 1024
 #: in every run, docs/uring.md) AND the whole suite passes with it as the
 #: default, which it does not yet: datagrams
 #: larger than a frame are truncated where emulated delivers them as COPY
-#: frames, and Ring.fileno() is the io_uring fd, not the socket
-#: (families/_drops.py dups it as a socket). See docs/uring.md.
+#: frames. See docs/uring.md.
 AUTO_PREFERS_URING = False
 
 

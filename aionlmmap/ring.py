@@ -146,7 +146,10 @@ class Ring(Drainer, Requester, Transmitter):
         return self._closed
 
     def fileno(self) -> int:
-        return self._fd
+        """The netlink socket's fd (for getsockopt/setsockopt, SO_MEMINFO...).
+        Not always the fd the loop watches: the uring backend is woken
+        through its io_uring fd."""
+        return int(self._sock.fileno())
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

@@ -677,3 +677,24 @@ async def test_a_dump_behind_a_dry_ring_of_unread_notifications_gets_its_answer(
                     names.append(msg)
                 if len(names) == 20:
                     break
+
+
+@pytest.mark.parametrize("backend", ["emulated", "uring"])
+async def test_fileno_is_the_netlink_socket_on_every_backend(netns: str, backend: str) -> None:
+    # On uring the loop watches the io_uring fd; Ring.fileno() used to return
+    # it, so DropWatch (families/_drops.py, the conntrack monitor's check for
+    # silent congestion drops) dup'ed it as a socket and failed with ENOTSOCK.
+    from aionlmmap.families._drops import DropWatch
+
+    async with aionlmmap.open(netns=netns, backend=backend) as ring:
+        sock = socket.socket(fileno=os.dup(ring.fileno()))
+        try:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == 0  # NETLINK_ROUTE
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_RAW
+        finally:
+            sock.close()
+        watch = DropWatch(ring.fileno())
+        try:
+            assert watch.available
+        finally:
+            watch.close()

@@ -20,7 +20,6 @@ family, except where :data:`CROSS_FAMILY` names it
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 from types import ModuleType
@@ -70,7 +69,10 @@ def moved_to(fullname: str) -> str | None:
     return None
 
 
-class _Alias(importlib.abc.Loader):
+# The loader and finder protocols are duck-typed (PEP 451): subclassing
+# importlib.abc would import importlib.resources, and with it tempfile and
+# shutil (bz2, lzma, random), into every one-shot CLI command.
+class _Alias:
     """Loads an old path as the module already imported at its new path."""
 
     def __init__(self, target: str) -> None:
@@ -85,7 +87,7 @@ class _Alias(importlib.abc.Loader):
         pass  # already executed under its new name
 
 
-class _MovedFinder(importlib.abc.MetaPathFinder):
+class _MovedFinder:
     """Resolves the old flat paths (``aionlmmap.families.rtnl_objects``,
     ``aionlmmap.families.conntrack.client`` ...) to the moved modules."""
 

@@ -20,7 +20,6 @@ family, except where :data:`CROSS_FAMILY` names it
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 from types import ModuleType
@@ -70,7 +69,15 @@ def moved_to(fullname: str) -> str | None:
     return None
 
 
-class _Alias(importlib.abc.Loader):
+# _Alias and _MovedFinder implement the loader and meta path finder
+# protocols without subclassing importlib.abc's classes: importing
+# importlib.abc loads importlib.resources (tempfile, shutil, pathlib,
+# random...), ~15 ms of every `aionlmmap dump sockets` on an installed copy.
+# The import system only calls the methods (find_spec, create_module,
+# exec_module), it never checks the base class.
+
+
+class _Alias:
     """Loads an old path as the module already imported at its new path."""
 
     def __init__(self, target: str) -> None:
@@ -85,7 +92,7 @@ class _Alias(importlib.abc.Loader):
         pass  # already executed under its new name
 
 
-class _MovedFinder(importlib.abc.MetaPathFinder):
+class _MovedFinder:
     """Resolves the old flat paths (``aionlmmap.families.rtnl_objects``,
     ``aionlmmap.families.conntrack.client`` ...) to the moved modules."""
 

@@ -7,15 +7,21 @@ under the fd limit), then the same dump by each contestant, best of
 
 - ``ss -tanH``: process wall time (``ip netns exec NS ss -tanH > /dev/null``)
 - ``aionlmmap dump sockets -t --json``: process wall time, the same way
-  (the command reads its one dump without an event loop: sock_diag.oneshot)
+  (the command reads its one dump without an event loop: sock_diag.oneshot),
+  of an *installed* copy, as a user runs it: the ``aionlmmap`` script of a
+  fresh venv where ``pip install`` put this tree (byte-compiled, no
+  PYTHONDONTWRITEBYTECODE), or of ``--python VENV/bin/python``'s venv. The
+  dev venv's editable install is not what users run: its finder (a .pth
+  file) imports pathlib, urllib and ipaddress at every start (~13 ms).
+  ``python -c pass`` of the same interpreter is the floor.
 - ``aionlmmap sock_diag.inet("tcp")``: in-process time to stream every
   socket into InetSocket objects (and with ``to_json()``)
 - pyroute2 ``DiagSocket.get_sock_stats``: in-process time, the same dump
 
-The package is byte-compiled first (``compileall``), as ``pip install``
-does: with PYTHONDONTWRITEBYTECODE set, every CLI run would otherwise
-compile its modules again, which no installed copy does. Each record names
-the core in use (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
+The in-process contestants use this tree (PYTHONPATH), byte-compiled
+first (``compileall``). Each record names the core in use
+(``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python) and the CLI record the
+interpreter it ran.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -81,20 +88,35 @@ print(json.dumps(best))
 """
 
 
-def wall(argv: list[str], repeat: int) -> float:
+def wall(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env=env)
         best = min(best, time.perf_counter() - started)
     return best
 
 
-def _core(env: dict[str, str]) -> str:
-    return subprocess.run([sys.executable, "-c", "from aionlmmap import _extensions; print(_extensions.CORE)"], capture_output=True, text=True, env=env, check=True).stdout.strip()
+def _core(env: dict[str, str], python: str = sys.executable) -> str:
+    return subprocess.run([python, "-c", "from aionlmmap import _extensions; print(_extensions.CORE)"], capture_output=True, text=True, env=env, check=True).stdout.strip()
 
 
-def run_size(total: int, repeat: int) -> list[dict[str, Any]]:
+def _user_env() -> dict[str, str]:
+    """The environment a user's shell has: no PYTHONDONTWRITEBYTECODE (set
+    in CI), no PYTHONPATH to this tree."""
+    return {name: value for name, value in os.environ.items() if name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+
+
+def install(root: str, directory: str) -> str:
+    """``python -m venv DIR && DIR/bin/pip install ROOT``: the interpreter of
+    a copy installed as a user installs it (pip byte-compiles it)."""
+    subprocess.run([sys.executable, "-m", "venv", directory], check=True, env=_user_env())
+    python = os.path.join(directory, "bin", "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", root], check=True, env=_user_env(), stdout=subprocess.DEVNULL)
+    return python
+
+
+def run_size(total: int, repeat: int, python: str) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     with namespace("sd") as ns:
         connections = total // 2
@@ -111,8 +133,13 @@ def run_size(total: int, repeat: int) -> list[dict[str, Any]]:
             base = {"sockets": total, "listed_by_ss": listed, "core": _core(env)}
             ss_seconds = wall([*ns.exec_prefix(), "ss", "-tanH"], repeat)
             records.append({**base, "contestant": "ss -tanH (process wall)", "seconds": round(ss_seconds, 4)})
-            cli_seconds = wall([*ns.exec_prefix(), "env", f"PYTHONPATH={os.getcwd()}", sys.executable, "-m", "aionlmmap", "dump", "sockets", "-t", "--json"], repeat)
-            records.append({**base, "contestant": "aionlmmap dump sockets -t --json (process wall)", "seconds": round(cli_seconds, 4), "vs_ss": round(cli_seconds / ss_seconds, 2)})
+            user = _user_env()
+            script = os.path.join(os.path.dirname(python), "aionlmmap")
+            installed = {"python": python, "core": _core(user, python)}
+            cli_seconds = wall([*ns.exec_prefix(), script, "dump", "sockets", "-t", "--json"], repeat, user)
+            records.append({**base, **installed, "contestant": "aionlmmap dump sockets -t --json (installed, process wall)", "seconds": round(cli_seconds, 4), "vs_ss": round(cli_seconds / ss_seconds, 2)})
+            bare_seconds = wall([*ns.exec_prefix(), python, "-c", "pass"], repeat, user)
+            records.append({**base, **installed, "contestant": "python -c pass (same interpreter, process wall)", "seconds": round(bare_seconds, 4), "vs_ss": round(bare_seconds / ss_seconds, 2)})
             results: dict[str, Any] = {}
             for which in ("aionlmmap", "pyroute2"):
                 out = subprocess.run([*ns.exec_prefix(), sys.executable, "-c", _IN_PROCESS, which, str(repeat)], capture_output=True, text=True, env=env, timeout=1800)
@@ -138,14 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sockets", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--python", help="interpreter of a venv where aionlmmap is installed (default: pip install this tree into a fresh venv)")
     args = parser.parse_args(argv)
     require_root()
     import aionlmmap
 
     compileall.compile_dir(os.path.dirname(aionlmmap.__file__), quiet=1)
-    for total in args.sockets:
-        for record in run_size(total, args.repeat):
-            print(json.dumps(record), flush=True)
+    with tempfile.TemporaryDirectory(prefix="aionlmmap-bench-venv-") as directory:
+        python = args.python or install(os.path.dirname(os.path.dirname(os.path.abspath(aionlmmap.__file__))), directory)
+        for total in args.sockets:
+            for record in run_size(total, args.repeat, python):
+                print(json.dumps(record), flush=True)
     return 0
 
 

@@ -24,9 +24,9 @@ DEFAULT_GROUP_RCVBUF = 1024 * 1024
 #: the emulated ring in dumps, storms and nfqueue (``python -m
 #: benchmarks.uring_syscalls``: within about 10% either way now, not ahead
 #: in every run, docs/uring.md) AND the whole suite passes with it as the
-#: default, which it does not yet: datagrams
-#: larger than a frame are truncated where emulated delivers them as COPY
-#: frames. See docs/uring.md.
+#: default. ``auto`` takes uring only for RX frames that hold a whole dump
+#: chunk (a larger datagram is lost there, reported as an overrun, where
+#: emulated delivers it as a COPY frame). See docs/uring.md.
 AUTO_PREFERS_URING = False
 
 
@@ -75,8 +75,12 @@ def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig, skip_i
         return UringBackend(sock, rx, tx)
     if name == "auto" and AUTO_PREFERS_URING:
         from .backends import _uring_sys
+        from .backends.uring import holds_a_dump_chunk
 
-        if _uring_sys.probe()[0]:
+        # Frames too small for a dump chunk stay with the emulated ring,
+        # which delivers a larger datagram as a COPY frame; on uring the
+        # receive has consumed it and it could only be reported lost.
+        if holds_a_dump_chunk(rx) and _uring_sys.probe()[0]:
             from .backends.uring import UringBackend
 
             try:

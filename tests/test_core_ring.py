@@ -16,6 +16,7 @@ import pytest
 
 import aionlmmap
 from aionlmmap import ClosedResourceError, Message, NetlinkError, OverrunError, RingConfig
+from aionlmmap._open import auto_backend
 from aionlmmap._sys import open_socket
 from aionlmmap.constants import (
     NETLINK_USERSOCK,
@@ -46,7 +47,7 @@ async def collect_links(ring: aionlmmap.Ring) -> list[str]:
 async def test_dump_links_sees_every_link(netns: str) -> None:
     ip(netns, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b")
     async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns) as ring:
-        assert ring.backend == "emulated"
+        assert ring.backend == auto_backend()[0]  # whichever auto picks here
         names = await collect_links(ring)
     assert sorted(names) == ["lo", "veth-a", "veth-b"]
 

@@ -22,7 +22,7 @@ import pytest
 from conftest import run
 
 import aionlmmap
-from aionlmmap import BackendUnavailableError, Message, OverrunError, RingConfig
+from aionlmmap import BackendUnavailableError, Message, OverrunError, RingConfig, _open
 from aionlmmap.backends import _uring_sys
 from aionlmmap.backends.uring import _PREFIX, _RECV, UringBackend
 from aionlmmap.constants import NLM_F_REQUEST, NLMSG_ERROR, RTNLGRP_LINK, RTM_NEWLINK
@@ -120,8 +120,6 @@ def test_info_lists_each_probe_step_and_its_answer() -> None:
 
 @pytest.mark.parametrize("prefers, works", [(True, True), (True, False), (False, True)])
 async def test_auto_follows_the_probe_and_the_switch(monkeypatch: pytest.MonkeyPatch, prefers: bool, works: bool) -> None:
-    from aionlmmap import _open
-
     monkeypatch.setattr(_open, "AUTO_PREFERS_URING", prefers)
     if not works:
         monkeypatch.setattr(_uring_sys, "_probe_result", (False, "io_uring_setup answered ENOSYS (test)"))
@@ -458,13 +456,30 @@ async def test_a_held_frame_stays_out_of_the_buffer_ring_while_later_ones_flow()
         held.release()
 
 
-async def test_a_datagram_larger_than_a_frame_is_counted_never_cut_short() -> None:
+async def test_a_datagram_larger_than_a_frame_is_a_loss_reported_in_its_place_never_cut_short() -> None:
+    # The multishot receive already consumed it (the kernel cut it to the
+    # buffer and set MSG_TRUNC): unlike emulated there is nothing left to
+    # read it whole from, so it is reported where it was, like an overrun.
     ring, uring = scripted_ring()
     async with ring:
-        uring.deliver(encode_message(RTM_NEWLINK, 0, 1, 0, bytes(6000)))
-        uring.deliver(newlink_event(2))
-        assert await receive_all(ring, 1) == [2]
+        uring.deliver(newlink_event(1))
+        uring.deliver(encode_message(RTM_NEWLINK, 0, 2, 0, bytes(6000)))
+        uring.deliver(newlink_event(3))
+        assert await receive_all(ring, 3) == [1, "overrun", 3]
         assert ring.stats.truncated == 1
+
+
+async def test_auto_takes_uring_only_for_frames_that_hold_a_whole_dump_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _uring_sys.probe()[0]:
+        pytest.fail("io_uring does not work here: this host cannot test the uring backend")
+    monkeypatch.setattr(_open, "AUTO_PREFERS_URING", True)
+    async with aionlmmap.open(aionlmmap.NETLINK_ROUTE) as ring:
+        assert ring.backend == "uring"
+    small = RingConfig.for_frames(frame_size=2048, frame_nr=8)
+    async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, rx=small) as ring:
+        # a 2 KiB frame cannot hold a dump chunk (up to 32 KiB): emulated
+        # delivers those as COPY frames, uring could only report them lost
+        assert ring.backend == "emulated"
 
 
 @pytest.mark.parametrize("result", [-errno.EPERM, 10], ids=["failed", "short"])

@@ -38,7 +38,13 @@ How it maps onto frames (the Ring above is unchanged):
   overrun there (``_catch_up``), then arm again. A socket overrun while the
   ring is dry stays in sk_err and comes out on the next receive.
 - A datagram larger than a frame's data area minus the prefix comes with
-  MSG_TRUNC: counted in ``truncated`` and delivered as an empty frame.
+  MSG_TRUNC: the receive already took it off the socket (the emulated
+  ring reads such a datagram whole behind the frame; here nothing is left
+  to read), so it is counted in ``truncated``, goes out as an empty frame
+  and is reported in its place like an overrun (``overrun_marks``): a
+  loss the reader hears of, never a datagram cut short or a silent gap.
+  ``auto`` takes uring only for frames that hold a whole dump chunk
+  (:func:`holds_a_dump_chunk`).
 - TX: the VALID TX frames go out as few datagrams as the emulated backend
   sends, one ``IORING_OP_SENDMSG`` each (an iovec per frame), all
   submitted, and waited for, with one ``io_uring_enter``.
@@ -115,6 +121,21 @@ class _UringRxRing(FrameRing):
         if self.starved:
             self.starved = False
             self.on_starved_release()
+
+
+#: The largest datagram a netlink dump sends: netlink_recvmsg caps
+#: max_recvmsg_len at SKB_WITH_OVERHEAD(32768), and netlink_dump allocates
+#: its skb no larger (a family's min_dump_alloc aside).
+DUMP_CHUNK_MAX = 32768
+
+
+def holds_a_dump_chunk(rx_config: RingConfig) -> bool:
+    """Whether every RX frame of ``rx_config`` takes a whole dump chunk
+    behind the receive prefix, wherever the prefix goes: what ``auto``
+    asks before it takes this backend, since a datagram larger than a
+    frame is lost here, where the emulated ring delivers it as a COPY
+    frame."""
+    return rx_config.data_size - _PREFIX >= DUMP_CHUNK_MAX
 
 
 def _next_power_of_two(value: int) -> int:
@@ -325,11 +346,14 @@ class UringBackend:
                     group = PKTINFO.unpack_from(payload)[0]
                 elif level == socket.SOL_SOCKET and kind == _SCM_CREDENTIALS:
                     _pid, uid, gid = UCRED.unpack_from(payload)
-            if flags & _MSG_TRUNC:
+            truncated = flags & _MSG_TRUNC
+            if truncated:
                 self.truncated += 1
                 nbytes = 0
             _pack_header_into(memory, offsets[index], VALID, nbytes, group, address[0] if address else 0, uid, gid)
             self.frames_produced += 1
+            if truncated:
+                self.overrun_marks.append(self.frames_produced)
             index = index + 1 if index + 1 < frame_nr else 0
         self._producer = rx.head = index
 
@@ -523,13 +547,19 @@ class UringBackend:
                 _pid, uid, gid = UCRED.unpack_from(memory, offset + _CMSG_HDR.size)
             offset += (length + 7) & ~7
         copied = res - _PREFIX
-        if msg_flags & _MSG_TRUNC or copied < payload_length or copied < 0:
-            # Larger than the frame: counted, handed on as an empty frame
-            # (released unread), never delivered cut short.
+        lost = msg_flags & _MSG_TRUNC or copied < payload_length or copied < 0
+        if lost:
+            # Larger than the frame: the receive consumed it, the rest is
+            # gone (io_recvmsg_multishot copies what fits and sets
+            # MSG_TRUNC). Counted, handed on as an empty frame (released
+            # unread), never delivered cut short, and reported in its
+            # place as a loss, as an overrun is.
             self.truncated += 1
             copied = 0
         _pack_header_into(self._memory, self.rx.offset(index), VALID, copied, group, sender, uid, gid)
         self.frames_produced += 1
+        if lost:
+            self.overrun_marks.append(self.frames_produced)
 
     def take_overrun(self) -> bool:
         return False  # placed in the stream through overrun_marks

@@ -44,6 +44,7 @@ from aionlmmap.families.rtnl_constants import (
     VETH_INFO_PEER,
 )
 from aionlmmap.families.rtnl_objects import Event, Route
+from aionlmmap.families.rtnl.route_values import USER_HZ
 from aionlmmap.families.rtnl_requests import (
     address_payload,
     link_add_payload,
@@ -138,13 +139,25 @@ def test_routes_with_metrics_and_cacheinfo_stay_on_the_layout_fast_path() -> Non
     by the learned layout, not skipped: the fast path must equal the walk."""
     for expires in (0, 30000, -250):
         rtnl_route_layout.clear()
-        cacheinfo = CACHEINFO.pack(1, 2, expires, 0, 5, 0, 0, 0)
+        # rt6_fill_node() of a FIB route: no dst, so clntref, lastuse and used are 0
+        cacheinfo = CACHEINFO.pack(0, 0, expires, 0, 0, 0, 0, 0)
         payload = route_message(family=10, dst=bytes(16), dst_len=64, oif=2, pref=0) + AttributeBuilder().add(12, cacheinfo).add(8, metrics_blob(mtu=1300)).build()
         walked = decode_route(payload, 0, len(payload), {2: "d0"})
         fast = rtnl_route_layout.decode(payload, 0, len(payload), {2: "d0"})
         assert fast is not None and fast == walked
         assert walked.expires == (None if expires == 0 else int(expires / 100))  # C division: toward zero
         assert list(walked.to_json()) == ["dst", "dev", "protocol", "flags"] + (["expires"] if expires else []) + ["metrics", "pref"]
+        assert walked.to_json(stats=True) == walked.to_json()
+        # a cached route's counters (ip -s: users, used, age): the layout
+        # learned from a FIB route declines it, the walk keeps them
+        cached = bytearray(payload)
+        cacheinfo_at = payload.index(struct.pack("=HH", 4 + CACHEINFO.size, 12) + cacheinfo) + 4
+        cached[cacheinfo_at : cacheinfo_at + CACHEINFO.size] = CACHEINFO.pack(3, 250, expires, 0, 7, 0, 0, 0)
+        assert rtnl_route_layout.decode(cached, 0, len(cached), {2: "d0"}) is None
+        route = decode_route(cached, 0, len(cached), {2: "d0"})
+        assert (route.extra.users, route.extra.used, route.extra.age) == (3, 7, 250 // USER_HZ)
+        assert list(route.to_json(stats=True))[-5:] == ["users", "used", "age", "metrics", "pref"] and "users" not in route.to_json()
+        assert route == walked  # counters take no part in equality
 
 
 def test_layouts_send_attributes_they_do_not_read_to_the_walk() -> None:

@@ -159,15 +159,19 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
             return
         elif attr_type == RTA_CACHEINFO and value_length == CACHEINFO.size:
             # rt6_fill_node() sends it with every IPv6 route: read
-            # rta_expires and rta_error, skip the counters (lastuse, used...
-            # differ from route to route and are not shown).
-            fmt += ["8x", "iI", "16x"]
+            # rta_expires and rta_error; the dst counters (clntref,
+            # lastuse, used: ``ip -s``'s users, age, used) are 0 for a FIB
+            # route (no dst), and a route with any is left to the generic
+            # walk (a check), so they are part of a text template's key.
+            fmt += ["II", "iI", "I", "12x"]
             ticks, error = f"{local}_expires", f"{local}_error"
-            targets += [ticks, error]
+            counters = [f"{local}_clntref", f"{local}_lastuse"]
+            targets += [*counters, ticks, error, f"{local}_used"]
+            checks.append(f"{counters[0]} or {counters[1]} or {local}_used")
             extra["expires"] = f"_expires_seconds({ticks}) if {ticks} else None"
             extra["error"] = f"{error} or None"
             extra_when.append(f"{ticks} != 0 or {error} != 0")
-            segments += [("skip", 8), ("key", 8), ("skip", 16)]
+            segments += [("key", 20), ("skip", 12)]
             position = value_offset + value_length
             continue
         elif attr_type == RTA_METRICS:

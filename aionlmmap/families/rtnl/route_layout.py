@@ -390,8 +390,9 @@ class _PerDump(Generic[T]):
         #: message at ``offset``, or None when it is not an RTM_NEWROUTE of
         #: this layout (then read its header and call :meth:`slow`).
         self.functions: dict[int, Callable[[Any, int], T | None]] = {}
-        #: payload length -> how many layouts its function tries
-        self._variants: dict[int, int] = {}
+        #: payload length -> each layout's function, in the order learned
+        #: (:meth:`walk` tries them; ``functions`` chains them)
+        self.variants: dict[int, tuple[Callable[[Any, int], T | None], ...]] = {}
 
     def _item(self, route: Route) -> T:
         raise NotImplementedError
@@ -407,9 +408,9 @@ class _PerDump(Generic[T]):
         item = self._item(self._decode_route(buffer, start, end, self._names))
         length = end - start
         learned = _key_segments.get(length)
-        if learned is not None and self._variants.get(length) != len(learned):
-            self.functions[length] = _chain([self._function(length, variant) for variant in range(len(learned))])
-            self._variants[length] = len(learned)
+        if learned is not None and len(self.variants.get(length, ())) != len(learned):
+            variants = self.variants[length] = tuple(self._function(length, variant) for variant in range(len(learned)))
+            self.functions[length] = _chain(list(variants))
         return item
 
     def walk(self, buffer: Any, body: int) -> list[T]:
@@ -419,10 +420,12 @@ class _PerDump(Generic[T]):
         After a route, the messages that follow are mostly of its layout
         (one kernel fill function made them all): its function is tried on
         each in turn, and as a function checks the nlmsghdr and every
-        nlattr header itself, no header is read here until one differs."""
+        nlattr header itself, no header is read here until one differs.
+        Where a length has several layouts, the one that decoded the
+        route is the one tried on the next messages."""
         items: list[T] = []
         append = items.append
-        functions = self.functions
+        all_variants = self.variants
         offset = 0
         while offset < body:
             length, msg_type = _LENGTH_AND_TYPE.unpack_from(buffer, offset)
@@ -430,12 +433,21 @@ class _PerDump(Generic[T]):
             offset = (offset + length + 3) & ~3
             if msg_type != RTM_NEWROUTE:
                 continue
-            function = functions.get(length - NLMSG_HDRLEN)
-            item = function(buffer, start) if function is not None else None
-            append(item if item is not None else self.slow(buffer, start + NLMSG_HDRLEN, start + length))
-            function = functions.get(length - NLMSG_HDRLEN)  # slow() may have made it
-            if function is None:
-                continue
+            item = None
+            variants = all_variants.get(length - NLMSG_HDRLEN)
+            if variants is not None:
+                for function in variants:
+                    item = function(buffer, start)
+                    if item is not None:
+                        break
+            if item is not None:
+                append(item)
+            else:
+                append(self.slow(buffer, start + NLMSG_HDRLEN, start + length))
+                variants = all_variants.get(length - NLMSG_HDRLEN)  # slow() may have made one
+                if variants is None:
+                    continue
+                function = variants[-1]
             step = offset - start
             last = body - length  # the last offset a message of this length fits at
             while offset <= last:

@@ -270,6 +270,10 @@ cdef object _decode_route_at(buffer, const uint8_t *data, Py_ssize_t start, Py_s
             pref = data[value]
         elif attr_type == RTA_CACHEINFO_:
             if size >= CACHEINFO_SIZE:
+                if _u32(data + value) or _u32(data + value + 4) or _u32(data + value + 16):
+                    # a cached route's dst counters (users, age, used):
+                    # the reference's RouteExtra case
+                    return _pure_decode_route(buffer, start, end, names)
                 memcpy(&ticks, data + value + 8, 4)
                 cache_error = _u32(data + value + 12)
                 cacheinfo = True
@@ -379,7 +383,7 @@ cdef inline bint _is_small(object value, long low, long high):
     return type(value) is int and low <= <long>value <= high
 
 
-def route_to_json(self, details=False):
+def route_to_json(self, details=False, stats=False):
     """Twin of ``Route.to_json`` (installed as that method): the dict is
     built in C for a route as a dump makes it; a route with details asked,
     with extra attributes printed before "flags", a cached IPv4 route, or
@@ -390,8 +394,8 @@ def route_to_json(self, details=False):
     cdef dict out
     if _Route is None:
         _bind_routes()
-    if type(self) is not _Route or details:
-        return _pure_route_to_json(self, details)
+    if type(self) is not _Route or details or stats:
+        return _pure_route_to_json(self, details, stats)
     for index in range(ROUTE_FIELD_COUNT):
         fields[index] = aionlmmap_get_slot(self, _route_slot[index])  # borrowed: self holds them
         if fields[index] == NULL:

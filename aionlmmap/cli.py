@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--netns", metavar="NAME", help="network namespace (name from `ip netns`, or a path)")
     common.add_argument("--json", action="store_true", help="JSON output with `ip -j` keys")
     common.add_argument("-d", "--details", action="store_true", help="details, as `ip -d` (routes: type, table, protocol, scope always; links: linkinfo...)")
-    common.add_argument("-s", "--stats", action="count", default=0, help="statistics, as `ip -s` (links: stats64, twice: error counters too; neighbours: refcnt, used/confirmed/updated, probes)")
+    common.add_argument("-s", "--stats", action="count", default=0, help="statistics, as `ip -s` (links: stats64, twice: error counters too; neighbours: refcnt, used/confirmed/updated, probes; routes: a cached route's users, used, age)")
     family = common.add_mutually_exclusive_group()
     family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
     family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
@@ -189,19 +189,20 @@ async def _dump(args: argparse.Namespace, out: TextIO) -> int:
             if args.json:
                 # print_route() shows "table" only when every table is listed
                 drop_table = args.table != "all"
-                out.write("[" + ",".join(_items_text(route.to_json_items(args.details), drop_table) for route in cached) + "]\n")
+                items = (route.to_json_items(args.details, stats=bool(args.stats)) for route in cached)
+                out.write("[" + ",".join(_items_text(item, drop_table) for item in items) + "]\n")
                 out.flush()
                 return 0
-            objects = [route.to_json(args.details) for route in cached]
+            objects = [route.to_json(args.details, bool(args.stats)) for route in cached]
             rows = [_route_row(item) for item in objects]
         elif kind == "routes" and args.json:
             # Streamed: a 100,000-route table never sits in memory whole.
             nh_info = {nexthop.id: nexthop.to_json(details=True) for nexthop in await _nexthops(nl)} if args.details else None
-            await _write_routes_json(nl, args.family, args.table, out, details=args.details, nh_info=nh_info)
+            await _write_routes_json(nl, args.family, args.table, out, details=args.details, nh_info=nh_info, stats=bool(args.stats))
             out.flush()
             return 0
         elif kind == "routes":
-            objects, rows = await _route_rows(nl, args.family, args.table, args.details)
+            objects, rows = await _route_rows(nl, args.family, args.table, args.details, bool(args.stats))
         elif args.table is not None or args.cache:
             raise ValueError(f"{'--table' if args.table is not None else '--cache'} applies to routes only")
         elif kind == "links":
@@ -247,11 +248,11 @@ def _route_query(family: int | None, table: str | None) -> tuple[int | None, Any
     return family, table_value
 
 
-async def _route_json(nl: Any, family: int | None, table: str | None, details: bool = False) -> AsyncIterator[dict[str, Any]]:
+async def _route_json(nl: Any, family: int | None, table: str | None, details: bool = False, stats: bool = False) -> AsyncIterator[dict[str, Any]]:
     family, table_value = _route_query(family, table)
     drop_table = table_value != "all"
     async for route in nl.routes(family, table_value):
-        item = route.to_json(details) if details else route.to_json()
+        item = route.to_json(details, stats) if details or stats else route.to_json()
         if drop_table:
             item.pop("table", None)
         yield item
@@ -273,13 +274,14 @@ async def _cached_routes(nl: Any, family: int | None, table: str | None) -> list
     ]
 
 
-async def _route_rows(nl: Any, family: int | None, table: str | None, details: bool = False) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    to_json = [item async for item in _route_json(nl, family, table, details)]
+async def _route_rows(nl: Any, family: int | None, table: str | None, details: bool = False, stats: bool = False) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    to_json = [item async for item in _route_json(nl, family, table, details, stats)]
     return to_json, [_route_row(item) for item in to_json]
 
 
 async def _write_routes_json(
-    nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096, details: bool = False, nh_info: dict[int, Any] | None = None
+    nl: Any, family: int | None, table: str | None, out: TextIO, chunk_size: int = 4096, details: bool = False, nh_info: dict[int, Any] | None = None,
+    stats: bool = False,
 ) -> None:
     """The text ``ip -j route show`` prints, streamed in chunks: JSON arrays
     with compact separators are ``[`` + the items joined by ``,`` + ``]``,
@@ -287,7 +289,7 @@ async def _write_routes_json(
     (without "table" unless every table is shown), made by
     ``nl._route_texts`` straight from the dump messages."""
     family, table_value = _route_query(family, table)
-    render = _route_renderer(drop_table=table_value != "all", details=details, nh_info=nh_info)
+    render = _route_renderer(drop_table=table_value != "all", details=details, nh_info=nh_info, stats=stats)
     out.write("[")
     separator = ""
     async for texts in nl._route_texts(family, table_value, render, chunk_size):
@@ -297,7 +299,7 @@ async def _write_routes_json(
     out.write("]\n")
 
 
-def _route_renderer(drop_table: bool, details: bool, nh_info: dict[int, Any] | None = None) -> Callable[[Any], str]:
+def _route_renderer(drop_table: bool, details: bool, nh_info: dict[int, Any] | None = None, stats: bool = False) -> Callable[[Any], str]:
     """``render(route)``: one route's compact JSON text as ip writes it.
 
     print_route() shows "table" only when every table is listed (its
@@ -308,7 +310,7 @@ def _route_renderer(drop_table: bool, details: bool, nh_info: dict[int, Any] | N
     def render(route: Any) -> str:
         if route.extra is not None or details:
             info = nh_info.get(route.nhid) if nh_info and route.nhid is not None else None
-            return _items_text(route.to_json_items(details, info), drop_table)
+            return _items_text(route.to_json_items(details, info, stats), drop_table)
         item = route.to_json()
         if drop_table:
             item.pop("table", None)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from aionlmmap import DecodeError
 from aionlmmap.attributes import AttributeBuilder, parse_attributes
-from aionlmmap.families import rtnl_route_layout
+from aionlmmap.families import rtnl_codec, rtnl_route_layout
 from aionlmmap.families.rtnl_codec import (
     IFINFOMSG,
     RTMSG,
@@ -44,6 +44,7 @@ from aionlmmap.families.rtnl_constants import (
     VETH_INFO_PEER,
 )
 from aionlmmap.families.rtnl_objects import Event, Route
+from aionlmmap.families.rtnl.route_values import USER_HZ
 from aionlmmap.families.rtnl_requests import (
     address_payload,
     link_add_payload,
@@ -121,6 +122,7 @@ def metrics_blob(**members: int | bytes) -> bytes:
 
 
 CACHEINFO = struct.Struct("=IIiIIIII")
+pure_walk = rtnl_codec._pure_decode_route
 
 
 def test_route_metrics_are_shown_as_ip_shows_them() -> None:
@@ -138,13 +140,25 @@ def test_routes_with_metrics_and_cacheinfo_stay_on_the_layout_fast_path() -> Non
     by the learned layout, not skipped: the fast path must equal the walk."""
     for expires in (0, 30000, -250):
         rtnl_route_layout.clear()
-        cacheinfo = CACHEINFO.pack(1, 2, expires, 0, 5, 0, 0, 0)
+        # rt6_fill_node() of a FIB route: no dst, so clntref, lastuse and used are 0
+        cacheinfo = CACHEINFO.pack(0, 0, expires, 0, 0, 0, 0, 0)
         payload = route_message(family=10, dst=bytes(16), dst_len=64, oif=2, pref=0) + AttributeBuilder().add(12, cacheinfo).add(8, metrics_blob(mtu=1300)).build()
         walked = decode_route(payload, 0, len(payload), {2: "d0"})
         fast = rtnl_route_layout.decode(payload, 0, len(payload), {2: "d0"})
         assert fast is not None and fast == walked
         assert walked.expires == (None if expires == 0 else int(expires / 100))  # C division: toward zero
         assert list(walked.to_json()) == ["dst", "dev", "protocol", "flags"] + (["expires"] if expires else []) + ["metrics", "pref"]
+        assert walked.to_json(stats=True) == walked.to_json()
+        # a cached route's counters (ip -s: users, used, age): the layout
+        # learned from a FIB route declines it, the walk keeps them
+        cached = bytearray(payload)
+        cacheinfo_at = payload.index(struct.pack("=HH", 4 + CACHEINFO.size, 12) + cacheinfo) + 4
+        cached[cacheinfo_at : cacheinfo_at + CACHEINFO.size] = CACHEINFO.pack(3, 250, expires, 0, 7, 0, 0, 0)
+        assert rtnl_route_layout.decode(cached, 0, len(cached), {2: "d0"}) is None
+        route = decode_route(cached, 0, len(cached), {2: "d0"})
+        assert (route.extra.users, route.extra.used, route.extra.age) == (3, 7, 250 // USER_HZ)
+        assert list(route.to_json(stats=True))[-5:] == ["users", "used", "age", "metrics", "pref"] and "users" not in route.to_json()
+        assert route == walked  # counters take no part in equality
 
 
 def test_layouts_send_attributes_they_do_not_read_to_the_walk() -> None:
@@ -154,7 +168,7 @@ def test_layouts_send_attributes_they_do_not_read_to_the_walk() -> None:
     rtnl_route_layout.clear()
     payload = route_message(oif=2) + AttributeBuilder().add_u32(11, 3 << 16 | 4).build()  # RTA_FLOW
     route = decode_route(payload, 0, len(payload), {2: "d0"})
-    assert rtnl_route_layout.is_known(len(payload)) and rtnl_route_layout.decode(payload, 0, len(payload), None) is None
+    assert len(payload) in rtnl_route_layout._layouts and rtnl_route_layout.decode(payload, 0, len(payload), None) is None
     assert route.to_json()["flow"] == {"from": "3", "to": "4"}
 
 
@@ -203,23 +217,54 @@ def test_layout_fast_path_decodes_exactly_like_the_walk(family: int, data: st.Da
     names = {index: f"if{index}x" for index in range(1, 51)}
     rtnl_route_layout.clear()
     walked = decode_route(payload, 0, len(payload), names)  # generic walk, learns the layout
-    assert rtnl_route_layout.is_known(len(payload))
+    assert rtnl_route_layout._layouts.get(len(payload)) is not None
     fast = rtnl_route_layout.decode(payload, 0, len(payload), names)
     assert fast is not None and fast == walked
     assert fast.to_json() == walked.to_json()
 
 
 def test_layout_is_not_trusted_when_a_header_differs() -> None:
+    # the reference decoder learns layouts (the compiled one keeps the first per length)
     rtnl_route_layout.clear()
     first = route_message(priority=5, oif=2)
-    decode_route(first, 0, len(first), {})
+    pure_walk(first, 0, len(first), {})
     # Same length, different attribute order: the header check must reject the layout.
     swapped = bytearray(first)
     builder = AttributeBuilder().add_u32(RTA_TABLE, 254).add(RTA_DST, b"\x0a\x00\x01\x02").add_u32(RTA_OIF, 5).add_u32(RTA_PRIORITY, 2)
     swapped[12:] = builder.build()
     assert rtnl_route_layout.decode(bytes(swapped), 0, len(swapped), {}) is None
-    route = decode_route(bytes(swapped), 0, len(swapped), {})
+    route = pure_walk(bytes(swapped), 0, len(swapped), {})
     assert (route.oif, route.priority) == (5, 2)
+    # ... and the walk learned the second layout of that length: both decode
+    # by layout now, each only its own kind (issue 16: a local-table route
+    # and a metric-0 static route often share a length)
+    assert rtnl_route_layout.decode(bytes(swapped), 0, len(swapped), {}) == route
+    assert rtnl_route_layout.decode(first, 0, len(first), {}) == pure_walk(first, 0, len(first), {})
+    assert len(rtnl_route_layout._decoders[len(first)]) == 2
+
+
+def test_a_length_keeps_a_bounded_number_of_layouts() -> None:
+    """Every order of four u32 attributes has one length: the length keeps
+    _MAX_VARIANTS layouts, then stops learning, and every route still
+    decodes as the walk decodes it."""
+    rtnl_route_layout.clear()
+    orders = [(RTA_TABLE, RTA_OIF, RTA_PRIORITY, RTA_DST), (RTA_OIF, RTA_TABLE, RTA_PRIORITY, RTA_DST), (RTA_PRIORITY, RTA_OIF, RTA_TABLE, RTA_DST),
+              (RTA_DST, RTA_OIF, RTA_PRIORITY, RTA_TABLE), (RTA_DST, RTA_TABLE, RTA_PRIORITY, RTA_OIF), (RTA_OIF, RTA_DST, RTA_PRIORITY, RTA_TABLE)]  # fmt: skip
+    payloads = []
+    for index, order in enumerate(orders):
+        builder = AttributeBuilder()
+        for attr_type in order:
+            if attr_type == RTA_DST:
+                builder.add(attr_type, bytes([10, 0, 0, index]))
+            else:
+                builder.add_u32(attr_type, 100 + index)
+        payloads.append(route_message(family=2, dst_len=32)[:12] + builder.build())
+    assert len({len(payload) for payload in payloads}) == 1
+    walked = [pure_walk(payload, 0, len(payload), {}) for payload in payloads]
+    assert rtnl_route_layout.is_known(len(payloads[0])) and len(rtnl_route_layout._decoders[len(payloads[0])]) == rtnl_route_layout._MAX_VARIANTS
+    for payload, route in zip(payloads, walked):
+        assert pure_walk(payload, 0, len(payload), {}) == route and route.priority == route.table
+    assert [rtnl_route_layout.decode(payload, 0, len(payload), {}) is not None for payload in payloads] == [True] * 4 + [False] * 2
 
 
 @pytest.mark.parametrize(
@@ -233,7 +278,7 @@ def test_layout_is_not_trusted_when_a_header_differs() -> None:
 )
 def test_malformed_route_raises_decode_error(payload: bytes) -> None:
     with pytest.raises(DecodeError):
-        decode_route(payload, 0, len(payload), {})
+        pure_walk(payload, 0, len(payload), {})
 
 
 def test_malformed_link_and_address_raise_decode_error() -> None:

@@ -139,6 +139,8 @@ def _ours(netns: str, *args: str) -> str:
 
 
 _EXPIRES = re.compile(r'"expires":(\d+)')
+_AGE = re.compile(r'"age":(\d+)')
+_TICKING = re.compile(r'"(expires|age)":\d+')
 
 
 def assert_same_text(ours: str, theirs: str, context: str, theirs_after: str | None = None) -> None:
@@ -147,11 +149,17 @@ def assert_same_text(ours: str, theirs: str, context: str, theirs_after: str | N
     after (``theirs_after``, taken once ours is done), a second either way."""
     if ours == theirs:
         return
-    assert _EXPIRES.sub('"expires":_', ours) == _EXPIRES.sub('"expires":_', theirs), context + _first_difference(ours, theirs)
+    assert _TICKING.sub(r'"\1":_', ours) == _TICKING.sub(r'"\1":_', theirs), context + _first_difference(ours, theirs)
+    assert _EXPIRES.sub('"expires":_', _AGE.sub('"age":_', ours)) == _EXPIRES.sub('"expires":_', _AGE.sub('"age":_', theirs)), context
     after = _EXPIRES.findall(theirs_after) if theirs_after is not None else None
     for index, (mine, their) in enumerate(zip(_EXPIRES.findall(ours), _EXPIRES.findall(theirs))):
         low = int(after[index]) if after is not None and index < len(after) else int(their) - 2
         assert low - 1 <= int(mine) <= int(their) + 1, context
+    # a cached route's "age" (ip -s) counts up: ours lies between ip's before and after
+    after = _AGE.findall(theirs_after) if theirs_after is not None else None
+    for index, (mine, their) in enumerate(zip(_AGE.findall(ours), _AGE.findall(theirs))):
+        high = int(after[index]) if after is not None and index < len(after) else int(their) + 2
+        assert int(their) - 1 <= int(mine) <= high + 1, context
 
 
 def _first_difference(ours: str, theirs: str) -> str:
@@ -329,12 +337,17 @@ def test_dump_routes_cache_is_byte_identical_to_ip(netns: str) -> None:
                 break
         cached = json.loads(_ip_text(netns, "route", "show", "table", "all", "cache"))
         assert {route["dst"] for route in cached} == {"10.2.0.2", "2001:db8:2::2"}, cached
-        for cli_args, ip_args in [([], []), (["-6"], ["-6"]), (["--table", "all"], ["table", "all"]), (["-d"], ["-d"]), (["-d", "--table", "all"], ["-d", "table", "all"])]:
+        shapes = [([], []), (["-6"], ["-6"]), (["--table", "all"], ["table", "all"]), (["-d"], ["-d"]), (["-d", "--table", "all"], ["-d", "table", "all"])]
+        # ip -s: print_rta_cacheinfo()'s users, used, age of the cached routes
+        shapes += [(["-s"], ["-s"]), (["-s", "-6"], ["-s", "-6"]), (["-s", "-d", "--table", "all"], ["-s", "-d", "table", "all"])]
+        for cli_args, ip_args in shapes:
             ip_command = [arg for arg in ip_args if arg.startswith("-")] + ["route", "show"] + [arg for arg in ip_args if not arg.startswith("-")] + ["cache"]
             theirs = _ip_text(netns, *ip_command)
             ours = _ours(netns, "--cache", *cli_args)
             assert_same_text(ours, theirs, f"cache {cli_args}", _ip_text(netns, *ip_command))
         assert json.loads(_ours(netns, "--cache"))[0]["metrics"] == [{"mtu": 1300}]
+        stats = json.loads(_ours(netns, "--cache", "-s", "--table", "all"))
+        assert all("users" in route or "age" in route for route in stats), stats  # both exceptions were used by a ping
     finally:
         for name in (router, far):
             subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)

@@ -330,7 +330,9 @@ def route_payloads(draw: st.DrawFn) -> bytes:
         elif kind == 12:
             ticks = draw(st.sampled_from([0, 0, 1, 99, 100, 12345, -1, -250, -(1 << 31), (1 << 31) - 1]))
             error = draw(st.sampled_from([0, 0, 113, 0xFFFFFFFF]))
-            builder.add(kind, struct.pack("=IIiIIIII", 1, 2, ticks, error, 5, 6, 7, 8)[: draw(st.sampled_from([32, 32, 16]))])
+            # the dst counters (clntref, lastuse, used) are 0 for a FIB route, set for a cached one
+            counters = draw(st.sampled_from([(0, 0, 0), (0, 0, 0), (1, 2, 5), (2, 0, 0), (0, 250, 0), (0, 0, 7)]))
+            builder.add(kind, struct.pack("=IIiIIIII", counters[0], counters[1], ticks, error, counters[2], 6, 7, 8)[: draw(st.sampled_from([32, 32, 16]))])
         elif kind == 20:
             builder.add(kind, draw(st.sampled_from([b"\0", b"\1", b"\3", b"\7", b""])))
         elif kind == 18:
@@ -390,7 +392,8 @@ def routes(draw: st.DrawFn) -> Route:
     extra = draw(st.one_of(st.none(), st.builds(route_extra, expires=st.one_of(st.none(), st.integers(-5, 5)),
                                                 metrics=st.sampled_from([(), (("mtu", 1400),), (("ecn", None), ("rtt", 3))]),
                                                 mark=st.one_of(st.none(), st.integers(0, 3)), nhid=st.one_of(st.none(), st.just(4)),
-                                                error=st.one_of(st.none(), st.just(113)))))
+                                                error=st.one_of(st.none(), st.just(113)), users=st.one_of(st.none(), st.just(2)),
+                                                age=st.one_of(st.none(), st.integers(0, 9)), used=st.one_of(st.none(), st.just(5)))))
     hops = draw(st.lists(st.builds(Nexthop, ifindex=small, gateway=texts, weight=st.integers(1, 3), flags=st.sampled_from([0, 1, 0x40]),
                                    dev=texts, flow=st.one_of(st.none(), st.just(0x10002))), max_size=2))
     return Route(family=draw(st.sampled_from([2, 10, 0, 7, -1])), table=draw(small), dst=draw(texts), dst_len=draw(small), type=draw(small),
@@ -400,9 +403,9 @@ def routes(draw: st.DrawFn) -> Route:
 
 
 @settings(max_examples=400, deadline=None)
-@given(routes(), st.booleans())
-def test_to_json_twins_agree_on_any_route(route: Route, details: bool) -> None:
-    assert json_outcome(speedups.route_to_json, route, details) == json_outcome(pure_route_to_json, route, details)
+@given(routes(), st.booleans(), st.booleans())
+def test_to_json_twins_agree_on_any_route(route: Route, details: bool, stats: bool) -> None:
+    assert json_outcome(speedups.route_to_json, route, details, stats) == json_outcome(pure_route_to_json, route, details, stats)
     for hop in route.nexthops:
         assert json_outcome(speedups.nexthop_to_json, hop) == json_outcome(pure_nexthop_to_json, hop)
 

@@ -104,7 +104,7 @@ from .objects import Address, Link, Neighbour, Nexthop, Route, Rule, _build_rout
 from .route_layout import decode as _layout_decode
 from .route_layout import is_known as _layout_known
 from .route_layout import learn as _layout_learn
-from .route_values import CACHEINFO, expires_seconds
+from .route_values import CACHEINFO, USER_HZ, expires_seconds
 from .route_values import metrics as route_metrics
 from .route_values import via as route_via
 from .route_values import encap as route_encap
@@ -363,7 +363,7 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
     dst = src = gateway = prefsrc = None
     oif = priority = pref = None
     multipath = None
-    nhid = via = flow = mark = uid = expires = error = iif = None
+    nhid = via = flow = mark = uid = expires = error = iif = users = used = age = None
     metrics: tuple[tuple[str, Any], ...] = ()
     encap: tuple[tuple[str, Any], ...] = ()
     encap_type = 0
@@ -403,9 +403,14 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
             multipath = (value, value_end)
         elif attr_type == RTA_CACHEINFO:
             if value_end - value >= CACHEINFO.size:
-                _clntref, _lastuse, ticks, cache_error = CACHEINFO.unpack_from(buffer, value)[:4]
+                clntref, lastuse, ticks, cache_error, rta_used = CACHEINFO.unpack_from(buffer, value)[:5]
                 expires = expires_seconds(ticks) if ticks else None
                 error = cache_error or None
+                # rtnl_put_cacheinfo(): the dst's counters, 0 for a FIB
+                # route; print_rta_cacheinfo() shows lastuse / hz as "age"
+                users = clntref or None
+                used = rta_used or None
+                age = lastuse // USER_HZ if lastuse else None
         elif attr_type == RTA_METRICS:
             metrics = route_metrics(bytes(buffer[value:value_end]))
         elif attr_type == RTA_NH_ID:
@@ -448,9 +453,10 @@ def decode_route(buffer: Any, start: int, end: int, names: dict[int, str] | None
         src_len,
         pref,
         _decode_nexthops(buffer, multipath[0], multipath[1], names) if multipath is not None else (),
-        route_extra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+        route_extra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap, users, used, age)
         if nhid is not None or via is not None or flow is not None or mark is not None or uid is not None
         or expires is not None or error is not None or metrics or iif is not None or encap
+        or users is not None or used is not None or age is not None
         else None,
     )
     if spans is not None:

@@ -347,6 +347,14 @@ class RouteExtra:
     metrics: tuple[tuple[str, Any], ...] = ()  #: RTA_METRICS as ``ip -j`` names them: (("mtu", 1400), ("ecn", None), ...)
     iif: str | None = None  #: RTA_IIF's interface name (route lookups, multicast)
     encap: tuple[tuple[str, Any], ...] = ()  #: RTA_ENCAP as ``ip -j`` prints it: (("encap", "ip"), ("id", 5), ("dst", ...), ...)
+    #: RTA_CACHEINFO's counters of a cached route (a route exception, or a
+    #: route lookup's answer), when not 0: rta_clntref (the dst's
+    #: references, ``ip -s``'s "users"), rta_used ("used") and rta_lastuse
+    #: in seconds ("age"). rt6_fill_node() sends them as 0 for a FIB
+    #: route (no dst). Counters: no part of equality.
+    users: int | None = attrs.field(default=None, eq=False)
+    used: int | None = attrs.field(default=None, eq=False)
+    age: int | None = attrs.field(default=None, eq=False)
     #: Whether any of them prints before "flags" (nhid, encap, via), which
     #: takes to_json()'s general path; the others are appended to the fast one.
     early: bool = attrs.field(default=False, eq=False, repr=False)
@@ -363,14 +371,15 @@ _EXTRAS_MAX = 4096
 
 def route_extra(nhid: int | None = None, via: tuple[str, str] | None = None, flow: int | None = None, mark: int | None = None,
                 uid: int | None = None, expires: int | None = None, error: int | None = None, metrics: tuple[tuple[str, Any], ...] = (),
-                iif: str | None = None, encap: tuple[tuple[str, Any], ...] = ()) -> RouteExtra:  # fmt: skip
+                iif: str | None = None, encap: tuple[tuple[str, Any], ...] = (), users: int | None = None, used: int | None = None,
+                age: int | None = None) -> RouteExtra:  # fmt: skip
     """``RouteExtra(...)``, shared between routes with the same values: a
     table whose routes all carry ``mtu 1400`` then makes one, not one per
     route (attrs' frozen ``__init__`` costs a call per field)."""
-    key = (nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+    key = (nhid, via, flow, mark, uid, expires, error, metrics, iif, encap, users, used, age)
     extra = _EXTRAS.get(key)
     if extra is None:
-        extra = RouteExtra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap)
+        extra = RouteExtra(nhid, via, flow, mark, uid, expires, error, metrics, iif, encap, users, used, age)
         if len(_EXTRAS) < _EXTRAS_MAX:
             _EXTRAS[key] = extra
     return extra
@@ -478,17 +487,19 @@ class Route:
     iif = property(lambda self: self.extra.iif if self.extra is not None else None, doc="RTA_IIF's interface name")
     encap = property(lambda self: self.extra.encap if self.extra is not None else (), doc="RTA_ENCAP as ip -j prints it")
 
-    def to_json(self, details: bool = False) -> dict[str, Any]:
+    def to_json(self, details: bool = False, stats: bool = False) -> dict[str, Any]:
         """The object ``ip -j route show table all`` prints for this route
         (``details``: ``ip -j -d``, which also prints the default type,
-        table, protocol and scope), keys in print_route()'s order."""
+        table, protocol and scope; ``stats``: ``ip -j -s``, which adds a
+        cached route's "users", "used" and "age"), keys in print_route()'s
+        order."""
         # Runs once per route of a dump, so it is written for CPython's
         # bytecode: a field that is usually None is tested where it is read
         # (`if self.x is not None` is one POP_JUMP_IF_NONE) and read again
         # only when set; fields usually set are read once into a local.
         extra = self.extra
-        if details or (extra is not None and extra.early):
-            return self._to_json_full(details)
+        if details or (extra is not None and (extra.early or stats)):
+            return self._to_json_full(details, stats)
         route_type = self.type
         out: dict[str, Any] = {} if route_type == RTN_UNICAST else {"type": ROUTE_TYPE_NAMES[route_type] if route_type < 12 else str(route_type)}
         family = self.family
@@ -539,13 +550,13 @@ class Route:
             out["nexthops"] = [nexthop.to_json() for nexthop in self.nexthops]
         return out
 
-    def _to_json_full(self, details: bool) -> dict[str, Any]:
+    def _to_json_full(self, details: bool, stats: bool = False) -> dict[str, Any]:
         """to_json() of a route with rare attributes, or with details."""
         # dict() of the pairs keeps a repeated key where it came first, with
         # its last value: what json.loads() makes of ip's own output.
-        return dict(self.to_json_items(details))
+        return dict(self.to_json_items(details, stats=stats))
 
-    def to_json_items(self, details: bool = False, nh_info: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+    def to_json_items(self, details: bool = False, nh_info: dict[str, Any] | None = None, stats: bool = False) -> list[tuple[str, Any]]:
         """Every key print_route() prints, in its order, as (key, value)
         pairs. A key may repeat: ``ip -j`` prints an ``encap ip`` route's
         tunnel ``dst`` (and ``src``, ``tos``) after the route's own, so its
@@ -599,7 +610,7 @@ class Route:
         out["flags"] = route_flag_names(flags)
         if flags & RTM_F_CLONED and self.family == AF_INET:
             extra = attrs.evolve(extra, cache=tuple(name for bit, name in CACHE_FLAG_NAMES if flags & bit))
-        _late_keys(out, extra)
+        _late_keys(out, extra, stats)
         if self.pref is not None:
             out["pref"] = ROUTE_PREF_NAMES.get(self.pref) or str(self.pref)
         if nh_info is not None and details and extra.nhid is not None:
@@ -609,8 +620,9 @@ class Route:
         return out.items
 
 
-def _late_keys(out: Any, extra: RouteExtra) -> None:
-    """The keys print_route() prints between "flags" and "pref"."""
+def _late_keys(out: Any, extra: RouteExtra, stats: bool = False) -> None:
+    """The keys print_route() prints between "flags" and "pref"
+    (``stats``: with ``ip -s``, print_rta_cacheinfo()'s counters)."""
     if extra.mark:
         out["mark"] = extra.mark
     if extra.flow is not None:
@@ -623,6 +635,14 @@ def _late_keys(out: Any, extra: RouteExtra) -> None:
         out["expires"] = extra.expires
     if extra.error is not None:
         out["error"] = extra.error
+    if stats:
+        # print_rta_cacheinfo(): each only when not 0, in this order
+        if extra.users is not None:
+            out["users"] = extra.users
+        if extra.used is not None:
+            out["used"] = extra.used
+        if extra.age is not None:
+            out["age"] = extra.age
     if extra.metrics:
         out["metrics"] = [dict(extra.metrics)]  # a new dict: callers may change it
     if extra.iif is not None:

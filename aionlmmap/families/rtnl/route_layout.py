@@ -69,15 +69,27 @@ _NLATTR_WORD = struct.Struct("=I")
 #: nlmsg_len and nlmsg_type, the start of a RouteTexts key
 _LENGTH_AND_TYPE = struct.Struct("=IH")
 
-#: payload length -> decoder, or None for a length the generic walk keeps
+#: Layouts per payload length: routes of different kinds can have the same
+#: length (a local-table route's RTA_TABLE, RTA_DST, RTA_OIF, RTA_PREFSRC
+#: and a static route's RTA_TABLE, RTA_DST, RTA_GATEWAY, RTA_OIF), so a
+#: length keeps up to this many, each guarded by its own header checks
+#: (the attribute type sequence), tried in the order learned.
+_MAX_VARIANTS = 4
+#: payload length -> decoder (trying each layout of that length), or None
+#: for a length the generic walk keeps
 _layouts: dict[int, Decoder | None] = {}
-#: payload length -> ``decode(buffer, offset)`` of a whole message, and its
-#: globals (RouteDecoders binds ``_names`` in a copy)
-_message_decoders: dict[int, tuple[Any, dict[str, Any]]] = {}
-#: payload length -> what RouteTexts reads of a message (see learn()), and
-#: the code of its text function with its unpack, compiled on first use
-_key_segments: dict[int, list[tuple[str, int]]] = {}
-_text_codes: dict[int, tuple[CodeType, Callable[..., tuple[Any, ...]]]] = {}
+#: payload length -> the attribute (type, size) sequences tried, learned or not
+_signatures: dict[int, list[tuple[tuple[int, int], ...]]] = {}
+#: payload length -> each layout's decoder, in the order learned
+_decoders: dict[int, list[Decoder]] = {}
+#: payload length -> each layout's ``decode(buffer, offset)`` of a whole
+#: message, and its globals (RouteDecoders binds ``_names`` in a copy)
+_message_decoders: dict[int, list[tuple[Any, dict[str, Any]]]] = {}
+#: payload length -> what RouteTexts reads of a message per layout (see
+#: learn()), and the code of each text function with its unpack, compiled
+#: on first use
+_key_segments: dict[int, list[list[tuple[str, int]]]] = {}
+_text_codes: dict[tuple[int, int], tuple[CodeType, Callable[..., tuple[Any, ...]]]] = {}
 #: Templates kept per layout and dump, at most (a route table whose every
 #: route has its own gateway still costs only a bounded dict).
 _MAX_TEMPLATES = 4096
@@ -88,14 +100,36 @@ _ADDRESS_MARKER = " /dst/ "
 
 def clear() -> None:
     _layouts.clear()
+    _signatures.clear()
+    _decoders.clear()
     _message_decoders.clear()
     _key_segments.clear()
     _text_codes.clear()
 
 
 def is_known(length: int) -> bool:
-    """Whether a payload length was already learned (or ruled out)."""
-    return length in _layouts
+    """Whether a payload length takes no more layouts: the generic walk
+    records a route's attributes for :func:`learn` only while this is
+    False (it runs only for routes no learned layout fitted)."""
+    tried = _signatures.get(length)
+    return tried is not None and len(tried) >= _MAX_VARIANTS
+
+
+def _chain(functions: list[Callable[..., T | None]]) -> Callable[..., T | None]:
+    """One function trying each layout's in turn (each checks its headers
+    and returns None on a mismatch); a single layout's is itself."""
+    if len(functions) == 1:
+        return functions[0]
+    ordered = tuple(functions)
+
+    def chained(*args: Any) -> T | None:
+        for function in ordered:
+            item = function(*args)
+            if item is not None:
+                return item
+        return None
+
+    return chained
 
 
 def decode(buffer: Any, start: int, end: int, names: dict[int, str] | None) -> Route | None:
@@ -110,9 +144,19 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     """Compile the layout of a route payload of ``length`` bytes whose
     attributes were ``(raw nla_type, header offset, value offset, value length)``
     (offsets from the payload start). Layouts with attributes this fast
-    path does not decode by position (RTA_VIA, RTA_ENCAP, ...) are skipped."""
-    if length in _layouts or len(_layouts) >= _MAX_LAYOUTS:
+    path does not decode by position (RTA_VIA, RTA_ENCAP, ...) are skipped.
+    A length keeps up to ``_MAX_VARIANTS`` layouts of different attribute
+    sequences."""
+    signature = tuple((raw_type, value_length) for raw_type, _, _, value_length in spans)
+    tried = _signatures.get(length)
+    if tried is None:
+        if len(_signatures) >= _MAX_LAYOUTS:
+            return
+        tried = _signatures[length] = []
+    if signature in tried or len(tried) >= _MAX_VARIANTS:
         return
+    tried.append(signature)
+    _layouts.setdefault(length, None)
     # struct rtmsg {u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags}
     fmt = ["=BBBBBBBBI"]
     targets = ["family", "dst_len", "src_len", "tos", "rtm_table", "protocol", "scope", "route_type", "flags"]  # unpacked locals
@@ -155,19 +199,22 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
             targets.append(local)
             values["pref"] = local
         elif attr_type in _U32_ATTRIBUTES or attr_type in _ADDRESS_ATTRIBUTES or attr_type == RTA_PREF:
-            _layouts[length] = None  # odd size: leave it to the generic walk (which raises)
-            return
+            return  # odd size: leave it to the generic walk (which raises)
         elif attr_type == RTA_CACHEINFO and value_length == CACHEINFO.size:
             # rt6_fill_node() sends it with every IPv6 route: read
-            # rta_expires and rta_error, skip the counters (lastuse, used...
-            # differ from route to route and are not shown).
-            fmt += ["8x", "iI", "16x"]
+            # rta_expires and rta_error; the dst counters (clntref,
+            # lastuse, used: ``ip -s``'s users, age, used) are 0 for a FIB
+            # route (no dst), and a route with any is left to the generic
+            # walk (a check), so they are part of a text template's key.
+            fmt += ["II", "iI", "I", "12x"]
             ticks, error = f"{local}_expires", f"{local}_error"
-            targets += [ticks, error]
+            counters = [f"{local}_clntref", f"{local}_lastuse"]
+            targets += [*counters, ticks, error, f"{local}_used"]
+            checks.append(f"{counters[0]} or {counters[1]} or {local}_used")
             extra["expires"] = f"_expires_seconds({ticks}) if {ticks} else None"
             extra["error"] = f"{error} or None"
             extra_when.append(f"{ticks} != 0 or {error} != 0")
-            segments += [("skip", 8), ("key", 8), ("skip", 16)]
+            segments += [("key", 20), ("skip", 12)]
             position = value_offset + value_length
             continue
         elif attr_type == RTA_METRICS:
@@ -192,7 +239,6 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
             # Any other attribute (RTA_NH_ID, RTA_VIA,
             # RTA_FLOW, RTA_ENCAP, ...) needs the generic walk: a layout
             # that skipped it would drop a key ip prints.
-            _layouts[length] = None
             return
         segments.append(("dst" if attr_type == RTA_DST else "key", value_length))
         position = value_offset + value_length
@@ -203,7 +249,6 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     values.setdefault("table", "rtm_table")
     codec = struct.Struct("".join(fmt))
     if codec.size > length:
-        _layouts[length] = None
         return
     values.update(
         family="family", dst_len="dst_len", type="route_type", protocol="protocol", scope="scope", flags="flags", tos="tos",
@@ -213,7 +258,9 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     if multipath is not None:
         values["nexthops"] = f"_multipath({multipath[0]}, buffer, start + {multipath[1]}, names, None)"
     decoder, _ = _compile_decoder(length, fmt, targets, checks, values, assignments)
-    _layouts[length] = decoder
+    decoders = _decoders.setdefault(length, [])
+    decoders.append(decoder)
+    _layouts[length] = _chain(decoders)
     # The same decoder reading the nlmsghdr in front too, for RouteDecoders,
     # which steps from message to message without reading headers: the
     # header is checked like the attribute headers (nlmsg_len and
@@ -223,12 +270,12 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         values["dev"] = f"_names.get({values['oif']}) if _names else None"
     if multipath is not None:
         values["nexthops"] = f"_multipath({multipath[0]}, buffer, start + {NLMSG_HDRLEN + multipath[1]}, _names, _nexthop_cache)"
-    _message_decoders[length] = _compile_decoder(
+    _message_decoders.setdefault(length, []).append(_compile_decoder(
         length, ["=IH10x" + fmt[0][1:], *fmt[1:]], ["message_length", "message_type", *targets],
         [f"message_length != {length + NLMSG_HDRLEN}", f"message_type != {RTM_NEWROUTE}", *checks], values, assignments, "buffer, start",
-    )  # fmt: skip
+    ))  # fmt: skip
     # RouteTexts reads whole messages too; the nlmsghdr is part of its key.
-    _key_segments[length] = [("key", NLMSG_HDRLEN), *segments]
+    _key_segments.setdefault(length, []).append([("key", NLMSG_HDRLEN), *segments])
 
 
 def _compile_decoder(
@@ -343,11 +390,14 @@ class _PerDump(Generic[T]):
         #: message at ``offset``, or None when it is not an RTM_NEWROUTE of
         #: this layout (then read its header and call :meth:`slow`).
         self.functions: dict[int, Callable[[Any, int], T | None]] = {}
+        #: payload length -> each layout's function, in the order learned
+        #: (:meth:`walk` tries them; ``functions`` chains them)
+        self.variants: dict[int, tuple[Callable[[Any, int], T | None], ...]] = {}
 
     def _item(self, route: Route) -> T:
         raise NotImplementedError
 
-    def _function(self, length: int) -> Callable[[Any, int], T | None]:
+    def _function(self, length: int, variant: int) -> Callable[[Any, int], T | None]:
         raise NotImplementedError
 
     def slow(self, buffer: Any, start: int, end: int) -> T:
@@ -357,8 +407,10 @@ class _PerDump(Generic[T]):
         a function."""
         item = self._item(self._decode_route(buffer, start, end, self._names))
         length = end - start
-        if length not in self.functions and length in _key_segments:
-            self.functions[length] = self._function(length)
+        learned = _key_segments.get(length)
+        if learned is not None and len(self.variants.get(length, ())) != len(learned):
+            variants = self.variants[length] = tuple(self._function(length, variant) for variant in range(len(learned)))
+            self.functions[length] = _chain(list(variants))
         return item
 
     def walk(self, buffer: Any, body: int) -> list[T]:
@@ -368,10 +420,12 @@ class _PerDump(Generic[T]):
         After a route, the messages that follow are mostly of its layout
         (one kernel fill function made them all): its function is tried on
         each in turn, and as a function checks the nlmsghdr and every
-        nlattr header itself, no header is read here until one differs."""
+        nlattr header itself, no header is read here until one differs.
+        Where a length has several layouts, the one that decoded the
+        route is the one tried on the next messages."""
         items: list[T] = []
         append = items.append
-        functions = self.functions
+        all_variants = self.variants
         offset = 0
         while offset < body:
             length, msg_type = _LENGTH_AND_TYPE.unpack_from(buffer, offset)
@@ -379,12 +433,21 @@ class _PerDump(Generic[T]):
             offset = (offset + length + 3) & ~3
             if msg_type != RTM_NEWROUTE:
                 continue
-            function = functions.get(length - NLMSG_HDRLEN)
-            item = function(buffer, start) if function is not None else None
-            append(item if item is not None else self.slow(buffer, start + NLMSG_HDRLEN, start + length))
-            function = functions.get(length - NLMSG_HDRLEN)  # slow() may have made it
-            if function is None:
-                continue
+            item = None
+            variants = all_variants.get(length - NLMSG_HDRLEN)
+            if variants is not None:
+                for function in variants:
+                    item = function(buffer, start)
+                    if item is not None:
+                        break
+            if item is not None:
+                append(item)
+            else:
+                append(self.slow(buffer, start + NLMSG_HDRLEN, start + length))
+                variants = all_variants.get(length - NLMSG_HDRLEN)  # slow() may have made one
+                if variants is None:
+                    continue
+                function = variants[-1]
             step = offset - start
             last = body - length  # the last offset a message of this length fits at
             while offset <= last:
@@ -416,8 +479,8 @@ class RouteDecoders(_PerDump[Route]):
     def _item(self, route: Route) -> Route:
         return route
 
-    def _function(self, length: int) -> Callable[[Any, int], Route | None]:
-        decoder, namespace = _message_decoders[length]
+    def _function(self, length: int, variant: int) -> Callable[[Any, int], Route | None]:
+        decoder, namespace = _message_decoders[length][variant]
         return FunctionType(decoder.__code__, {**namespace, "_names": self._names, "_nexthop_cache": self._nexthop_cache})  # type: ignore[return-value]
 
 
@@ -452,12 +515,11 @@ class RouteTexts(_PerDump[str]):
     def _item(self, route: Route) -> str:
         return self._render(route)
 
-    def _function(self, length: int) -> Callable[[Any, int], str | None]:
-        if length not in _text_codes:
-            _text_codes[length] = _compile_text(length, _key_segments[length])
-        code, unpack = _text_codes[length]
-        decoder = _layouts[length]
-        assert decoder is not None  # segments exist only for a learned layout
+    def _function(self, length: int, variant: int) -> Callable[[Any, int], str | None]:
+        if (length, variant) not in _text_codes:
+            _text_codes[length, variant] = _compile_text(length, _key_segments[length][variant])
+        code, unpack = _text_codes[length, variant]
+        decoder = _decoders[length][variant]
         render, names = self._render, self._names
         templates: dict[bytes, Any] = {}
         header = _LENGTH_AND_TYPE.pack(length + NLMSG_HDRLEN, RTM_NEWROUTE)

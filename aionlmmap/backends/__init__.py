@@ -9,8 +9,9 @@ cursors laid out exactly as the kernel lays out ``nl_mmap_req`` rings), so
 - ``kernel`` (:mod:`.kernel`, Linux < 4.6 with CONFIG_NETLINK_MMAP): the
   kernel fills and consumes the frames itself.
 - ``uring`` (:mod:`.uring`, Linux >= 6.0): io_uring's multishot RECVMSG
-  writes each datagram into a frame (a provided buffer); TX frames leave as
-  one IORING_OP_SEND each, submitted together.
+  writes each datagram into a frame (a provided buffer); TX frames leave in
+  the same datagrams as on ``emulated``, one IORING_OP_SENDMSG each,
+  submitted together.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-from ..frames import FrameRing, RingConfig
+from ..frames import VALID, FrameRing, RingConfig
 
-__all__ = ["Backend", "TxFailure"]
+__all__ = ["Backend", "TxFailure", "tx_datagrams"]
 
 
 class TxFailure(Exception):
@@ -31,6 +32,44 @@ class TxFailure(Exception):
         super().__init__(frames, error)
         self.frames = frames
         self.error = error
+
+
+#: sendmsg's iovec limit (UIO_MAXIOV)
+IOV_MAX = 1024
+
+
+def tx_datagrams(tx: FrameRing, tail: int, solo_frames: set[int], limit: int) -> tuple[list[list[tuple[int, int]]], int]:
+    """The VALID TX frames from ``tail``, grouped into datagrams: as many
+    frames as fit ``limit`` bytes (SO_SNDBUF less 32: ``netlink_sendmsg``
+    rejects len > sk_sndbuf - 32 with EMSGSIZE) and the iovec limit, a solo
+    frame (an atomic batch) alone. Each datagram is a list of (frame index,
+    length); returns them and the new tail. Only reads the frames: the
+    caller sends and returns them to UNUSED."""
+    datagrams: list[list[tuple[int, int]]] = []
+    index = tail
+    taken = 0
+    while taken < tx.frame_nr:  # bounded: a full ring is read once
+        frames: list[tuple[int, int]] = []
+        total = 0
+        while taken < tx.frame_nr and len(frames) < IOV_MAX:
+            header = tx.raw_header(index)
+            if header[0] != VALID:
+                break
+            length = header[1]
+            solo = index in solo_frames
+            if frames and (solo or total + length > limit):
+                break
+            frames.append((index, length))
+            total += length
+            index = tx.next_index(index)
+            taken += 1
+            if solo:
+                solo_frames.discard(frames[-1][0])
+                break
+        if not frames:
+            break
+        datagrams.append(frames)
+    return datagrams, index
 
 
 class Backend(Protocol):

@@ -33,7 +33,7 @@ from collections import deque
 from .._sys import PKTINFO, UCRED
 from ..constants import NETLINK_PKTINFO, SOL_NETLINK
 from ..frames import COPY, NL_MMAP_HDR, SKIP, UNUSED, VALID, FrameRing, RingConfig
-from . import TxFailure, _recvmmsg
+from . import TxFailure, _recvmmsg, tx_datagrams
 from ._recvmmsg import _PKTINFO_SPACE, BatchReceiver
 
 __all__ = ["EmulatedBackend"]
@@ -42,7 +42,6 @@ __all__ = ["EmulatedBackend"]
 SPILL_SIZE = 256 * 1024
 #: datagrams per recvmmsg(2) call at most
 RECVMMSG_BATCH = 64
-_IOV_MAX = 1024
 _SCM_CREDENTIALS = 2
 _ANCILLARY_SIZE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(UCRED.size)
 _unpack_pktinfo = PKTINFO.unpack_from
@@ -303,33 +302,14 @@ class EmulatedBackend:
         return self._tx_data[index]
 
     def flush(self) -> list[TxFailure]:
+        """Each datagram of the VALID TX frames (:func:`tx_datagrams`) in one
+        ``sendmsg`` of the frames' bytes."""
         tx = self.tx
         failures: list[TxFailure] = []
         limit = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - 32
-        for _ in range(tx.frame_nr):  # bounded: one datagram per round at least
-            index = self._tx_tail
-            frames: list[int] = []
-            buffers: list[memoryview] = []
-            total = 0
-            while len(frames) < min(tx.frame_nr, _IOV_MAX):
-                header = tx.raw_header(index)
-                if header[0] != VALID:
-                    break
-                length = header[1]
-                solo = index in self.solo_frames
-                if frames and (solo or total + length > limit):
-                    break
-                frames.append(index)
-                if length:
-                    buffers.append(self._tx_data[index][:length])
-                total += length
-                index = tx.next_index(index)
-                if solo:
-                    self.solo_frames.discard(frames[-1])
-                    break
-            if not frames:
-                break
-            self._tx_tail = index
+        datagrams, self._tx_tail = tx_datagrams(tx, self._tx_tail, self.solo_frames, limit)
+        for datagram in datagrams:
+            buffers = [self._tx_data[index][:length] for index, length in datagram if length]
             error: OSError | None = None
             if buffers:
                 try:
@@ -337,6 +317,7 @@ class EmulatedBackend:
                     self._sock.sendmsg(buffers)
                 except OSError as exc:
                     error = exc
+            frames = [index for index, _length in datagram]
             for frame in frames:
                 tx.set_status(frame, UNUSED)
             if error is not None:

@@ -67,7 +67,7 @@ from .._sys import PKTINFO, UCRED
 from ..constants import NETLINK_PKTINFO, SOL_NETLINK
 from ..errors import BackendUnavailableError
 from ..frames import _STATUS, NL_MMAP_HDR, SKIP, UNUSED, VALID, FrameRing, RingConfig
-from . import TxFailure
+from . import TxFailure, tx_datagrams
 from . import _uring_sys as sys_
 from ._uring_sys import RECVMSG_OUT, Uring
 
@@ -105,7 +105,6 @@ _unpack_status = struct.Struct("=I").unpack_from
 #: struct msghdr {name, namelen, iov, iovlen, control, controllen, flags} and struct iovec
 _MSGHDR = struct.Struct("=QI4xQQQQi4x")
 _IOVEC = struct.Struct("=QQ")
-_IOV_MAX = 1024
 _unpack_out = RECVMSG_OUT.unpack_from
 _unpack_cmsg = _CMSG_HDR.unpack_from
 
@@ -577,43 +576,21 @@ class UringBackend:
         return self._tx_data[index]
 
     def _datagrams(self) -> list[tuple[list[int], list[tuple[int, int]], int]]:
-        """The VALID TX frames from the tail, grouped into datagrams as the
-        emulated backend groups them: as many frames as fit SO_SNDBUF (less
-        32: ``netlink_sendmsg`` rejects len > sk_sndbuf - 32 with EMSGSIZE)
-        and the iovec limit, an atomic batch's frame alone. Each: (frames,
-        (address, length) pieces, total length)."""
+        """The VALID TX frames from the tail in the emulated backend's
+        datagrams (:func:`tx_datagrams`). Each: (frames, (address, length)
+        pieces, total length)."""
         tx = self.tx
         limit = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - 32
         base = self._base
-        datagrams: list[tuple[list[int], list[tuple[int, int]], int]] = []
-        index = self._tx_tail
-        taken = 0
-        while taken < tx.frame_nr:
-            frames: list[int] = []
-            pieces: list[tuple[int, int]] = []
-            total = 0
-            while taken < tx.frame_nr and len(frames) < _IOV_MAX:
-                header = tx.raw_header(index)
-                if header[0] != VALID:
-                    break
-                length = header[1]
-                solo = index in self.solo_frames
-                if frames and (solo or total + length > limit):
-                    break
-                frames.append(index)
-                if length:
-                    pieces.append((base + tx.data_offset(index), length))
-                total += length
-                index = tx.next_index(index)
-                taken += 1
-                if solo:
-                    self.solo_frames.discard(frames[-1])
-                    break
-            if not frames:
-                break
-            datagrams.append((frames, pieces, total))
-        self._tx_tail = index
-        return datagrams
+        grouped, self._tx_tail = tx_datagrams(tx, self._tx_tail, self.solo_frames, limit)
+        return [
+            (
+                [index for index, _length in datagram],
+                [(base + tx.data_offset(index), length) for index, length in datagram if length],
+                sum(length for _index, length in datagram),
+            )
+            for datagram in grouped
+        ]
 
     def flush(self) -> list[TxFailure]:
         """The VALID TX frames as few datagrams as the emulated backend

@@ -396,15 +396,28 @@ class UringBackend:
             # The catch-up's frames reach the Ring only through fill(): a
             # no-op's completion makes the ring fd readable, so the loop
             # runs it.
-            self._uring.prepare(sys_.IORING_OP_NOP, -1, 0, 0, _WAKE)
-            self.rx_syscalls += 1
-            self._uring.submit()
+            self._wake_reader()
             return
         self._provide()
         if not self._in_kernel:
+            # Still nothing to provide: the frame at the producer head is
+            # pinned (frames are provided in ring order) although one behind
+            # it came back. The Ring decided whether to pause on its last
+            # drain, when the ring was not starved; without a drain now it
+            # neither pauses (so no release resumes it) nor copies the head
+            # frame out for a waiting dump, and nothing armed will ever wake
+            # it (tests/test_stress_cancel.py hung on uring, seed 910674784).
             self.rx.starved = True
+            self._wake_reader()
         else:
             self._arm()  # what it posts makes the ring fd readable: fill() runs
+
+    def _wake_reader(self) -> None:
+        """Make the ring fd readable (a no-op's completion) so the loop runs
+        the Ring's drain, and with it fill()."""
+        self._uring.prepare(sys_.IORING_OP_NOP, -1, 0, 0, _WAKE)
+        self.rx_syscalls += 1
+        self._uring.submit()
 
     def _provide(self) -> None:
         rx = self.rx

@@ -12,7 +12,7 @@ Twins:
     aionlmmap.message:      header_run, parse_frame
     aionlmmap.attributes:   iter_attributes, parse_attributes
     aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
-    aionlmmap.families.rtnl_addresses: ipv6_text
+    aionlmmap.address_text: ipv6_text
     aionlmmap.drainer:      Drainer._walk_unsolicited, Drainer._release (_speedups_drain.pxi)
     aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
     aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
@@ -440,22 +440,22 @@ def packet_head(buffer, Py_ssize_t start, bytes expected_head):
         PyBuffer_Release(&view)
 
 
-# --- aionlmmap.families.rtnl_addresses --------------------------------------------
+# --- aionlmmap.address_text --------------------------------------------------------
 
 
 cdef object _pure_ipv6_text = None
 
 
 def ipv6_text(raw):
-    """Twin of :func:`aionlmmap.families.rtnl_addresses.ipv6_text`:
+    """Twin of :func:`aionlmmap.address_text.ipv6_text`:
     ``inet_ntop(AF_INET6, raw)``, here glibc's own, which is what ``ip``
     calls (the reference re-implements it)."""
     global _pure_ipv6_text
     cdef char text[64]
     if type(raw) is not bytes or len(<bytes>raw) != 16:
         if _pure_ipv6_text is None:
-            from aionlmmap.families.rtnl import addresses as rtnl_addresses
-            _pure_ipv6_text = rtnl_addresses._pure_ipv6_text
+            from aionlmmap import address_text
+            _pure_ipv6_text = address_text._pure_ipv6_text
         return _pure_ipv6_text(raw)
     inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
     return text.decode("ascii")

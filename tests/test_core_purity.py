@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "aionlmmap"
-PURE = ["constants", "message", "attributes", "frames", "protocol", "errors", "_extensions", "drainer", "_frame_keeping"]
+PURE = ["constants", "message", "attributes", "frames", "protocol", "errors", "_extensions", "drainer", "_frame_keeping", "address_text"]
 FORBIDDEN = {"asyncio", "socket", "select", "selectors", "uvloop", "ctypes"}
 
 

@@ -225,7 +225,7 @@ def _fixer():  # scripts/ is not a package
     ("aionlmmap.families.rtnl.codec", False, "from .objects import Route", None),  # already new
     ("aionlmmap.cli", False, "    from .families.rtnl_codec import family_number", "    from .families.rtnl.codec import family_number"),
     ("examples.x", False, "from aionlmmap.families import nflog, nftables", "from aionlmmap.families.netfilter import nflog, nftables"),
-    ("examples.x", False, "from aionlmmap.families import rtnl_addresses", "from aionlmmap.families.rtnl import addresses as rtnl_addresses"),
+    ("examples.x", False, "from aionlmmap.families import rtnl_constants", "from aionlmmap.families.rtnl import constants as rtnl_constants"),
     ("examples.x", False, "from aionlmmap.families.conntrack.codec import TupleSpec", "from aionlmmap.families.netfilter.conntrack.codec import TupleSpec"),
     ("examples.x", False, "from aionlmmap.families import rtnl, sock_diag", None),
 ])

@@ -35,8 +35,12 @@ __all__ = ["MOVED", "CROSS_FAMILY"]
 #: would then conflict instead of following the file.
 MOVED: dict[str, str] = {
     **{f"rtnl_{name}": f"rtnl.{name}" for name in (
-        "addresses", "codec", "constants", "link_values", "monitor", "nexthops", "objects", "requests",
+        "codec", "constants", "link_values", "monitor", "nexthops", "objects", "requests",
         "route_layout", "route_values", "state", "stats")},
+    # Address texts serve rtnl and sock_diag alike, so they left the families
+    # for the core (a name starting "aionlmmap." is absolute).
+    "rtnl_addresses": "aionlmmap.address_text",
+    "rtnl.addresses": "aionlmmap.address_text",
     "nfnetlink": "netfilter.nfnetlink",
     "nfpacket": "netfilter.nfpacket",
     "nfqueue": "netfilter.nfqueue",
@@ -65,7 +69,7 @@ def moved_to(fullname: str) -> str | None:
     for end in range(len(parts), 0, -1):
         new = MOVED.get(".".join(parts[:end]))
         if new is not None:
-            return prefix + ".".join([new, *parts[end:]])
+            return ("" if new.startswith("aionlmmap.") else prefix) + ".".join([new, *parts[end:]])
     return None
 
 

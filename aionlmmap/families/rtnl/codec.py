@@ -22,7 +22,7 @@ import attrs
 from ..._extensions import speedups as _speedups
 from ...attributes import AttributeBuilder, parse_attributes
 from ...errors import DecodeError
-from .addresses import ipv4_text, ipv6_text
+from ...address_text import ipv4_text, ipv6_text
 from .constants import (
     AF_INET,
     AF_INET6,

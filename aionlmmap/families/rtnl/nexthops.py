@@ -18,7 +18,7 @@ import attrs
 
 from ...attributes import parse_attributes
 from ...errors import DecodeError
-from .addresses import ipv4_text, ipv6_text
+from ...address_text import ipv4_text, ipv6_text
 from .constants import RT_SCOPE_UNIVERSE, RTPROT_UNSPEC, protocol_name, scope_name
 from .objects import route_flag_names
 from .route_values import USER_HZ

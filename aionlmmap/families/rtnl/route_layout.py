@@ -34,7 +34,7 @@ import attrs
 
 from ..._extensions import speedups as _speedups
 from ...constants import NLMSG_HDRLEN, RTM_NEWROUTE
-from .addresses import DECIMAL, DOTTED, ipv6_text
+from ...address_text import DECIMAL, DOTTED, ipv6_text
 from .constants import (
     RTA_CACHEINFO,
     RTA_DST,

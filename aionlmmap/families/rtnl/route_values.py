@@ -16,7 +16,7 @@ import struct
 from typing import Any
 
 from ...errors import DecodeError
-from .addresses import ipv4_text, ipv6_text
+from ...address_text import ipv4_text, ipv6_text
 from .constants import (
     AF_INET,
     AF_INET6,

@@ -15,6 +15,7 @@ import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ... import address_text
 from ..._extensions import speedups as _speedups
 from ...attributes import iter_attributes
 from ...constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN
@@ -43,28 +44,14 @@ _U32 = struct.Struct("=I").unpack_from
 _U64 = struct.Struct("=Q").unpack_from
 _MEMINFO = struct.Struct("=IIII")
 _NOCOOKIE = b"\xff" * 8
-_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
-_V4_COMPATIBLE = b"\0" * 12
 
 
-def _pure_ipv6_text(raw: bytes) -> str:
-    """``inet_ntop(AF_INET6, raw)``, as ss prints an address: IPv4-mapped
-    (``::ffff:0:0/96``) and IPv4-compatible addresses end in a dotted quad
-    (glibc's inet_ntop6), which :mod:`ipaddress` before Python 3.13 writes
-    as hex words (``::ffff:7f00:1``); a dual-stack listener's IPv4 peers
-    are such addresses."""
-    prefix = raw[:12]
-    if prefix == _V4_MAPPED:
-        return "::ffff:%d.%d.%d.%d" % (raw[12], raw[13], raw[14], raw[15])
-    if prefix == _V4_COMPATIBLE and raw[12:14] != b"\0\0":
-        return "::%d.%d.%d.%d" % (raw[12], raw[13], raw[14], raw[15])
-    import ipaddress  # only here: the common dump needs no parsing module
-
-    return ipaddress.IPv6Address(raw).compressed
-
-
-#: glibc's inet_ntop itself where the compiled core is in use
-_ipv6_text = _speedups.ipv6_text if _speedups is not None and hasattr(_speedups, "ipv6_text") else _pure_ipv6_text
+#: ``inet_ntop(AF_INET6, raw)``, as ss prints an address: IPv4-mapped and
+#: IPv4-compatible addresses end in a dotted quad (glibc's inet_ntop6), which
+#: :mod:`ipaddress` before Python 3.13 writes as hex words; a dual-stack
+#: listener's IPv4 peers are such addresses. The compiled twin where in use.
+_ipv6_text = address_text.ipv6_text
+_pure_ipv6_text = address_text._pure_ipv6_text
 
 
 class DecodeCounts:

@@ -1,6 +1,9 @@
 """Address texts exactly as ``ip`` prints them (``inet_ntop``).
 
-Pure: imports neither asyncio nor socket.
+Pure: imports neither asyncio nor socket. Part of the core because two
+families print addresses this way (rtnl as ``ip`` does, sock_diag as ``ss``
+does) and a family package imports no other; ``aionlmmap.families.rtnl.addresses``
+names this same module.
 
 iproute2 formats every address with ``inet_ntop``; glibc's IPv6 form is
 RFC 5952 (the longest run of two or more zero groups, the first on a tie,
@@ -17,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..._extensions import speedups as _speedups
+from ._extensions import speedups as _speedups
 
 __all__ = ["DECIMAL", "DOTTED", "ipv4_text", "ipv6_text"]
 

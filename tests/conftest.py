@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -34,6 +35,22 @@ def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.
 def ip(netns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`ip -n NETNS ...` (never the host namespace)."""
     return run("ip", "-n", netns, *args, check=check)
+
+
+def dump_datagrams(netns: str, request: bytes) -> list[bytes]:
+    """Every datagram the kernel answers ``request`` (a dump) with, read by a
+    plain ``recv`` loop in ``netns``: the reference input for differential
+    tests of the pure and compiled cores."""
+    script = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\n"
+        "s.bind((0, 0)); s.send(bytes.fromhex(sys.argv[1]))\n"
+        "for _ in range(1 << 20):  # bounded: a dump ends with NLMSG_DONE or NLMSG_ERROR\n"
+        "    d = s.recv(1 << 16); sys.stdout.write(d.hex() + '\\n')\n"
+        "    if int.from_bytes(d[4:6], 'little') in (2, 3): break\n"
+    )
+    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", script, request.hex()], capture_output=True, text=True, timeout=60, check=True)
+    return [bytes.fromhex(line) for line in out.stdout.split()]
 
 
 def _require_root_tools() -> None:

@@ -25,7 +25,7 @@ from aionlmmap import AttributeBuilder, Message, attributes, message
 from aionlmmap.families import nfqueue
 from aionlmmap.message import ReceivedFrame
 
-from conftest import ip
+from conftest import dump_datagrams, ip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,20 +199,6 @@ def test_packet_head_reads_what_the_pure_fast_path_reads(packet_id: int, queue_n
 # --- real dumps ------------------------------------------------------------------------
 
 
-def _dump_datagrams(netns: str, request: bytes) -> list[bytes]:
-    """Every datagram of one dump, read with plain recv in ``netns``."""
-    script = (
-        "import socket, sys\n"
-        "s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\n"
-        "s.bind((0, 0)); s.send(bytes.fromhex(sys.argv[1]))\n"
-        "while True:\n"
-        "    d = s.recv(1 << 16); sys.stdout.write(d.hex() + '\\n')\n"
-        "    if int.from_bytes(d[4:6], 'little') in (2, 3): break\n"
-    )
-    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", script, request.hex()], capture_output=True, text=True, timeout=60, check=True)
-    return [bytes.fromhex(line) for line in out.stdout.split()]
-
-
 @pytest.mark.integration
 def test_twins_agree_on_real_route_link_and_address_dumps(netns: str) -> None:
     ip(netns, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
@@ -232,7 +218,7 @@ def test_twins_agree_on_real_route_link_and_address_dumps(netns: str) -> None:
     ]
     seen = 0
     for request in requests:
-        for datagram in _dump_datagrams(netns, request):
+        for datagram in dump_datagrams(netns, request):
             assert frame_outcome(speedups.parse_frame, datagram, len(datagram)) == frame_outcome(message._pure_parse_frame, datagram, len(datagram))
             offset = 0
             while offset < len(datagram):

@@ -26,7 +26,7 @@ from aionlmmap.message import Message, encode_message
 from aionlmmap.protocol import NetlinkProtocol
 from aionlmmap.testing._feed import FrameFeed
 
-from conftest import ip
+from conftest import dump_datagrams, ip
 
 PORTID = 777
 
@@ -272,19 +272,6 @@ def test_both_drainers_deliver_the_same_on_generated_sequences(seed: int, views:
     assert run_both(seed, 60, views=views, dumps=[]) > 0
 
 
-def _dump_datagrams(netns: str, request: bytes) -> list[bytes]:
-    script = (
-        "import socket, sys\n"
-        "s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\n"
-        "s.bind((0, 0)); s.send(bytes.fromhex(sys.argv[1]))\n"
-        "while True:\n"
-        "    d = s.recv(1 << 16); sys.stdout.write(d.hex() + '\\n')\n"
-        "    if int.from_bytes(d[4:6], 'little') in (2, 3): break\n"
-    )
-    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", script, request.hex()], capture_output=True, text=True, timeout=60, check=True)
-    return [bytes.fromhex(line) for line in out.stdout.split()]
-
-
 @pytest.mark.integration
 def test_both_drainers_deliver_the_same_on_real_dumps(netns: str) -> None:
     ip(netns, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
@@ -299,7 +286,7 @@ def test_both_drainers_deliver_the_same_on_real_dumps(netns: str) -> None:
         encode_message(18, 0x301, 2, 0, bytes(16)),
         encode_message(22, 0x301, 3, 0, bytes(8)),
     ):
-        dumps += _dump_datagrams(netns, request)
+        dumps += dump_datagrams(netns, request)
     assert len(dumps) >= 3
     # The dump datagrams fit a 4 KiB frame only when small; keep those (the
     # kernel's first chunks are about a page).

@@ -157,6 +157,12 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
         return
     tried.append(signature)
     _layouts.setdefault(length, None)
+    types = [raw_type & 0x3FFF for raw_type, _, _, _ in spans]
+    if len(set(types)) != len(types):
+        # An attribute twice (never from fib_dump_info; fuzzed input): the
+        # generic walk keeps the last one, per field; a layout reads each
+        # position, so it would not agree. Leave such payloads to the walk.
+        return
     # struct rtmsg {u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags}
     fmt = ["=BBBBBBBBI"]
     targets = ["family", "dst_len", "src_len", "tos", "rtm_table", "protocol", "scope", "route_type", "flags"]  # unpacked locals

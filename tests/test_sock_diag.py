@@ -93,12 +93,12 @@ sys.stdin.read()
 
 
 @contextlib.contextmanager
-def socket_set(netns: str, seed: int, count: int) -> Iterator[None]:
-    ip(netns, "addr", "add", "10.77.0.1/24", "dev", "lo")
-    ip(netns, "addr", "add", "fd77::1/64", "dev", "lo", "nodad")
-    process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _MAKER, str(seed), str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def holding_sockets(netns: str, script: str, *args: str, failure: str) -> Iterator[None]:
+    """Run ``script`` (a socket maker that prints "ready", then holds its
+    sockets until stdin closes) in ``netns`` for the ``with`` block."""
+    process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready", f"seed {seed}: the socket maker failed"
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready", failure
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -108,6 +108,14 @@ def socket_set(netns: str, seed: int, count: int) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def socket_set(netns: str, seed: int, count: int) -> Iterator[None]:
+    ip(netns, "addr", "add", "10.77.0.1/24", "dev", "lo")
+    ip(netns, "addr", "add", "fd77::1/64", "dev", "lo", "nodad")
+    with holding_sockets(netns, _MAKER, str(seed), str(count), failure=f"seed {seed}: the socket maker failed"):
+        yield
 
 
 def _split_endpoint(text: str) -> tuple[str, int]:

@@ -37,7 +37,7 @@ from aionlmmap.families.sock_diag import codec, objects
 from aionlmmap.families.sock_diag import constants as c
 from aionlmmap.families.sock_diag.objects import InetSocket
 from tests.conftest import run
-from tests.test_sock_diag import our_rows, socket_set, ss_rows
+from tests.test_sock_diag import holding_sockets, our_rows, socket_set, ss_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,18 +89,8 @@ sys.stdin.read()
 @contextlib.contextmanager
 def dual_stack(netns: str) -> Iterator[None]:
     run("ip", "-n", netns, "addr", "replace", "10.77.0.1/24", "dev", "lo")  # socket_set may have added it
-    process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _DUAL_STACK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready", "the dual-stack socket maker failed"
+    with holding_sockets(netns, _DUAL_STACK, failure="the dual-stack socket maker failed"):
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            process.stdin.close()  # type: ignore[union-attr]
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def test_a_dual_stack_listeners_ipv4_peers_read_as_ss_prints_them(netns: str) -> None:

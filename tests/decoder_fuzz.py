@@ -23,13 +23,14 @@ import asyncio
 import gc
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 from aionlmmap import AttributeBuilder, Message, iter_messages
-from aionlmmap.attributes import Attributes, parse_attributes
+from aionlmmap.attributes import Attributes, iter_attributes, parse_attributes
 from aionlmmap.errors import DecodeError
 from aionlmmap.families import nflog, nfqueue, nftables_codec as nft
 from aionlmmap.families.nftables_expr import (
@@ -46,9 +47,17 @@ from aionlmmap.families.nftables_expr import (
     jump,
     tcp_dport,
 )
+from aionlmmap.families.conntrack import codec as conntrack_codec
+from aionlmmap.families.genl.client import declared
+from aionlmmap.families.genl.ethtool import bitset_values
+from aionlmmap.families.genl.spec import DecodeCounts as GenlCounts
 from aionlmmap.families.rtnl_codec import decode_address, decode_link, decode_neighbour, decode_route, decode_rule
+from aionlmmap.families.sock_diag import codec as sock_diag_codec
 from aionlmmap.message import ReceivedFrame, header_run, parse_frame
 from aionlmmap.protocol import parse_error
+
+NLM_F_REQUEST_DUMP = 0x1 | 0x300
+NLM_F_REQUEST_ACK = 0x1 | 0x4
 
 #: CPU time one decoder call may take at most
 TIME_LIMIT = 0.1
@@ -263,6 +272,69 @@ def _walkers(message_type: int, payload: bytes) -> Any:
     return messages
 
 
+def _conntrack(decoder: Callable[..., Any]) -> Callable[[int, bytes], Any]:
+    def decode(_message_type: int, payload: bytes) -> Any:
+        value = decoder(payload, 0, len(payload), conntrack_codec.DecodeCounts())
+        to_json = getattr(value, "to_json", None)
+        return to_json() if to_json is not None else value
+
+    return decode
+
+
+def _flow(message_type: int, payload: bytes) -> Any:
+    flow = _conntrack(conntrack_codec.decode_flow)(message_type, payload)
+    return flow
+
+
+def _inet_socket(_message_type: int, payload: bytes) -> Any:
+    """One inet_diag_msg, as the slow path (extensions) and the chunk walk
+    (the fast path of a dump without extensions) read it, as TCP and UDP."""
+    counts = sock_diag_codec.DecodeCounts()
+    datagram = _NLMSG.pack(16 + len(payload), 20, 0, 1, 0) + payload
+    out = []
+    for protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+        for extensions in (True, False):
+            try:
+                out.append(sock_diag_codec.decode_inet(payload, 0, len(payload), protocol, counts, extensions, sock_diag_codec.AddressText()).to_json())
+            except DecodeError:
+                pass
+        try:
+            out.extend(sock.to_json() for sock in sock_diag_codec.decode_inet_chunk(datagram, len(datagram), protocol, counts, sock_diag_codec.AddressText()))
+        except DecodeError:
+            pass
+    return out
+
+
+def _unix_socket(_message_type: int, payload: bytes) -> Any:
+    value = sock_diag_codec.decode_unix(payload, 0, len(payload), sock_diag_codec.DecodeCounts())
+    to_json = getattr(value, "to_json", None)
+    return to_json() if to_json is not None else value
+
+
+_BITSETS = ("ours", "peer", "hw", "wanted", "active", "nochange")
+
+
+def _genl(family_name: str) -> Callable[[int, bytes], Any]:
+    """A generic netlink reply decoded by its declaration (as
+    GenlClient._decode does), then ethtool's bitsets turned into flags."""
+    family = declared(family_name)
+    assert family is not None, family_name
+
+    def decode(_message_type: int, payload: bytes) -> Any:
+        if len(payload) < 4:
+            raise DecodeError("shorter than the genl header")
+        op = family.reply_operation(payload[0])
+        if op is None:
+            return None
+        values = family.decode(op.attribute_set, payload, 4, len(payload), GenlCounts())
+        for name in _BITSETS:
+            if isinstance(values.get(name), dict):
+                bitset_values(values[name])
+        return values
+
+    return decode
+
+
 #: decoder name -> (decode(message_type, payload), family header size)
 DECODERS: dict[str, tuple[Callable[[int, bytes], Any], int]] = {
     "rtnl.link": (_rtnl(decode_link, names=False), 16),
@@ -279,6 +351,14 @@ DECODERS: dict[str, tuple[Callable[[int, bytes], Any], int]] = {
     "nfqueue.packet": (_nfqueue_packet, 4),
     "nflog.entry": (_nflog_entry, 4),
     "core.walkers": (_walkers, 0),
+    "conntrack.flow": (_flow, 4),
+    "conntrack.expectation": (_conntrack(conntrack_codec.decode_expectation), 4),
+    "conntrack.cpu_stats": (_conntrack(conntrack_codec.decode_cpu_stats), 4),
+    "conntrack.table_count": (_conntrack(conntrack_codec.decode_table_count), 4),
+    "sock_diag.inet": (_inet_socket, 72),
+    "sock_diag.unix": (_unix_socket, 16),
+    "genl.nlctrl": (_genl("nlctrl"), 4),
+    "genl.ethtool": (_genl("ethtool"), 4),
 }
 
 
@@ -388,6 +468,138 @@ async def _capture(netns: str) -> list[Seed]:
         for name, request in dumps:
             for msg in await ring.dump_all(request):
                 seeds.append(Seed(name, msg.type, bytes(msg.payload), 4))
+    seeds += await _capture_conntrack(netns)
+    seeds += await _capture_sockets(netns)
+    seeds += await _capture_genl(netns)
+    return seeds
+
+
+async def _capture_conntrack(netns: str) -> list[Seed]:
+    """Entries made through ctnetlink (TCP, UDP over IPv6, ICMP), the
+    per-CPU statistics and the table count; an expectation laid out as
+    ctnetlink_exp_dump_expect does, from a real entry's tuples (making a
+    real one needs a helper and its traffic)."""
+    from aionlmmap.families import conntrack
+    from aionlmmap.families.conntrack import TupleSpec
+
+    seeds: list[Seed] = []
+    specs = [
+        (TupleSpec("192.0.2.1", "198.51.100.1", "tcp", sport=40000, dport=80), {"tcp_state": "ESTABLISHED", "mark": 7}),
+        (TupleSpec("2001:db8::1", "2001:db8::2", "udp", sport=5353, dport=53), {"zone": 3}),
+        (TupleSpec("192.0.2.9", "198.51.100.9", "icmp", icmp_type=8, icmp_code=0, icmp_id=77), {}),
+    ]
+    async with conntrack.open(netns=netns) as ct:
+        for spec, options in specs:
+            try:
+                await ct.create(spec, timeout=600, **options)
+            except FileExistsError:
+                pass
+        ring = ct.ring
+        for name, request in (("conntrack.flow", conntrack_codec.dump_request()), ("conntrack.cpu_stats", conntrack_codec.stats_cpu_request())):
+            for msg in await ring.dump_all(request):
+                seeds.append(Seed(name, msg.type, bytes(msg.payload), 4))
+        for msg in await ring.request(conntrack_codec.count_request()):
+            seeds.append(Seed("conntrack.table_count", msg.type, bytes(msg.payload), 4))
+    flow = next(seed for seed in seeds if seed.name == "conntrack.flow").payload()
+    tuples = {number & 0x3FFF: bytes(flow[start:end]) for number, start, end in iter_attributes(flow, 4, len(flow))}
+    expectation = (
+        AttributeBuilder()
+        .add(1 | 0x8000, tuples[1])  # CTA_EXPECT_MASTER (nested)
+        .add(2 | 0x8000, tuples[2])  # CTA_EXPECT_TUPLE
+        .add(3 | 0x8000, tuples[1])  # CTA_EXPECT_MASK
+        .add(4, struct.pack("!I", 30))  # CTA_EXPECT_TIMEOUT
+        .add(5, struct.pack("!I", 0xDEADBEEF))  # CTA_EXPECT_ID
+        .add(8, struct.pack("!I", 1))  # CTA_EXPECT_FLAGS
+        .add(9, struct.pack("!I", 0))  # CTA_EXPECT_CLASS
+        .add(6, b"ftp\0")  # CTA_EXPECT_HELP_NAME
+        .build()
+    )
+    seeds.append(Seed("conntrack.expectation", 0x200, flow[:4] + expectation, 4))
+    return seeds
+
+
+_SOCKET_HOLDER = """
+import socket, sys, os
+held = []
+for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    server = socket.socket(family, socket.SOCK_STREAM); server.bind((host, 0)); server.listen(8)
+    client = socket.create_connection(server.getsockname()[:2]); peer, _ = server.accept()
+    client.sendall(b"x" * 3000)  # unread: a receive queue for the dump to show
+    udp = socket.socket(family, socket.SOCK_DGRAM); udp.bind((host, 0)); udp.connect((host, 9))
+    held += [server, client, peer, udp]
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); listener.bind(sys.argv[1]); listener.listen(1)
+abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); abstract.bind("\\0aionlmmap-fuzz")
+pair = socket.socketpair()
+pair[0].sendall(b"y" * 100)
+held += [listener, abstract, *pair]
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+async def _capture_sockets(netns: str) -> list[Seed]:
+    """inet_diag (TCP and UDP, IPv4 and IPv6, with every extension) and
+    unix_diag messages of sockets a process holds in the namespace."""
+    import os
+    import tempfile
+
+    import aionlmmap
+    from aionlmmap.families.sock_diag import constants as diag
+
+    seeds: list[Seed] = []
+    with tempfile.TemporaryDirectory() as directory:
+        holder = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", netns, sys.executable, "-c", _SOCKET_HOLDER, os.path.join(directory, "sock"),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert holder.stdout is not None
+            line = await asyncio.wait_for(holder.stdout.readline(), 30)
+            assert line.strip() == b"ready", line
+            everything = sum(diag.EXTENSIONS.values())
+            async with aionlmmap.open(aionlmmap.NETLINK_SOCK_DIAG, netns=netns) as ring:
+                for family in (socket.AF_INET, socket.AF_INET6):
+                    for protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+                        for msg in await ring.dump_all(sock_diag_codec.inet_request(family, protocol, extensions=everything)):
+                            seeds.append(Seed("sock_diag.inet", msg.type, bytes(msg.payload), 72))
+                for msg in await ring.dump_all(sock_diag_codec.unix_request(show=0xFF)):
+                    seeds.append(Seed("sock_diag.unix", msg.type, bytes(msg.payload), 16))
+        finally:
+            if holder.returncode is None:
+                holder.kill()
+            await holder.wait()
+    return seeds
+
+
+async def _capture_genl(netns: str) -> list[Seed]:
+    """nlctrl's family dump and ethtool's policy dump; ethtool's replies
+    for a veth made in the namespace (parts a veth lacks answer EOPNOTSUPP)."""
+    from aionlmmap.errors import NetlinkError
+    from aionlmmap.families import genl
+
+    process = await asyncio.create_subprocess_exec("ip", "-n", netns, "link", "add", "fz0", "type", "veth", "peer", "name", "fz1")
+    await process.wait()
+    seeds: list[Seed] = []
+    async with genl.open(netns=netns) as client:
+        ring = client.ring
+        nlctrl = declared("nlctrl")
+        assert nlctrl is not None
+        dump = Message(0x10, NLM_F_REQUEST_DUMP, payload=struct.pack("=BBH", 3, 2, 0))  # CTRL_CMD_GETFAMILY
+        for msg in await ring.dump_all(dump):
+            seeds.append(Seed("genl.nlctrl", msg.type, bytes(msg.payload), 4))
+        ethtool_id = (await client.resolve("ethtool")).id
+        policy = Message(0x10, NLM_F_REQUEST_DUMP, payload=struct.pack("=BBH", 10, 2, 0) + AttributeBuilder().add(1, struct.pack("=H", ethtool_id)).build())
+        for msg in await ring.dump_all(policy):
+            seeds.append(Seed("genl.nlctrl", msg.type, bytes(msg.payload), 4))
+        for op in ("linkinfo-get", "linkmodes-get", "linkstate-get", "features-get", "rings-get", "channels-get", "stats-get"):
+            message, family_id = await client._message(client._family("ethtool"), op, {"header": {"dev-name": "fz0"}}, NLM_F_REQUEST_ACK)
+            try:
+                replies = await ring.request(message)
+            except NetlinkError:
+                continue
+            for msg in replies:
+                if msg.type == family_id:
+                    seeds.append(Seed("genl.ethtool", msg.type, bytes(msg.payload), 4))
     return seeds
 
 

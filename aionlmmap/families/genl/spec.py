@@ -30,6 +30,7 @@ import attrs
 
 from ...attributes import NLATTR, iter_attributes
 from ...constants import NLA_F_NESTED
+from ...decode_counts import DecodeCounts
 from ...errors import DecodeError
 
 __all__ = ["Attribute", "AttributeSet", "Operation", "Family", "DecodeCounts", "GENL_HDR"]
@@ -41,19 +42,6 @@ _SCALARS = {
     "u8": "B", "u16": "H", "u32": "I", "u64": "Q",
     "s8": "b", "s16": "h", "s32": "i", "s64": "q",
 }  # fmt: skip
-
-
-class DecodeCounts:
-    """Attributes a declaration did not know, and malformed messages."""
-
-    __slots__ = ("unknown_attributes", "malformed")
-
-    def __init__(self) -> None:
-        self.unknown_attributes = 0
-        self.malformed = 0
-
-    def __repr__(self) -> str:
-        return f"DecodeCounts(unknown_attributes={self.unknown_attributes}, malformed={self.malformed})"
 
 
 @attrs.frozen

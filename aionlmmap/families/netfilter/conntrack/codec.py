@@ -18,6 +18,7 @@ import struct
 from typing import Any
 
 from ....attributes import AttributeBuilder, iter_attributes
+from ....decode_counts import DecodeCounts
 from ....constants import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST
 from ....errors import DecodeError
 from ....message import Message
@@ -49,20 +50,6 @@ _BE64 = struct.Struct(">Q").unpack_from
 _CT = c.NFNL_SUBSYS_CTNETLINK << 8
 _EXP = c.NFNL_SUBSYS_CTNETLINK_EXP << 8
 _DUMP = NLM_F_REQUEST | NLM_F_DUMP
-
-
-class DecodeCounts:
-    """What decoding skipped: attributes of unknown type (a newer kernel)
-    and messages that were malformed (counted by the client)."""
-
-    __slots__ = ("unknown_attributes", "malformed")
-
-    def __init__(self) -> None:
-        self.unknown_attributes = 0
-        self.malformed = 0
-
-    def __repr__(self) -> str:
-        return f"DecodeCounts(unknown_attributes={self.unknown_attributes}, malformed={self.malformed})"
 
 
 def family_number(family: int | str | None) -> int:

@@ -200,8 +200,75 @@ def test_the_dump_path_uses_the_compiled_twins_when_the_core_is() -> None:
 
     if _extensions.speedups is None:
         assert codec.decode_inet_chunk is codec._pure_decode_inet_chunk and objects.json_texts is objects._pure_json_texts
+        assert codec.inet_chunk_json is codec._pure_inet_chunk_json
     else:
         assert codec.decode_inet_chunk is _compiled().decode_inet_chunk and objects.json_texts is _compiled().json_texts
+        assert codec.inet_chunk_json is _compiled().inet_chunk_json
+
+
+# --- inet_chunk_json: what `dump sockets --json` writes per chunk, both cores ---------------
+
+
+def _joined_texts(buffer: Any, end: int, protocol: int, counts: codec.DecodeCounts, text: codec.AddressText) -> bytes:
+    """inet_chunk_json's definition: the decoded sockets' JSON texts, joined."""
+    return ",".join(objects._pure_json_texts(codec._pure_decode_inet_chunk(buffer, end, protocol, counts, text))).encode()
+
+
+def _chunk_json_agree(data: bytes, end: int, protocol: int, context: str) -> None:
+    definition = decoded_by(_joined_texts, data, end, protocol)
+    assert decoded_by(codec._pure_inet_chunk_json, data, end, protocol) == definition, context
+    assert decoded_by(_compiled().inet_chunk_json, data, end, protocol) == definition, context
+
+
+def test_inet_chunk_json_twins_write_the_joined_texts_of_real_dumps_and_their_corruptions(netns: str) -> None:
+    with socket_set(netns, 6, 40), dual_stack(netns):
+        chunks = _real_chunks(netns)
+    written = b",".join(codec._pure_inet_chunk_json(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText()) for protocol, chunk in chunks)
+    assert written.count(b'"netid"') > 40  # (the generated chunks below add ifindex and timers)
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    for protocol, chunk in chunks:
+        cases = [(chunk, len(chunk)), (chunk, len(chunk) - rng.randrange(1, 100)), (chunk + bytes(8), len(chunk)), (chunk, len(chunk) + 4), (chunk, -1)]
+        for _ in range(30):
+            corrupt = bytearray(chunk)
+            for _ in range(rng.randrange(1, 4)):
+                spot = rng.randrange(len(corrupt))
+                corrupt[spot] = rng.randrange(256)
+            cases.append((bytes(corrupt), rng.choice([len(corrupt), rng.randrange(len(corrupt) + 1)])))
+        for data, end in cases:
+            _chunk_json_agree(data, end, protocol, f"seed {seed}, chunk {data.hex()}, end {end}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), st.integers(1, 12), st.sampled_from([c.IPPROTO_TCP, c.IPPROTO_UDP, 33]))
+def test_inet_chunk_json_twins_write_the_joined_texts_of_generated_chunks(rng: random.Random, count: int, protocol: int) -> None:
+    # ifindex, timers, unknown states and families, truncated messages
+    messages = [_message(rng) for _ in range(rng.randrange(1, 4))]
+    data = b"".join(rng.choice(messages) for _ in range(count))
+    end = rng.choice([len(data), len(data), rng.randrange(len(data) + 1)])
+    _chunk_json_agree(data, end, protocol, f"chunk {data.hex()}, end {end}")
+
+
+class _OddTexts(codec.AddressText):
+    """An address cache whose texts the compiled writer cannot take as they
+    are (not a str, not UTF-8 encodable): it hands the chunk to the reference."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+    def __call__(self, family: int, raw: bytes) -> Any:
+        return self.value
+
+
+@pytest.mark.parametrize("value", [None, 7, "\udc80", "ok"])
+def test_inet_chunk_json_twin_hands_odd_address_texts_to_the_reference(value: Any) -> None:
+    chunk = b"".join(_message(random.Random(seed)) for seed in (3, 3, 5))
+    results = []
+    for function in (codec._pure_inet_chunk_json, _compiled().inet_chunk_json):
+        counts = codec.DecodeCounts()
+        results.append((outcome(function, chunk, len(chunk), c.IPPROTO_TCP, counts, _OddTexts(value)), counts.malformed))
+    assert results[0] == results[1]
 
 
 # --- json_texts: compiled twin against the reference ----------------------------------------

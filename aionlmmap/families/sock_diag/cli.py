@@ -5,17 +5,15 @@ the command starts and ends like ss."""
 
 from __future__ import annotations
 
-import argparse
-import json
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import oneshot
 from .codec import state_mask
-from .objects import InetSocket, json_texts
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["dump", "parse_filter"]
-
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def parse_filter(words: list[str]) -> list[str] | None:
@@ -37,20 +35,25 @@ def parse_filter(words: list[str]) -> list[str] | None:
 
 def dump(args: argparse.Namespace, out: TextIO) -> int:
     states = parse_filter(list(args.filter))
-    chunks = oneshot.socket_chunks(tcp=args.tcp, udp=args.udp, unix=args.unix, family=args.family, states=states, netns=args.netns)
+    options = {"tcp": args.tcp, "udp": args.udp, "unix": args.unix, "family": args.family, "states": states, "netns": args.netns}
     if args.json:
-        out.write("[")
-        separator = ""
-        for chunk in chunks:
-            if not chunk:
-                continue
-            texts = json_texts(chunk) if chunk[0].__class__ is InetSocket else [_compact(sock.to_json()) for sock in chunk]
-            out.write(separator)
-            out.write(",".join(texts))
-            separator = ","
-        out.write("]\n")
+        # One JSON array, a datagram's sockets at a time, as UTF-8 bytes
+        # straight to stdout's binary buffer: each kernel datagram (up to
+        # 32 KiB of messages) becomes one write of ~50 KiB of text.
+        out.flush()
+        binary = getattr(out, "buffer", None)
+        write = binary.write if binary is not None else (lambda data: out.write(data.decode()))
+        separator = b"["
+        for chunk in oneshot.json_chunks(**options):
+            if chunk:
+                write(separator)
+                write(chunk)
+                separator = b","
+        write(b"[]\n" if separator == b"[" else b"]\n")
+        if binary is not None:
+            binary.flush()
     else:
-        for chunk in chunks:
+        for chunk in oneshot.socket_chunks(**options):
             for sock in chunk:
                 out.write(_line(sock.to_json()) + "\n")
     out.flush()

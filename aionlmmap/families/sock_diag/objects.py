@@ -82,8 +82,12 @@ class InetSocket(NamedTuple):
         return out
 
 
-_JSON_REST = ',"recv_q":%d,"send_q":%d,"local_address":"%s","local_port":%d,"peer_address":"%s","peer_port":%d,"family":"%s","inode":%d,"uid":%d,"cookie":%d}'
+_JSON_REST = ',"recv_q":%d,"send_q":%d,"local_address":"%s","local_port":%d,"peer_address":"%s","peer_port":%d,"family":"%s","inode":%d,"uid":%d,"cookie":%d'
 _templates: dict[tuple[int, int, int], str] = {}
+_open_templates: dict[tuple[int, int, int], str] = {}
+#: the keys to_json adds after "cookie" when ifindex or a timer is set, in its order
+JSON_IFINDEX = ',"ifindex":%d'
+JSON_TIMER = ',"timer":%d,"expires":%d,"retrans":%d'
 
 
 def _json_words(protocol: int, state: int, family: int) -> tuple[str, str]:
@@ -93,12 +97,23 @@ def _json_words(protocol: int, state: int, family: int) -> tuple[str, str]:
     return head, "inet6" if family == AF_INET6 else "inet"
 
 
+def open_template(protocol: int, state: int, family: int) -> str:
+    """The %-template of a socket's compact JSON text up to and including
+    its cookie, without the closing brace (ifindex and timer keys may
+    follow): netid, state and family are in it already."""
+    key = (protocol, state, family)
+    template = _open_templates.get(key)
+    if template is None:
+        head, family_word = _json_words(protocol, state, family)
+        template = _open_templates[key] = head + _JSON_REST.replace('"family":"%s"', '"family":"%s"' % family_word)
+    return template
+
+
 def _template(protocol: int, state: int, family: int) -> str:
     key = (protocol, state, family)
     template = _templates.get(key)
     if template is None:
-        head, family_word = _json_words(protocol, state, family)
-        template = _templates[key] = head + _JSON_REST.replace('"family":"%s"', '"family":"%s"' % family_word)
+        template = _templates[key] = open_template(protocol, state, family) + "}"
     return template
 
 

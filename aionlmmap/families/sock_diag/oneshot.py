@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ... import _sys
@@ -34,7 +34,7 @@ from ...message import Message, header_run
 from . import codec
 from . import constants as c
 
-__all__ = ["socket_chunks", "dump_chunks"]
+__all__ = ["socket_chunks", "json_chunks", "dump_chunks"]
 
 #: larger than any datagram of a dump (netlink_dump allocates at most 32 KiB,
 #: more only when a single message needs it, as the kernel's own
@@ -93,6 +93,25 @@ def socket_chunks(
     """What ``ss -tanux`` lists (no flag = TCP, like ss), a list per
     datagram: unix first, then UDP, then TCP, as
     :meth:`.client.SockDiagClient.socket_chunks` yields them."""
+    return _dump(tcp, udp, unix, family, states, netns, _unix_sockets, codec.decode_inet_chunk)
+
+
+def json_chunks(
+    *, tcp: bool = False, udp: bool = False, unix: bool = False, family: int | None = None,
+    states: int | str | Iterable[str] | None = None, netns: _sys.NetnsSpec = None,
+) -> Iterator[bytes]:  # fmt: skip
+    """:func:`socket_chunks`'s sockets as ``aionlmmap dump sockets --json``
+    prints them: per datagram, the sockets' compact JSON texts (keys in
+    docs/sock_diag.md) joined by commas, UTF-8; empty for a datagram
+    without sockets. TCP and UDP chunks are written by
+    :func:`.codec.inet_chunk_json`, straight from the kernel's messages."""
+    return _dump(tcp, udp, unix, family, states, netns, _unix_json, codec.inet_chunk_json)
+
+
+def _dump(
+    tcp: bool, udp: bool, unix: bool, family: int | None, states: int | str | Iterable[str] | None, netns: _sys.NetnsSpec,
+    unix_chunk: Callable[[bytearray, int, codec.DecodeCounts], Any], inet_chunk: Callable[[bytearray, int, int, codec.DecodeCounts, codec.AddressText], Any],
+) -> Iterator[Any]:  # fmt: skip
     if not (tcp or udp or unix):
         tcp = True
     families = _FAMILIES.get(family)
@@ -107,16 +126,23 @@ def socket_chunks(
         buffer = bytearray(_BUFFER_SIZE)
         if unix and family is None:
             for end in dump_chunks(sock, codec.unix_request(mask, c.UDIAG_SHOW_NAME | c.UDIAG_SHOW_PEER | c.UDIAG_SHOW_RQLEN | c.UDIAG_SHOW_UID), buffer):
-                yield _unix_sockets(buffer, end, counts)
+                yield unix_chunk(buffer, end, counts)
         for wanted, protocol in ((udp, c.IPPROTO_UDP), (tcp, c.IPPROTO_TCP)):
             if not wanted:
                 continue
             text = codec.AddressText()
             for af in families:
                 for end in dump_chunks(sock, codec.inet_request(af, protocol, mask), buffer):
-                    yield codec.decode_inet_chunk(buffer, end, protocol, counts, text)
+                    yield inet_chunk(buffer, end, protocol, counts, text)
     finally:
         sock.close()
+
+
+def _unix_json(buffer: bytearray, end: int, counts: codec.DecodeCounts) -> bytes:
+    import json  # unix dumps only: the inet texts are written without it
+
+    compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    return ",".join([compact(sock.to_json()) for sock in _unix_sockets(buffer, end, counts)]).encode()
 
 
 def _unix_sockets(buffer: bytearray, end: int, counts: codec.DecodeCounts) -> list[Any]:

@@ -62,6 +62,7 @@ from libc.stdint cimport uint64_t
 
 cdef enum:
     SOCK_DIAG_BY_FAMILY = 20
+    TCPDIAG_GETSOCK = 18
     INET_DIAG_MSG_SIZE = 72
     SOCKDIAG_AF_INET = 2
     SOCKDIAG_AF_INET6 = 10
@@ -98,6 +99,7 @@ def decode_inet_chunk(buffer, Py_ssize_t end, protocol, counts, text):
     cdef Py_ssize_t offset = 0
     cdef Py_ssize_t step
     cdef uint32_t length
+    cdef uint16_t message_type
     cdef uint64_t cookie
     cdef int family
     cdef int last_family = -1
@@ -131,7 +133,8 @@ def decode_inet_chunk(buffer, Py_ssize_t end, protocol, counts, text):
                 break
             step = (length + 3) & ~3
             message = data + offset + NLMSG_HDRLEN
-            if _u16(data + offset + 4) != SOCK_DIAG_BY_FAMILY:
+            message_type = _u16(data + offset + 4)
+            if message_type != SOCK_DIAG_BY_FAMILY and message_type != TCPDIAG_GETSOCK:
                 offset += step
                 continue
             if length < NLMSG_HDRLEN + INET_DIAG_MSG_SIZE:
@@ -314,20 +317,22 @@ cdef inline char *_json_uint(char *at, unsigned long long value):
 
 def inet_chunk_json(buffer, Py_ssize_t end, protocol, counts, text):
     """Twin of :func:`aionlmmap.families.sock_diag.codec.inet_chunk_json`:
-    the chunk's sockets as comma-joined compact JSON texts (UTF-8 bytes),
-    written straight from each inet_diag_msg into one buffer: no
-    InetSocket, no str per socket. The walk is decode_inet_chunk's twin's;
-    the fixed words (netid, state, family) come from the reference's
-    templates. Anything off the common path (an address text that is not
-    a str, or one UTF-8 cannot encode) is handed to the reference for the
-    whole chunk: the malformed count is only added at the end, and the
-    address cache holds what the reference would put in it."""
+    the chunk's IPv4 and IPv6 sockets as comma-joined compact JSON texts
+    (UTF-8 bytes, one per family), written straight from each
+    inet_diag_msg into two buffers: no InetSocket, no str per socket. The
+    walk is decode_inet_chunk's twin's; the fixed words (netid, state,
+    family) come from the reference's templates. Anything off the common
+    path (an address text that is not a str, or one UTF-8 cannot encode)
+    is handed to the reference for the whole chunk: the malformed count is
+    only added at the end, and the address cache holds what the reference
+    would put in it."""
     cdef Py_buffer view
     cdef const uint8_t *data
     cdef const uint8_t *message
     cdef Py_ssize_t offset = 0
     cdef Py_ssize_t step
     cdef uint32_t length
+    cdef uint16_t message_type
     cdef uint64_t cookie
     cdef uint32_t ifindex
     cdef int family
@@ -343,13 +348,15 @@ def inet_chunk_json(buffer, Py_ssize_t end, protocol, counts, text):
     cdef const char *local_text = NULL
     cdef const char *peer_text = NULL
     cdef Py_ssize_t head_size = 0, family_size = 0, local_size = 0, peer_size = 0
-    cdef _JsonOut out
+    cdef _JsonOut outs[2]
+    cdef _JsonOut *out
     cdef char *at
     cdef bint fallback = False
     local = None
     peer = None
     head = None
     family_word = None
+    result = None
     if _json_words is None:
         _bind_sockdiag_json()
     if _pure_inet_chunk_json is None:
@@ -363,11 +370,8 @@ def inet_chunk_json(buffer, Py_ssize_t end, protocol, counts, text):
     if end > view.len:
         PyBuffer_Release(&view)
         return _pure_inet_chunk_json(buffer, end, protocol, counts, text)
-    out.data = NULL
-    out.size = 0
-    out.capacity = 0
+    memset(outs, 0, sizeof(outs))
     try:
-        _json_reserve(&out, 4096 + end * 2)
         data = <const uint8_t *>view.buf
         while offset < end:
             if end - offset < NLMSG_HDRLEN:
@@ -379,7 +383,8 @@ def inet_chunk_json(buffer, Py_ssize_t end, protocol, counts, text):
                 break
             step = (length + 3) & ~3
             message = data + offset + NLMSG_HDRLEN
-            if _u16(data + offset + 4) != SOCK_DIAG_BY_FAMILY:
+            message_type = _u16(data + offset + 4)
+            if message_type != SOCK_DIAG_BY_FAMILY and message_type != TCPDIAG_GETSOCK:
                 offset += step
                 continue
             if length < NLMSG_HDRLEN + INET_DIAG_MSG_SIZE:
@@ -421,7 +426,10 @@ def inet_chunk_json(buffer, Py_ssize_t end, protocol, counts, text):
                 family_text = <const char *>(<bytes>family_word)
                 family_size = len(<bytes>family_word)
                 last_key = key
-            _json_reserve(&out, head_size + family_size + local_size + peer_size + 512)
+            out = &outs[0] if family == SOCKDIAG_AF_INET else &outs[1]
+            if out.capacity == 0:
+                _json_reserve(out, 4096 + end * 2)
+            _json_reserve(out, head_size + family_size + local_size + peer_size + 512)
             at = out.data + out.size
             if out.size:
                 at[0] = b','
@@ -465,12 +473,13 @@ def inet_chunk_json(buffer, Py_ssize_t end, protocol, counts, text):
             out.size = at - out.data
             offset += step
         if not fallback:
-            result = PyBytes_FromStringAndSize(out.data, out.size)
+            result = (PyBytes_FromStringAndSize(outs[0].data, outs[0].size), PyBytes_FromStringAndSize(outs[1].data, outs[1].size))
     except UnicodeError:
         fallback = True
     finally:
         PyBuffer_Release(&view)
-        PyMem_Free(out.data)
+        PyMem_Free(outs[0].data)
+        PyMem_Free(outs[1].data)
     if fallback:
         return _pure_inet_chunk_json(buffer, end, protocol, counts, text)
     if malformed:

@@ -37,7 +37,7 @@ from aionlmmap.families.sock_diag import codec, objects
 from aionlmmap.families.sock_diag import constants as c
 from aionlmmap.families.sock_diag.objects import InetSocket
 from tests.conftest import run
-from tests.test_sock_diag import holding_sockets, our_rows, socket_set, ss_rows
+from tests.test_sock_diag import _split_endpoint, _wild, holding_sockets, our_rows, socket_set, ss_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,26 +123,29 @@ _SOCKDIAG_PROTOCOL = 4  # NETLINK_SOCK_DIAG
 
 
 def _real_chunks(netns: str) -> list[tuple[int, bytes]]:
-    """Every datagram of TCP and UDP dumps (both families) in ``netns``."""
+    """Every datagram of TCP and UDP dumps (both families) in ``netns``, and
+    of a TCPDIAG_GETSOCK dump (both families interleaved)."""
     script = r"""
 import socket, struct, sys, json
 out = []
-for protocol in (6, 17):
-    for family in (2, 10):
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
-        s.bind((0, 0))
+for protocol, family in ((6, 2), (6, 10), (17, 2), (17, 10), (6, 0)):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
+    s.bind((0, 0))
+    if family:
         payload = struct.pack("=BBBBI", family, protocol, 0, 0, 0xFFFFFFFF) + bytes(40) + b"\xff" * 8
-        s.send(struct.pack("=IHHII", 16 + len(payload), 20, 0x301, 1, 0) + payload)
-        done = False
-        while not done:
-            data = s.recv(65536)
-            offset = 0
-            while offset < len(data):
-                length, kind = struct.unpack_from("=IH", data, offset)
-                done = done or kind in (2, 3)
-                offset += (length + 3) & ~3
-            out.append([protocol, data.hex()])
-        s.close()
+    else:  # struct inet_diag_req: family, src_len, dst_len, ext, sockid, states, dbs
+        payload = bytes(4) + bytes(40) + b"\xff" * 8 + struct.pack("=II", 0xFFFFFFFF, 0)
+    s.send(struct.pack("=IHHII", 16 + len(payload), 20 if family else 18, 0x301, 1, 0) + payload)
+    done = False
+    while not done:
+        data = s.recv(65536)
+        offset = 0
+        while offset < len(data):
+            length, kind = struct.unpack_from("=IH", data, offset)
+            done = done or kind in (2, 3)
+            offset += (length + 3) & ~3
+        out.append([protocol, data.hex()])
+    s.close()
 print(json.dumps(out))
 """
     result = run("ip", "netns", "exec", netns, sys.executable, "-c", script)
@@ -171,7 +174,7 @@ def test_decode_inet_chunk_twins_agree_on_real_dumps_and_their_corruptions(netns
 
 
 def _message(rng: random.Random) -> bytes:
-    kind = rng.choice([c.SOCK_DIAG_BY_FAMILY] * 6 + [3, 2, 99])
+    kind = rng.choice([c.SOCK_DIAG_BY_FAMILY] * 4 + [c.TCPDIAG_GETSOCK] * 2 + [3, 2, 99])
     family = rng.choice([c.AF_INET, c.AF_INET6, c.AF_INET6, 1, 0])
     address = lambda: rng.choice([b"\x7f\0\0\x01" + bytes(12), b"\0" * 10 + b"\xff\xff\x0a\0\0\x01", rng.randbytes(16), bytes(16)])  # noqa: E731
     body = struct.pack("=BBBBHH16s16sIQIIIII", family, rng.randrange(13), rng.randrange(5), rng.randrange(3), rng.randrange(65536), rng.randrange(65536),
@@ -209,9 +212,10 @@ def test_the_dump_path_uses_the_compiled_twins_when_the_core_is() -> None:
 # --- inet_chunk_json: what `dump sockets --json` writes per chunk, both cores ---------------
 
 
-def _joined_texts(buffer: Any, end: int, protocol: int, counts: codec.DecodeCounts, text: codec.AddressText) -> bytes:
-    """inet_chunk_json's definition: the decoded sockets' JSON texts, joined."""
-    return ",".join(objects._pure_json_texts(codec._pure_decode_inet_chunk(buffer, end, protocol, counts, text))).encode()
+def _joined_texts(buffer: Any, end: int, protocol: int, counts: codec.DecodeCounts, text: codec.AddressText) -> tuple[bytes, bytes]:
+    """inet_chunk_json's definition: each family's decoded sockets' JSON texts, joined."""
+    socks = codec._pure_decode_inet_chunk(buffer, end, protocol, counts, text)
+    return tuple(",".join(objects._pure_json_texts([sock for sock in socks if sock.family == family])).encode() for family in (c.AF_INET, c.AF_INET6))  # type: ignore[return-value]
 
 
 def _chunk_json_agree(data: bytes, end: int, protocol: int, context: str) -> None:
@@ -223,8 +227,11 @@ def _chunk_json_agree(data: bytes, end: int, protocol: int, context: str) -> Non
 def test_inet_chunk_json_twins_write_the_joined_texts_of_real_dumps_and_their_corruptions(netns: str) -> None:
     with socket_set(netns, 6, 40), dual_stack(netns):
         chunks = _real_chunks(netns)
-    written = b",".join(codec._pure_inet_chunk_json(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText()) for protocol, chunk in chunks)
+    written = b",".join(b",".join(codec._pure_inet_chunk_json(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText())) for protocol, chunk in chunks)
     assert written.count(b'"netid"') > 40  # (the generated chunks below add ifindex and timers)
+    compat = [codec._pure_inet_chunk_json(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText()) for protocol, chunk in chunks
+              if struct.unpack_from("=H", chunk, 4)[0] == c.TCPDIAG_GETSOCK]  # fmt: skip
+    assert any(v4 and v6 for v4, v6 in compat)  # a TCPDIAG_GETSOCK datagram holds both families
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     for protocol, chunk in chunks:
@@ -247,6 +254,39 @@ def test_inet_chunk_json_twins_write_the_joined_texts_of_generated_chunks(rng: r
     data = b"".join(rng.choice(messages) for _ in range(count))
     end = rng.choice([len(data), len(data), rng.randrange(len(data) + 1)])
     _chunk_json_agree(data, end, protocol, f"chunk {data.hex()}, end {end}")
+
+
+def _ordered_ss_rows(netns: str, netids: tuple[str, ...], *args: str) -> list[tuple[Any, ...]]:
+    """``ss -tuanH ARGS`` lines of ``netids`` in ss's order, as our_rows reads an object."""
+    rows = []
+    for line in run("ip", "netns", "exec", netns, "ss", "-tuanH", *args).stdout.splitlines():
+        fields = line.split()
+        if fields[1].isdigit():
+            fields.insert(1, "ESTAB")  # `ss state X` of one state leaves the State column out
+        (local, lport), (peer, pport) = _split_endpoint(fields[4]), _split_endpoint(fields[5])
+        if fields[0] in netids:
+            rows.append((fields[0], fields[1], int(fields[2]), int(fields[3]), _wild(local), lport, _wild(peer), pport))
+    return rows
+
+
+@pytest.mark.parametrize("seed", [17, 4242])
+def test_dump_sockets_json_prints_socket_chunks_texts_in_ss_order(netns: str, seed: int) -> None:
+    # TCP of both families is one TCPDIAG_GETSOCK walk (IPv4 and IPv6
+    # interleaved, held apart by inet_chunk_json); the command still prints
+    # what the per-family SOCK_DIAG_BY_FAMILY dumps give, byte for byte and
+    # in their order, which is ss's: UDP, then TCP; IPv4, then IPv6.
+    from aionlmmap.families.sock_diag import oneshot
+
+    compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    with socket_set(netns, seed, 30), dual_stack(netns):
+        for flags, netids, ss_args in ((["-t"], ("tcp",), []), (["-t", "-u"], ("udp", "tcp"), []), (["-t", "state", "established"], ("tcp",), ["state", "established"])):
+            printed = run("ip", "netns", "exec", netns, sys.executable, "-m", "aionlmmap", "dump", "sockets", "--json", *flags).stdout
+            states = flags[flags.index("state") + 1] if "state" in flags else None
+            texts = [compact(sock.to_json()) for chunk in oneshot.socket_chunks(tcp=True, udp="-u" in flags, states=states, netns=netns) for sock in chunk]
+            assert printed == "[" + ",".join(texts) + "]\n", flags
+            items = json.loads(printed)
+            assert {item["family"] for item in items} == {"inet", "inet6"}
+            assert [next(iter(our_rows([item]))) for item in items] == _ordered_ss_rows(netns, netids, *ss_args), flags
 
 
 class _OddTexts(codec.AddressText):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ... import _sys
@@ -93,49 +93,89 @@ def socket_chunks(
     """What ``ss -tanux`` lists (no flag = TCP, like ss), a list per
     datagram: unix first, then UDP, then TCP, as
     :meth:`.client.SockDiagClient.socket_chunks` yields them."""
-    return _dump(tcp, udp, unix, family, states, netns, _unix_sockets, codec.decode_inet_chunk)
-
-
-def json_chunks(
-    *, tcp: bool = False, udp: bool = False, unix: bool = False, family: int | None = None,
-    states: int | str | Iterable[str] | None = None, netns: _sys.NetnsSpec = None,
-) -> Iterator[bytes]:  # fmt: skip
-    """:func:`socket_chunks`'s sockets as ``aionlmmap dump sockets --json``
-    prints them: per datagram, the sockets' compact JSON texts (keys in
-    docs/sock_diag.md) joined by commas, UTF-8; empty for a datagram
-    without sockets. TCP and UDP chunks are written by
-    :func:`.codec.inet_chunk_json`, straight from the kernel's messages."""
-    return _dump(tcp, udp, unix, family, states, netns, _unix_json, codec.inet_chunk_json)
-
-
-def _dump(
-    tcp: bool, udp: bool, unix: bool, family: int | None, states: int | str | Iterable[str] | None, netns: _sys.NetnsSpec,
-    unix_chunk: Callable[[bytearray, int, codec.DecodeCounts], Any], inet_chunk: Callable[[bytearray, int, int, codec.DecodeCounts, codec.AddressText], Any],
-) -> Iterator[Any]:  # fmt: skip
     if not (tcp or udp or unix):
         tcp = True
-    families = _FAMILIES.get(family)
-    if families is None:
-        raise ValueError(f"family {family!r}: use 4, 6 or None")
+    families = _families(family)
     mask = codec.state_mask(states)
     counts = codec.DecodeCounts()
     sock = _sys.open_socket(NETLINK_SOCK_DIAG, netns)
     try:
-        sock.setblocking(True)
-        _sys.set_flag_option(sock, NETLINK_EXT_ACK)
-        buffer = bytearray(_BUFFER_SIZE)
+        buffer = _prepare(sock)
         if unix and family is None:
-            for end in dump_chunks(sock, codec.unix_request(mask, c.UDIAG_SHOW_NAME | c.UDIAG_SHOW_PEER | c.UDIAG_SHOW_RQLEN | c.UDIAG_SHOW_UID), buffer):
-                yield unix_chunk(buffer, end, counts)
+            for end in dump_chunks(sock, _unix_request(mask), buffer):
+                yield _unix_sockets(buffer, end, counts)
         for wanted, protocol in ((udp, c.IPPROTO_UDP), (tcp, c.IPPROTO_TCP)):
             if not wanted:
                 continue
             text = codec.AddressText()
             for af in families:
                 for end in dump_chunks(sock, codec.inet_request(af, protocol, mask), buffer):
-                    yield inet_chunk(buffer, end, protocol, counts, text)
+                    yield codec.decode_inet_chunk(buffer, end, protocol, counts, text)
     finally:
         sock.close()
+
+
+def json_chunks(
+    *, tcp: bool = False, udp: bool = False, unix: bool = False, family: int | None = None,
+    states: int | str | Iterable[str] | None = None, netns: _sys.NetnsSpec = None,
+) -> Iterator[bytes]:  # fmt: skip
+    """:func:`socket_chunks`'s sockets, in its order, as ``aionlmmap dump
+    sockets --json`` prints them: the sockets' compact JSON texts (keys in
+    docs/sock_diag.md) joined by commas, UTF-8, a piece per datagram
+    (empty ones included). TCP and UDP are written by
+    :func:`.codec.inet_chunk_json`, straight from the kernel's messages.
+
+    TCP of both families is one TCPDIAG_GETSOCK dump
+    (:func:`.codec.tcp_request_every_family`): one walk of the socket
+    tables where a request per family walks them twice. Its IPv4 sockets
+    are printed as they come and its IPv6 ones held until the dump ends,
+    so the order stays ss's (and socket_chunks'): IPv4, then IPv6."""
+    if not (tcp or udp or unix):
+        tcp = True
+    families = _families(family)
+    mask = codec.state_mask(states)
+    counts = codec.DecodeCounts()
+    sock = _sys.open_socket(NETLINK_SOCK_DIAG, netns)
+    try:
+        buffer = _prepare(sock)
+        if unix and family is None:
+            for end in dump_chunks(sock, _unix_request(mask), buffer):
+                yield _unix_json(buffer, end, counts)
+        for wanted, protocol in ((udp, c.IPPROTO_UDP), (tcp, c.IPPROTO_TCP)):
+            if not wanted:
+                continue
+            text = codec.AddressText()
+            if protocol == c.IPPROTO_TCP and len(families) == 2:
+                later = []
+                for end in dump_chunks(sock, codec.tcp_request_every_family(mask), buffer):
+                    v4_json, v6_json = codec.inet_chunk_json(buffer, end, protocol, counts, text)
+                    yield v4_json
+                    later.append(v6_json)
+                yield from later
+                continue
+            for af in families:
+                for end in dump_chunks(sock, codec.inet_request(af, protocol, mask), buffer):
+                    yield b"".join(codec.inet_chunk_json(buffer, end, protocol, counts, text))  # one of the two is empty
+    finally:
+        sock.close()
+
+
+def _families(family: int | None) -> tuple[int, ...]:
+    families = _FAMILIES.get(family)
+    if families is None:
+        raise ValueError(f"family {family!r}: use 4, 6 or None")
+    return families
+
+
+def _prepare(sock: socket.socket) -> bytearray:
+    """Blocking reads and extended acks on ``sock``; the receive buffer."""
+    sock.setblocking(True)
+    _sys.set_flag_option(sock, NETLINK_EXT_ACK)
+    return bytearray(_BUFFER_SIZE)
+
+
+def _unix_request(mask: int) -> Message:
+    return codec.unix_request(mask, c.UDIAG_SHOW_NAME | c.UDIAG_SHOW_PEER | c.UDIAG_SHOW_RQLEN | c.UDIAG_SHOW_UID)
 
 
 def _unix_json(buffer: bytearray, end: int, counts: codec.DecodeCounts) -> bytes:

@@ -289,6 +289,23 @@ def test_dump_sockets_json_prints_socket_chunks_texts_in_ss_order(netns: str, se
             assert [next(iter(our_rows([item]))) for item in items] == _ordered_ss_rows(netns, netids, *ss_args), flags
 
 
+async def test_inet_tcp_of_both_families_lists_what_the_per_family_dumps_list_in_their_order(netns: str) -> None:
+    # sd.inet("tcp") reads both families with one TCPDIAG_GETSOCK walk and
+    # holds the IPv6 sockets back: the same sockets, IPv4 then IPv6, with
+    # states and bytecode filters applied by the kernel as before.
+    from aionlmmap.families.sock_diag.bytecode import sport
+
+    with socket_set(netns, 23, 30), dual_stack(netns):
+        async with sock_diag.open(netns=netns) as sd:
+            for options in ({}, {"states": "established"}, {"filter": ~sport(7070)}, {"states": "listening", "filter": ~sport(7070)}):
+                both = [sock async for sock in sd.inet("tcp", **options)]
+                apart = [sock async for sock in sd.inet("tcp", 4, **options)] + [sock async for sock in sd.inet("tcp", 6, **options)]
+                assert both == apart, options
+                assert {sock.family for sock in both} == {c.AF_INET, c.AF_INET6}, options
+            assert not [sock async for sock in sd.inet("tcp", filter=sport(7070) & ~sport(7070))]
+            assert sd.counts.malformed == 0
+
+
 class _OddTexts(codec.AddressText):
     """An address cache whose texts the compiled writer cannot take as they
     are (not a str, not UTF-8 encodable): it hands the chunk to the reference."""
@@ -386,9 +403,72 @@ def test_dump_sockets_runs_without_asyncio_attrs_or_other_families(netns: str) -
         expected = +type(ss_rows(netns))({row: count for row, count in ss_rows(netns).items() if row[0] in ("tcp", "udp")})
     assert our_rows(json.loads(out)) == expected
     heavy = {"asyncio", "attr", "attrs", "ssl", "subprocess", "shutil", "ipaddress", "aionlmmap.ring", "aionlmmap.protocol", "aionlmmap.families.sock_diag.client"}
-    assert not names & (heavy | _NEVER), sorted(names & (heavy | _NEVER))
+    # nor what ss's start-up has no counterpart of: argparse and the
+    # command's parser of every kind (aionlmmap._entry reads the line), json
+    # (the texts are written by inet_chunk_json), typing (annotations only),
+    # socket.py with its IntEnums and threading (_socket makes the socket)
+    lean = {"argparse", "aionlmmap.cli", "aionlmmap._cli_families", "json", "typing", "socket", "threading", "enum", "re", "aionlmmap._sys"}
+    assert not names & (heavy | lean | _NEVER), sorted(names & (heavy | lean | _NEVER))
     assert not [name for name in names if name.startswith(_OTHER_FAMILIES)]
     assert "aionlmmap.families.sock_diag.oneshot" in names  # the test sees the real path
+
+
+# --- the command line read without argparse (aionlmmap._entry) --------------------------------
+
+_WORDS = st.sampled_from(["-t", "--tcp", "-u", "--udp", "-x", "--unix", "--json", "-4", "-6", "--netns", "blue", "--netns=blue", "--netns=", "state",
+                          "listening", "established", "", "-", "--", "-h", "--help", "-tu", "--js", "--tc", "-d", "-s", "--table", "all", "-5", "-xt"])  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_WORDS, max_size=7))
+def test_parse_argv_reads_what_argparse_reads_or_leaves_it_to_argparse(words: list[str]) -> None:
+    from aionlmmap import cli
+    from aionlmmap.families.sock_diag.cli import parse_argv
+
+    ours = parse_argv(list(words))
+    try:
+        theirs: Any = cli.build_parser().parse_args(["dump", "sockets", *words])
+    except SystemExit:
+        theirs = None
+    if ours is None:
+        return  # argparse answers it (a usage error, help, or what it alone reads)
+    assert theirs is not None, words
+    for name in ("tcp", "udp", "unix", "json", "family", "netns", "filter"):
+        assert getattr(ours, name) == getattr(theirs, name), (words, name)
+
+
+def test_parse_argv_takes_the_plain_spellings() -> None:
+    from aionlmmap.families.sock_diag.cli import parse_argv
+
+    args = parse_argv(["--json", "-t", "state", "listening", "-6", "--netns", "blue", "-x", "--udp"])
+    assert args is not None and (args.json, args.tcp, args.udp, args.unix, args.family, args.netns, args.filter) == (True, True, True, True, 6, "blue", ["state", "listening"])
+    assert [parse_argv(words) for words in (["-h"], ["-tu"], ["-4", "-6"], ["--netns"], ["--js"])] == [None] * 5
+
+
+def test_the_command_answers_the_lines_it_leaves_to_argparse_as_before() -> None:
+    # help, a usage error and the combined short flags still come from argparse
+    assert "state S" in run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-h").stdout
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-4", "-6", check=False)
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+    combined = json.loads(run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-tu", "--json").stdout)
+    assert combined == json.loads(run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-t", "-u", "--json").stdout)
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "state", "nonsense", check=False)
+    assert result.returncode == 1 and result.stderr.startswith("aionlmmap: ") and "unknown state" in result.stderr
+
+
+def test_inet_socket_fields_are_its_typed_declaration() -> None:
+    # InetSocket is built by collections.namedtuple at run time (typing's
+    # NamedTuple cost ~2 ms of the command's start-up); type checkers read
+    # the NamedTuple declaration beside it: the same names and defaults.
+    import ast
+
+    tree = ast.parse(Path(objects.__file__).read_text())
+    typed = next(node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name == "_InetFields")
+    fields = [stmt for stmt in typed.body if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)]
+    assert tuple(stmt.target.id for stmt in fields) == InetSocket._fields  # type: ignore[union-attr]
+    assert {stmt.target.id: ast.literal_eval(stmt.value) for stmt in fields if stmt.value is not None} == InetSocket._field_defaults  # type: ignore[union-attr]
+    sock = InetSocket(c.AF_INET, c.IPPROTO_TCP, 1, "127.0.0.1", 1, "127.0.0.1", 2, 0, 0, 5, 0)
+    assert not hasattr(sock, "__dict__") and repr(sock).startswith("InetSocket(family=2,") and sock._replace(state=10).state_name == "LISTEN"
 
 
 def test_the_package_keeps_its_names_and_submodules_after_a_bare_import() -> None:

@@ -5,15 +5,16 @@ the command starts and ends like ss."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TextIO
-
 from . import oneshot
 from .codec import state_mask
 
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
 if TYPE_CHECKING:
     import argparse
+    from types import SimpleNamespace
+    from typing import Any, TextIO
 
-__all__ = ["dump", "parse_filter"]
+__all__ = ["dump", "parse_filter", "parse_argv"]
 
 
 def parse_filter(words: list[str]) -> list[str] | None:
@@ -33,7 +34,47 @@ def parse_filter(words: list[str]) -> list[str] | None:
     return states
 
 
-def dump(args: argparse.Namespace, out: TextIO) -> int:
+#: the flags ``dump sockets`` takes, as argparse spells them in aionlmmap.cli
+_FLAGS = {"-t": "tcp", "--tcp": "tcp", "-u": "udp", "--udp": "udp", "-x": "unix", "--unix": "unix", "--json": "json"}
+
+
+def parse_argv(words: list[str]) -> SimpleNamespace | None:
+    """The words after ``aionlmmap dump sockets``, read as
+    :func:`aionlmmap.cli.build_parser` reads them, for the plain spellings
+    only: ``-t``/``--tcp``, ``-u``/``--udp``, ``-x``/``--unix``,
+    ``--json``, one of ``-4``/``-6``, ``--netns NAME``/``--netns=NAME``, and
+    words (the ``state S`` filter), in any order. None for anything else
+    (``-h``, ``--``, abbreviations, ``-tu``, other options, ``-4`` with
+    ``-6``, ``--netns`` without a name): the caller hands those to argparse,
+    which answers them as it always did."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(tcp=False, udp=False, unix=False, json=False, family=None, netns=None, filter=[])
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in _FLAGS:
+            setattr(args, _FLAGS[word], True)
+        elif word == "-4" or word == "-6":
+            if args.family is not None:
+                return None
+            args.family = int(word[1])
+        elif word == "--netns":
+            index += 1
+            if index == len(words) or words[index].startswith("-"):
+                return None
+            args.netns = words[index]
+        elif word.startswith("--netns="):
+            args.netns = word[len("--netns=") :]
+        elif word.startswith("-"):
+            return None
+        else:
+            args.filter.append(word)
+        index += 1
+    return args
+
+
+def dump(args: argparse.Namespace | SimpleNamespace, out: TextIO) -> int:
     states = parse_filter(list(args.filter))
     options = {"tcp": args.tcp, "udp": args.udp, "unix": args.unix, "family": args.family, "states": states, "netns": args.netns}
     if args.json:

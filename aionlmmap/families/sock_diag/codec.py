@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from ... import address_text
 from ..._extensions import speedups as _speedups
@@ -24,7 +23,10 @@ from ...message import Message, header_run
 from . import constants as c
 from .objects import JSON_IFINDEX, JSON_TIMER, InetSocket, open_template
 
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
 if TYPE_CHECKING:
+    from typing import Any
+
     from .unix_socket import UnixSocket
 
 __all__ = ["DecodeCounts", "AddressText", "state_mask", "inet_request", "tcp_request_every_family", "unix_request", "destroy_request", "decode_inet", "decode_inet_chunk", "inet_chunk_json", "decode_unix", "TCP_INFO_FIELDS"]
@@ -111,7 +113,7 @@ def inet_request(family: int, protocol: int, states: int = c.ALL_STATES, extensi
     return Message(c.SOCK_DIAG_BY_FAMILY, _DUMP, payload=payload)
 
 
-def tcp_request_every_family(states: int = c.ALL_STATES) -> Message:
+def tcp_request_every_family(states: int = c.ALL_STATES, bytecode: bytes | None = None) -> Message:
     """TCPDIAG_GETSOCK dump of TCP sockets of both address families, one
     walk of the listening and established hashes. A SOCK_DIAG_BY_FAMILY
     request names one family, and the kernel's walk for it passes every
@@ -119,8 +121,12 @@ def tcp_request_every_family(states: int = c.ALL_STATES) -> Message:
     IPv4 ones costs ~5 ms of kernel time and yields nothing); this one
     (struct inet_diag_req: family, src_len, dst_len, ext, sockid, states,
     dbs) takes the sockets of both families in the same pass, in table
-    order, IPv4 and IPv6 interleaved."""
+    order, IPv4 and IPv6 interleaved. ``bytecode`` (from :mod:`.bytecode`)
+    is audited and run as for :func:`inet_request`."""
     payload = _COMPAT_REQ.pack(0, 0, 0, 0) + bytes(40) + _NOCOOKIE + _COMPAT_STATES.pack(states, 0)
+    if bytecode:
+        length = 4 + len(bytecode)
+        payload += struct.pack("=HH", length, c.INET_DIAG_REQ_BYTECODE) + bytecode + bytes((-length) % 4)
     return Message(c.TCPDIAG_GETSOCK, _DUMP, payload=payload)
 
 

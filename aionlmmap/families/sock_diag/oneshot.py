@@ -22,17 +22,22 @@ as ``ring.dump()`` does.
 
 from __future__ import annotations
 
-import socket
+import _socket
+import errno
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from ... import _sys
-from ...constants import NETLINK_EXT_ACK, NETLINK_SOCK_DIAG, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN
+from ...constants import NETLINK_EXT_ACK, NETLINK_SOCK_DIAG, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, SOL_NETLINK
 from ...errors import DecodeError, DumpInterruptedError
 from ...message import Message, header_run
 from . import codec
 from . import constants as c
+
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..._sys import NetnsSpec
 
 __all__ = ["socket_chunks", "json_chunks", "dump_chunks"]
 
@@ -54,7 +59,7 @@ def _raise_error(buffer: Any, offset: int, length: int) -> None:
     raise parse_error(message).to_exception()
 
 
-def dump_chunks(sock: socket.socket, request: Message, buffer: bytearray) -> Iterator[int]:
+def dump_chunks(sock: _socket.socket, request: Message, buffer: bytearray) -> Iterator[int]:
     """Send the dump ``request`` on the blocking ``sock`` and yield, for each
     datagram, how many bytes of ``buffer`` hold it (data messages, and the
     NLMSG_DONE decoders skip); the buffer is reused for the next one."""
@@ -88,7 +93,7 @@ def dump_chunks(sock: socket.socket, request: Message, buffer: bytearray) -> Ite
 
 def socket_chunks(
     *, tcp: bool = False, udp: bool = False, unix: bool = False, family: int | None = None,
-    states: int | str | Iterable[str] | None = None, netns: _sys.NetnsSpec = None,
+    states: int | str | Iterable[str] | None = None, netns: NetnsSpec = None,
 ) -> Iterator[list[Any]]:  # fmt: skip
     """What ``ss -tanux`` lists (no flag = TCP, like ss), a list per
     datagram: unix first, then UDP, then TCP, as
@@ -98,9 +103,9 @@ def socket_chunks(
     families = _families(family)
     mask = codec.state_mask(states)
     counts = codec.DecodeCounts()
-    sock = _sys.open_socket(NETLINK_SOCK_DIAG, netns)
+    sock = _open(netns)
     try:
-        buffer = _prepare(sock)
+        buffer = bytearray(_BUFFER_SIZE)
         if unix and family is None:
             for end in dump_chunks(sock, _unix_request(mask), buffer):
                 yield _unix_sockets(buffer, end, counts)
@@ -117,7 +122,7 @@ def socket_chunks(
 
 def json_chunks(
     *, tcp: bool = False, udp: bool = False, unix: bool = False, family: int | None = None,
-    states: int | str | Iterable[str] | None = None, netns: _sys.NetnsSpec = None,
+    states: int | str | Iterable[str] | None = None, netns: NetnsSpec = None,
 ) -> Iterator[bytes]:  # fmt: skip
     """:func:`socket_chunks`'s sockets, in its order, as ``aionlmmap dump
     sockets --json`` prints them: the sockets' compact JSON texts (keys in
@@ -135,9 +140,9 @@ def json_chunks(
     families = _families(family)
     mask = codec.state_mask(states)
     counts = codec.DecodeCounts()
-    sock = _sys.open_socket(NETLINK_SOCK_DIAG, netns)
+    sock = _open(netns)
     try:
-        buffer = _prepare(sock)
+        buffer = bytearray(_BUFFER_SIZE)
         if unix and family is None:
             for end in dump_chunks(sock, _unix_request(mask), buffer):
                 yield _unix_json(buffer, end, counts)
@@ -167,11 +172,30 @@ def _families(family: int | None) -> tuple[int, ...]:
     return families
 
 
-def _prepare(sock: socket.socket) -> bytearray:
-    """Blocking reads and extended acks on ``sock``; the receive buffer."""
-    sock.setblocking(True)
-    _sys.set_flag_option(sock, NETLINK_EXT_ACK)
-    return bytearray(_BUFFER_SIZE)
+def _open(netns: NetnsSpec) -> _socket.socket:
+    """A blocking NETLINK_SOCK_DIAG socket (in ``netns`` when given) with
+    extended acks where the kernel has them.
+
+    In the caller's own namespace the socket is made by ``_socket``, the C
+    module under :mod:`socket`: importing socket.py turns every AF_, SOCK_
+    and MSG_ constant into an IntEnum member, which cost this command ~10%
+    of its start-up. Another namespace takes :func:`aionlmmap._sys.open_socket`
+    (a thread that enters it)."""
+    if netns is None:
+        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+    else:
+        from ... import _sys
+
+        sock = _sys.open_socket(NETLINK_SOCK_DIAG, netns)
+    try:
+        sock.setblocking(True)
+        # as _sys.set_flag_option: a kernel without the option still dumps
+        sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOPROTOOPT, errno.EINVAL):
+            sock.close()
+            raise
+    return sock
 
 
 def _unix_request(mask: int) -> Message:

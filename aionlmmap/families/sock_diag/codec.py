@@ -21,7 +21,7 @@ from ...constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN
 from ...errors import DecodeError
 from ...message import Message, header_run
 from . import constants as c
-from .objects import JSON_IFINDEX, JSON_TIMER, InetSocket, open_template
+from .objects import JSON_IFINDEX, JSON_TIMER, InetSocket, closed_template, open_template
 
 TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
 if TYPE_CHECKING:
@@ -338,9 +338,8 @@ def inet_chunk_json(buffer: Any, end: int, protocol: int, counts: DecodeCounts, 
     v4_texts: list[str] = []
     v6_texts: list[str] = []
     unpack = _MSG.unpack_from
-    v4 = text.v4
-    v6 = text.v6
-    templates: dict[tuple[int, int], str] = {}
+    texts, table, template = v4_texts, text.v4, ""
+    last_key = -1
     offset = 0
     while offset < end:
         run, header = header_run(buffer, offset, end)
@@ -359,21 +358,26 @@ def inet_chunk_json(buffer: Any, end: int, protocol: int, counts: DecodeCounts, 
             continue
         for start in range(offset + NLMSG_HDRLEN, stop, step):
             family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie, expires, rqueue, wqueue, uid, inode = unpack(buffer, start)
-            if family == c.AF_INET:
-                local = v4.get(src) or text(family, src)
-                peer = v4.get(dst) or text(family, dst)
-                texts = v4_texts
-            elif family == c.AF_INET6:
-                local = v6.get(src) or text(family, src)
-                peer = v6.get(dst) or text(family, dst)
-                texts = v6_texts
-            else:
-                counts.malformed += 1
+            # a dump comes in runs of one state and family: their list,
+            # address cache and template change only at a run's edge
+            key = state << 8 | family
+            if key != last_key:
+                if family == c.AF_INET:
+                    texts, table = v4_texts, text.v4
+                elif family == c.AF_INET6:
+                    texts, table = v6_texts, text.v6
+                else:
+                    counts.malformed += 1
+                    continue
+                template = closed_template(protocol, state, family)
+                last_key = key
+            local = table.get(src) or text(family, src)
+            peer = table.get(dst) or text(family, dst)
+            values = (rqueue, wqueue, local, (sport & 0xFF) << 8 | sport >> 8, peer, (dport & 0xFF) << 8 | dport >> 8, inode, uid, cookie)
+            if not (ifindex or timer):
+                texts.append(template % values)
                 continue
-            template = templates.get((state, family))
-            if template is None:
-                template = templates[state, family] = open_template(protocol, state, family)
-            item = template % (rqueue, wqueue, local, (sport & 0xFF) << 8 | sport >> 8, peer, (dport & 0xFF) << 8 | dport >> 8, inode, uid, cookie)
+            item = open_template(protocol, state, family) % values
             if ifindex:
                 item += JSON_IFINDEX % ifindex
             if timer:

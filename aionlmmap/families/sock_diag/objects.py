@@ -142,7 +142,9 @@ def open_template(protocol: int, state: int, family: int) -> str:
     return template
 
 
-def _template(protocol: int, state: int, family: int) -> str:
+def closed_template(protocol: int, state: int, family: int) -> str:
+    """:func:`open_template` with the closing brace: the whole text of a
+    socket without ifindex, timer or extensions."""
     key = (protocol, state, family)
     template = _templates.get(key)
     if template is None:
@@ -157,7 +159,7 @@ def json_text(sock: InetSocket) -> str:
     check both give the same text)."""
     if sock[11] or sock[13] or sock[16]:
         return _compact(sock.to_json())
-    return _template(sock[1], sock[2], sock[0]) % (sock[7], sock[8], sock[3], sock[4], sock[5], sock[6], sock[9], sock[10], sock[12])
+    return closed_template(sock[1], sock[2], sock[0]) % (sock[7], sock[8], sock[3], sock[4], sock[5], sock[6], sock[9], sock[10], sock[12])
 
 
 #: the values json_text's template takes, in its order, and the template's key
@@ -179,7 +181,7 @@ def json_texts(socks: list[InetSocket]) -> list[str]:
             continue
         if _template_key(sock) != key:
             key = _template_key(sock)
-            template = _template(*key)
+            template = closed_template(*key)
         append(template % _template_values(sock))
     return out
 

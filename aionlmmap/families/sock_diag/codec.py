@@ -274,8 +274,10 @@ def decode_inet_chunk(buffer: Any, end: int, protocol: int, counts: DecodeCounts
     out: list[InetSocket] = []
     append = out.append
     unpack = _MSG.unpack_from
-    v4 = text.v4
-    v6 = text.v6
+    table = text.v4
+    last_family = -1
+    last_src = last_dst = None
+    local = peer = ""
     offset = 0
     while offset < end:
         run, header = header_run(buffer, offset, end)
@@ -294,15 +296,25 @@ def decode_inet_chunk(buffer: Any, end: int, protocol: int, counts: DecodeCounts
             continue
         for start in range(offset + NLMSG_HDRLEN, stop, step):
             family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie, expires, rqueue, wqueue, uid, inode = unpack(buffer, start)
-            if family == c.AF_INET:
-                local = v4.get(src) or text(family, src)
-                peer = v4.get(dst) or text(family, dst)
-            elif family == c.AF_INET6:
-                local = v6.get(src) or text(family, src)
-                peer = v6.get(dst) or text(family, dst)
-            else:
-                counts.malformed += 1
-                continue
+            if family != last_family:
+                if family == c.AF_INET:
+                    table = text.v4
+                elif family == c.AF_INET6:
+                    table = text.v6
+                else:
+                    counts.malformed += 1
+                    continue
+                last_family = family
+                last_src = last_dst = None
+            # A dump lists many sockets of one local address (and peers of
+            # one): the text is looked up only when the bytes change, as
+            # the compiled twin does.
+            if src != last_src:
+                local = table.get(src) or text(family, src)
+                last_src = src
+            if dst != last_dst:
+                peer = table.get(dst) or text(family, dst)
+                last_dst = dst
             append(_new_inet(InetSocket, (
                 family, protocol, state, local, (sport & 0xFF) << 8 | sport >> 8, peer, (dport & 0xFF) << 8 | dport >> 8,
                 rqueue, wqueue, inode, uid, ifindex, cookie, timer, retrans, expires, None,
@@ -339,7 +351,9 @@ def inet_chunk_json(buffer: Any, end: int, protocol: int, counts: DecodeCounts, 
     v6_texts: list[str] = []
     unpack = _MSG.unpack_from
     texts, table, template = v4_texts, text.v4, ""
-    last_key = -1
+    last_key = last_family = -1
+    last_src = last_dst = None
+    local = peer = ""
     offset = 0
     while offset < end:
         run, header = header_run(buffer, offset, end)
@@ -371,8 +385,15 @@ def inet_chunk_json(buffer: Any, end: int, protocol: int, counts: DecodeCounts, 
                     continue
                 template = closed_template(protocol, state, family)
                 last_key = key
-            local = table.get(src) or text(family, src)
-            peer = table.get(dst) or text(family, dst)
+                if family != last_family:
+                    last_family = family
+                    last_src = last_dst = None
+            if src != last_src:  # as decode_inet_chunk: a text per change of bytes
+                local = table.get(src) or text(family, src)
+                last_src = src
+            if dst != last_dst:
+                peer = table.get(dst) or text(family, dst)
+                last_dst = dst
             values = (rqueue, wqueue, local, (sport & 0xFF) << 8 | sport >> 8, peer, (dport & 0xFF) << 8 | dport >> 8, inode, uid, cookie)
             if not (ifindex or timer):
                 texts.append(template % values)

@@ -90,28 +90,31 @@ class InetSocket(_InetFields):
         return STATE_NAMES.get(self.state, str(self.state))
 
     def to_json(self) -> dict[str, Any]:
+        # one unpacking of the tuple instead of a descriptor call per field
+        # (a fifth of the time of a dump's to_json() calls)
+        family, protocol, state, local, local_port, peer, peer_port, recv_q, send_q, inode, uid, ifindex, cookie, timer, retrans, expires, extensions = self
         out: dict[str, Any] = {
-            "netid": _NETIDS.get(self.protocol, str(self.protocol)),
-            "state": STATE_NAMES.get(self.state, str(self.state)),
-            "recv_q": self.recv_q,
-            "send_q": self.send_q,
-            "local_address": self.local_address,
-            "local_port": self.local_port,
-            "peer_address": self.peer_address,
-            "peer_port": self.peer_port,
-            "family": "inet6" if self.family == AF_INET6 else "inet",
-            "inode": self.inode,
-            "uid": self.uid,
-            "cookie": self.cookie,
+            "netid": _NETIDS.get(protocol) or str(protocol),
+            "state": STATE_NAMES.get(state) or str(state),
+            "recv_q": recv_q,
+            "send_q": send_q,
+            "local_address": local,
+            "local_port": local_port,
+            "peer_address": peer,
+            "peer_port": peer_port,
+            "family": "inet6" if family == AF_INET6 else "inet",
+            "inode": inode,
+            "uid": uid,
+            "cookie": cookie,
         }
-        if self.ifindex:
-            out["ifindex"] = self.ifindex
-        if self.timer:
-            out["timer"] = self.timer
-            out["expires"] = self.expires
-            out["retrans"] = self.retrans
-        if self.extensions:
-            out.update(self.extensions)
+        if ifindex:
+            out["ifindex"] = ifindex
+        if timer:
+            out["timer"] = timer
+            out["expires"] = expires
+            out["retrans"] = retrans
+        if extensions:
+            out.update(extensions)
         return out
 
 

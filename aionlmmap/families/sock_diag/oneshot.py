@@ -7,7 +7,10 @@ ring cost it more than the whole of ``ss -tanH`` does for 10,000 sockets
 so this reads the dump with blocking ``recv_into`` on a plain
 NETLINK_SOCK_DIAG socket and decodes each datagram with the same codec
 (:func:`.codec.decode_inet_chunk`, :func:`.codec.decode_unix`) as the
-ring-based :class:`.client.SockDiagClient`, which stays the library's API.
+ring-based :class:`.client.SockDiagClient`, which stays the library's API;
+:func:`json_chunks` gives the command its JSON text per datagram
+(:func:`.codec.inet_chunk_json`) and reads TCP of both families in one
+TCPDIAG_GETSOCK walk.
 
 Each datagram the kernel sends (one ``netlink_dump`` pass, at most 32 KiB)
 is walked once for its control messages: NLMSG_DONE ends the dump,

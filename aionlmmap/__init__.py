@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from .constants import (
     NETLINK_GENERIC,
@@ -29,7 +28,10 @@ from .errors import (
     RingConfigError,
 )
 
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._open import open
     from .attributes import AttributeBuilder, Attributes
     from .frames import FrameHeader, FrameStatus, RingConfig

@@ -13,6 +13,8 @@ Twins:
     aionlmmap.attributes:   iter_attributes, parse_attributes
     aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
     aionlmmap.address_text: ipv6_text
+    aionlmmap.families.sock_diag.codec: decode_inet_chunk, inet_chunk_json (_speedups_sockdiag.pxi)
+    aionlmmap.families.sock_diag.objects: json_texts (_speedups_sockdiag.pxi)
     aionlmmap.drainer:      Drainer._walk_unsolicited, Drainer._release (_speedups_drain.pxi)
     aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
     aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
@@ -115,7 +117,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 5
+TWINS_VERSION = 6
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first

@@ -62,6 +62,7 @@ from libc.stdint cimport uint64_t
 
 cdef enum:
     SOCK_DIAG_BY_FAMILY = 20
+    TCPDIAG_GETSOCK = 18
     INET_DIAG_MSG_SIZE = 72
     SOCKDIAG_AF_INET = 2
     SOCKDIAG_AF_INET6 = 10
@@ -98,6 +99,7 @@ def decode_inet_chunk(buffer, Py_ssize_t end, protocol, counts, text):
     cdef Py_ssize_t offset = 0
     cdef Py_ssize_t step
     cdef uint32_t length
+    cdef uint16_t message_type
     cdef uint64_t cookie
     cdef int family
     cdef int last_family = -1
@@ -131,7 +133,8 @@ def decode_inet_chunk(buffer, Py_ssize_t end, protocol, counts, text):
                 break
             step = (length + 3) & ~3
             message = data + offset + NLMSG_HDRLEN
-            if _u16(data + offset + 4) != SOCK_DIAG_BY_FAMILY:
+            message_type = _u16(data + offset + 4)
+            if message_type != SOCK_DIAG_BY_FAMILY and message_type != TCPDIAG_GETSOCK:
                 offset += step
                 continue
             if length < NLMSG_HDRLEN + INET_DIAG_MSG_SIZE:
@@ -252,3 +255,233 @@ def json_texts(list socks):
             continue
         out.append(PyUnicode_DecodeUTF8(text, written, NULL))
     return out
+
+
+# --- inet_chunk_json ------------------------------------------------------------
+
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+
+cdef object _pure_inet_chunk_json = None
+
+
+cdef int _bind_sockdiag_chunk_json() except -1:
+    global _pure_inet_chunk_json
+    from aionlmmap.families.sock_diag import codec
+    _pure_inet_chunk_json = codec._pure_inet_chunk_json
+    return 0
+
+
+cdef struct _JsonOut:
+    char *data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int _json_reserve(_JsonOut *out, Py_ssize_t more) except -1:
+    cdef Py_ssize_t capacity
+    cdef char *grown
+    if out.size + more <= out.capacity:
+        return 0
+    capacity = out.capacity * 2
+    if capacity < out.size + more:
+        capacity = out.size + more
+    grown = <char *>PyMem_Realloc(out.data, capacity)
+    if grown == NULL:
+        raise MemoryError()
+    out.data = grown
+    out.capacity = capacity
+    return 0
+
+
+cdef inline char *_json_put(char *at, const char *text, Py_ssize_t size):
+    memcpy(at, text, size)
+    return at + size
+
+
+cdef inline char *_json_uint(char *at, unsigned long long value):
+    """``%d`` of an unsigned value (at most 20 digits)."""
+    cdef char digits[20]
+    cdef int count = 0
+    while True:
+        digits[count] = <char>(48 + value % 10)
+        count += 1
+        value //= 10
+        if value == 0:
+            break
+    while count:
+        count -= 1
+        at[0] = digits[count]
+        at += 1
+    return at
+
+
+def inet_chunk_json(buffer, Py_ssize_t end, protocol, counts, text):
+    """Twin of :func:`aionlmmap.families.sock_diag.codec.inet_chunk_json`:
+    the chunk's IPv4 and IPv6 sockets as comma-joined compact JSON texts
+    (UTF-8 bytes, one per family), written straight from each
+    inet_diag_msg into two buffers: no InetSocket, no str per socket. The
+    walk is decode_inet_chunk's twin's; the fixed words (netid, state,
+    family) come from the reference's templates. Anything off the common
+    path (an address text that is not a str, or one UTF-8 cannot encode)
+    is handed to the reference for the whole chunk: the malformed count is
+    only added at the end, and the address cache holds what the reference
+    would put in it."""
+    cdef Py_buffer view
+    cdef const uint8_t *data
+    cdef const uint8_t *message
+    cdef Py_ssize_t offset = 0
+    cdef Py_ssize_t step
+    cdef uint32_t length
+    cdef uint16_t message_type
+    cdef uint64_t cookie
+    cdef uint32_t ifindex
+    cdef int family
+    cdef int state
+    cdef int last_family = -1
+    cdef int last_key = -1
+    cdef int key
+    cdef uint8_t last_src[16]
+    cdef uint8_t last_dst[16]
+    cdef long malformed = 0
+    cdef const char *head_text = NULL
+    cdef const char *family_text = NULL
+    cdef const char *local_text = NULL
+    cdef const char *peer_text = NULL
+    cdef Py_ssize_t head_size = 0, family_size = 0, local_size = 0, peer_size = 0
+    cdef _JsonOut outs[2]
+    cdef _JsonOut *out
+    cdef char *at
+    cdef bint fallback = False
+    local = None
+    peer = None
+    head = None
+    family_word = None
+    result = None
+    if _json_words is None:
+        _bind_sockdiag_json()
+    if _pure_inet_chunk_json is None:
+        _bind_sockdiag_chunk_json()
+    v4 = text.v4
+    v6 = text.v6
+    words = {}
+    if end < 0:
+        return _pure_inet_chunk_json(buffer, end, protocol, counts, text)
+    PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+    if end > view.len:
+        PyBuffer_Release(&view)
+        return _pure_inet_chunk_json(buffer, end, protocol, counts, text)
+    memset(outs, 0, sizeof(outs))
+    try:
+        data = <const uint8_t *>view.buf
+        while offset < end:
+            if end - offset < NLMSG_HDRLEN:
+                malformed += 1
+                break
+            length = _u32(data + offset)
+            if length < NLMSG_HDRLEN or offset + <Py_ssize_t>length > end:
+                malformed += 1
+                break
+            step = (length + 3) & ~3
+            message = data + offset + NLMSG_HDRLEN
+            message_type = _u16(data + offset + 4)
+            if message_type != SOCK_DIAG_BY_FAMILY and message_type != TCPDIAG_GETSOCK:
+                offset += step
+                continue
+            if length < NLMSG_HDRLEN + INET_DIAG_MSG_SIZE:
+                malformed += 1
+                offset += step
+                continue
+            family = message[0]
+            if family != SOCKDIAG_AF_INET and family != SOCKDIAG_AF_INET6:
+                malformed += 1
+                offset += step
+                continue
+            state = message[1]
+            # Address texts as decode_inet_chunk's twin finds them; a text
+            # that is not a str, or not encodable, is the reference's case.
+            if family != last_family or memcmp(message + 8, last_src, 16) != 0:
+                local = _socket_address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 8)
+                memcpy(last_src, message + 8, 16)
+                if type(local) is not str:
+                    fallback = True
+                    break
+                local_text = PyUnicode_AsUTF8AndSize(local, &local_size)
+            if family != last_family or memcmp(message + 24, last_dst, 16) != 0:
+                peer = _socket_address_text(text, v4 if family == SOCKDIAG_AF_INET else v6, family, message + 24)
+                memcpy(last_dst, message + 24, 16)
+                if type(peer) is not str:
+                    fallback = True
+                    break
+                peer_text = PyUnicode_AsUTF8AndSize(peer, &peer_size)
+            last_family = family
+            key = state << 8 | family
+            if key != last_key:
+                found = words.get(key)
+                if found is None:
+                    head_word, family_str = _json_words(protocol, state, family)
+                    found = words[key] = ((<str>head_word).encode("utf-8"), (<str>family_str).encode("utf-8"))
+                head, family_word = found
+                head_text = <const char *>(<bytes>head)
+                head_size = len(<bytes>head)
+                family_text = <const char *>(<bytes>family_word)
+                family_size = len(<bytes>family_word)
+                last_key = key
+            out = &outs[0] if family == SOCKDIAG_AF_INET else &outs[1]
+            if out.capacity == 0:
+                _json_reserve(out, 4096 + end * 2)
+            _json_reserve(out, head_size + family_size + local_size + peer_size + 512)
+            at = out.data + out.size
+            if out.size:
+                at[0] = b','
+                at += 1
+            memcpy(&cookie, message + 44, 8)
+            ifindex = _u32(message + 40)
+            # the template of objects.open_template, then to_json's extra keys
+            at = _json_put(at, head_text, head_size)
+            at = _json_put(at, b',"recv_q":', 10)
+            at = _json_uint(at, _u32(message + 56))
+            at = _json_put(at, b',"send_q":', 10)
+            at = _json_uint(at, _u32(message + 60))
+            at = _json_put(at, b',"local_address":"', 18)
+            at = _json_put(at, local_text, local_size)
+            at = _json_put(at, b'","local_port":', 15)
+            at = _json_uint(at, ntohs(_u16(message + 4)))
+            at = _json_put(at, b',"peer_address":"', 17)
+            at = _json_put(at, peer_text, peer_size)
+            at = _json_put(at, b'","peer_port":', 14)
+            at = _json_uint(at, ntohs(_u16(message + 6)))
+            at = _json_put(at, b',"family":"', 11)
+            at = _json_put(at, family_text, family_size)
+            at = _json_put(at, b'","inode":', 10)
+            at = _json_uint(at, _u32(message + 68))
+            at = _json_put(at, b',"uid":', 7)
+            at = _json_uint(at, _u32(message + 64))
+            at = _json_put(at, b',"cookie":', 10)
+            at = _json_uint(at, cookie)
+            if ifindex:
+                at = _json_put(at, b',"ifindex":', 11)
+                at = _json_uint(at, ifindex)
+            if message[2]:
+                at = _json_put(at, b',"timer":', 9)
+                at = _json_uint(at, message[2])
+                at = _json_put(at, b',"expires":', 11)
+                at = _json_uint(at, _u32(message + 52))
+                at = _json_put(at, b',"retrans":', 11)
+                at = _json_uint(at, message[3])
+            at[0] = b'}'
+            at += 1
+            out.size = at - out.data
+            offset += step
+        if not fallback:
+            result = (PyBytes_FromStringAndSize(outs[0].data, outs[0].size), PyBytes_FromStringAndSize(outs[1].data, outs[1].size))
+    except UnicodeError:
+        fallback = True
+    finally:
+        PyBuffer_Release(&view)
+        PyMem_Free(outs[0].data)
+        PyMem_Free(outs[1].data)
+    if fallback:
+        return _pure_inet_chunk_json(buffer, end, protocol, counts, text)
+    if malformed:
+        counts.malformed += malformed
+    return result

@@ -12,7 +12,6 @@ import socket
 import struct
 import threading
 from collections.abc import Iterable
-from typing import Any
 
 from .constants import (
     NETLINK_ADD_MEMBERSHIP,
@@ -23,6 +22,10 @@ from .constants import (
     NETLINK_PKTINFO,
     SOL_NETLINK,
 )
+
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "NetnsSpec",

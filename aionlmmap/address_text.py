@@ -18,9 +18,12 @@ cases, so ``ipv6_text`` handles them first.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from ._extensions import speedups as _speedups
+
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["DECIMAL", "DOTTED", "ipv4_text", "ipv6_text"]
 

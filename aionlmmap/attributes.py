@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import Any
 
 from .constants import NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HDRLEN
 from .errors import DecodeError
+
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "NLATTR",

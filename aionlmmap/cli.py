@@ -14,7 +14,6 @@ compares with ``ip -j route show`` key by key.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -23,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from . import _cli_families
+from ._entry import guarded as _guarded
 
 # asyncio (with ssl, subprocess, concurrent.futures) and the ring load when a
 # command runs, not for `--help` or a usage error: see main().
@@ -125,22 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         job = lambda: _overview_then_follow(args, sys.stdout)  # noqa: E731
     return _guarded(lambda: asyncio.run(_until_signal(job)))
-
-
-def _guarded(run: Callable[[], int]) -> int:
-    """``run()``, with the command's answers to a closed pipe and to errors."""
-    try:
-        return run()
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # `aionlmmap monitor | head`: the reader left; exit quietly.
-        with contextlib.suppress(OSError):
-            sys.stdout = None  # type: ignore[assignment]
-        return 0
-    except (ValueError, OSError) as exc:
-        print(f"aionlmmap: {exc}", file=sys.stderr)
-        return 1
 
 
 async def _until_signal(job: Callable[[], Awaitable[int]]) -> int:

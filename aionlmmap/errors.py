@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Error",

@@ -16,10 +16,13 @@ import struct
 from array import array
 from collections.abc import Callable, Iterator
 from operator import itemgetter
-from typing import Any
 
 from .constants import NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN
 from .errors import DecodeError, ReleasedMessageError
+
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Message",

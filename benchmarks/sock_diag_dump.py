@@ -1,4 +1,4 @@
-"""``python3 -m benchmarks.sock_diag_dump [--sockets 10000 50000] [--repeat 3]``
+"""``python3 -m benchmarks.sock_diag_dump [--sockets 10000 50000] [--repeat 3] [--cores compiled pure]``
 
 N open TCP sockets in a throwaway namespace (N/2 connections over
 loopback: each client and its accepted socket; worker processes hold them,
@@ -7,7 +7,8 @@ under the fd limit), then the same dump by each contestant, best of
 
 - ``ss -tanH``: process wall time (``ip netns exec NS ss -tanH > /dev/null``)
 - ``aionlmmap dump sockets -t --json``: process wall time, the same way
-  (the command reads its one dump without an event loop: sock_diag.oneshot),
+  (aionlmmap._entry reads the line without argparse; sock_diag.oneshot reads the
+  dump without an event loop, TCP of both families in one TCPDIAG_GETSOCK walk),
   of an *installed* copy, as a user runs it: the ``aionlmmap`` script of a
   fresh venv where ``pip install`` put this tree (byte-compiled, no
   PYTHONDONTWRITEBYTECODE), or of ``--python VENV/bin/python``'s venv. The
@@ -19,9 +20,10 @@ under the fd limit), then the same dump by each contestant, best of
 - pyroute2 ``DiagSocket.get_sock_stats``: in-process time, the same dump
 
 The in-process contestants use this tree (PYTHONPATH), byte-compiled
-first (``compileall``). Each record names the core in use
-(``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python) and the CLI record the
-interpreter it ran.
+first (``compileall``). Each core in ``--cores`` gets a block of its own
+(ss measured again in it, so its ratios are within one block); each
+record names the core in use (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure
+Python) and the CLI record the interpreter it ran.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ def install(root: str, directory: str) -> str:
     return python
 
 
-def run_size(total: int, repeat: int, python: str) -> list[dict[str, Any]]:
+def run_size(total: int, repeat: int, python: str, cores: list[str]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     with namespace("sd") as ns:
         connections = total // 2
@@ -129,30 +131,10 @@ def run_size(total: int, repeat: int, python: str) -> list[dict[str, Any]]:
                 holders.append(holder)
                 assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
             listed = subprocess.run([*ns.exec_prefix(), "ss", "-tanH"], capture_output=True, text=True, check=True).stdout.count("\n")
-            env = dict(os.environ, PYTHONPATH=os.getcwd())
-            base = {"sockets": total, "listed_by_ss": listed, "core": _core(env)}
-            ss_seconds = wall([*ns.exec_prefix(), "ss", "-tanH"], repeat)
-            records.append({**base, "contestant": "ss -tanH (process wall)", "seconds": round(ss_seconds, 4)})
-            user = _user_env()
-            script = os.path.join(os.path.dirname(python), "aionlmmap")
-            installed = {"python": python, "core": _core(user, python)}
-            cli_seconds = wall([*ns.exec_prefix(), script, "dump", "sockets", "-t", "--json"], repeat, user)
-            records.append({**base, **installed, "contestant": "aionlmmap dump sockets -t --json (installed, process wall)", "seconds": round(cli_seconds, 4), "vs_ss": round(cli_seconds / ss_seconds, 2)})
-            bare_seconds = wall([*ns.exec_prefix(), python, "-c", "pass"], repeat, user)
-            records.append({**base, **installed, "contestant": "python -c pass (same interpreter, process wall)", "seconds": round(bare_seconds, 4), "vs_ss": round(bare_seconds / ss_seconds, 2)})
-            results: dict[str, Any] = {}
-            for which in ("aionlmmap", "pyroute2"):
-                out = subprocess.run([*ns.exec_prefix(), sys.executable, "-c", _IN_PROCESS, which, str(repeat)], capture_output=True, text=True, env=env, timeout=1800)
-                if out.returncode != 0:
-                    records.append({**base, "contestant": which, "error": out.stderr.strip()[-500:]})
-                    continue
-                results.update(json.loads(out.stdout))
-            pyroute2 = results.get("pyroute2 DiagSocket.get_sock_stats", (None, 0))[0]
-            for name, (seconds, count) in results.items():
-                record = {**base, "contestant": name, "seconds": round(seconds, 4), "count": count, "vs_ss": round(seconds / ss_seconds, 2)}
-                if pyroute2 and not name.startswith("pyroute2"):
-                    record["speedup_vs_pyroute2"] = round(pyroute2 / seconds, 1)
-                records.append(record)
+            for core in cores:
+                # each core's block measures ss again: ratios within a block
+                selection = {"AIONLMMAP_NO_EXTENSIONS": "1" if core == "pure" else ""}
+                records += _run_core(ns, total, listed, repeat, python, selection)
         finally:
             for holder in holders:
                 if holder.stdin:
@@ -161,11 +143,41 @@ def run_size(total: int, repeat: int, python: str) -> list[dict[str, Any]]:
     return records
 
 
+def _run_core(ns: Any, total: int, listed: int, repeat: int, python: str, selection: dict[str, str]) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), **selection)
+    base = {"sockets": total, "listed_by_ss": listed, "core": _core(env)}
+    ss_seconds = wall([*ns.exec_prefix(), "ss", "-tanH"], repeat)
+    records.append({**base, "contestant": "ss -tanH (process wall)", "seconds": round(ss_seconds, 4)})
+    user = {**_user_env(), **selection}
+    script = os.path.join(os.path.dirname(python), "aionlmmap")
+    installed = {"python": python, "core": _core(user, python)}
+    cli_seconds = wall([*ns.exec_prefix(), script, "dump", "sockets", "-t", "--json"], repeat, user)
+    records.append({**base, **installed, "contestant": "aionlmmap dump sockets -t --json (installed, process wall)", "seconds": round(cli_seconds, 4), "vs_ss": round(cli_seconds / ss_seconds, 2)})
+    bare_seconds = wall([*ns.exec_prefix(), python, "-c", "pass"], repeat, user)
+    records.append({**base, **installed, "contestant": "python -c pass (same interpreter, process wall)", "seconds": round(bare_seconds, 4), "vs_ss": round(bare_seconds / ss_seconds, 2)})
+    results: dict[str, Any] = {}
+    for which in ("aionlmmap", "pyroute2"):
+        out = subprocess.run([*ns.exec_prefix(), sys.executable, "-c", _IN_PROCESS, which, str(repeat)], capture_output=True, text=True, env=env, timeout=1800)
+        if out.returncode != 0:
+            records.append({**base, "contestant": which, "error": out.stderr.strip()[-500:]})
+            continue
+        results.update(json.loads(out.stdout))
+    pyroute2 = results.get("pyroute2 DiagSocket.get_sock_stats", (None, 0))[0]
+    for name, (seconds, count) in results.items():
+        record = {**base, "contestant": name, "seconds": round(seconds, 4), "count": count, "vs_ss": round(seconds / ss_seconds, 2)}
+        if pyroute2 and not name.startswith("pyroute2"):
+            record["speedup_vs_pyroute2"] = round(pyroute2 / seconds, 1)
+        records.append(record)
+    return records
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sockets", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--python", help="interpreter of a venv where aionlmmap is installed (default: pip install this tree into a fresh venv)")
+    parser.add_argument("--cores", nargs="+", choices=["compiled", "pure"], default=["compiled", "pure"], help="the cores to measure, each with its own ss figure (pure: AIONLMMAP_NO_EXTENSIONS=1)")
     args = parser.parse_args(argv)
     require_root()
     import aionlmmap
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aionlmmap-bench-venv-") as directory:
         python = args.python or install(os.path.dirname(os.path.dirname(os.path.abspath(aionlmmap.__file__))), directory)
         for total in args.sockets:
-            for record in run_size(total, args.repeat, python):
+            for record in run_size(total, args.repeat, python, args.cores):
                 print(json.dumps(record), flush=True)
     return 0
 

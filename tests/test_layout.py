@@ -22,7 +22,7 @@ PACKAGE = ROOT / "aionlmmap"
 FAMILIES = PACKAGE / "families"
 FAMILY_PACKAGES = sorted(path.name for path in FAMILIES.iterdir() if (path / "__init__.py").is_file())
 #: modules outside families/ that may import a family: the command line and the aionlmmap.rtnl alias
-FRONT_ENDS = {"aionlmmap.cli", "aionlmmap._cli_families", "aionlmmap.rtnl", "aionlmmap.__main__"}
+FRONT_ENDS = {"aionlmmap.cli", "aionlmmap._cli_families", "aionlmmap._entry", "aionlmmap.rtnl", "aionlmmap.__main__"}
 
 #: every old flat path, submodules of the old conntrack package included
 OLD_PATHS = sorted(

@@ -37,7 +37,7 @@ from aionlmmap.families.sock_diag import codec, objects
 from aionlmmap.families.sock_diag import constants as c
 from aionlmmap.families.sock_diag.objects import InetSocket
 from tests.conftest import run
-from tests.test_sock_diag import holding_sockets, our_rows, socket_set, ss_rows
+from tests.test_sock_diag import _split_endpoint, _wild, holding_sockets, our_rows, socket_set, ss_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,26 +123,29 @@ _SOCKDIAG_PROTOCOL = 4  # NETLINK_SOCK_DIAG
 
 
 def _real_chunks(netns: str) -> list[tuple[int, bytes]]:
-    """Every datagram of TCP and UDP dumps (both families) in ``netns``."""
+    """Every datagram of TCP and UDP dumps (both families) in ``netns``, and
+    of a TCPDIAG_GETSOCK dump (both families interleaved)."""
     script = r"""
 import socket, struct, sys, json
 out = []
-for protocol in (6, 17):
-    for family in (2, 10):
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
-        s.bind((0, 0))
+for protocol, family in ((6, 2), (6, 10), (17, 2), (17, 10), (6, 0)):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
+    s.bind((0, 0))
+    if family:
         payload = struct.pack("=BBBBI", family, protocol, 0, 0, 0xFFFFFFFF) + bytes(40) + b"\xff" * 8
-        s.send(struct.pack("=IHHII", 16 + len(payload), 20, 0x301, 1, 0) + payload)
-        done = False
-        while not done:
-            data = s.recv(65536)
-            offset = 0
-            while offset < len(data):
-                length, kind = struct.unpack_from("=IH", data, offset)
-                done = done or kind in (2, 3)
-                offset += (length + 3) & ~3
-            out.append([protocol, data.hex()])
-        s.close()
+    else:  # struct inet_diag_req: family, src_len, dst_len, ext, sockid, states, dbs
+        payload = bytes(4) + bytes(40) + b"\xff" * 8 + struct.pack("=II", 0xFFFFFFFF, 0)
+    s.send(struct.pack("=IHHII", 16 + len(payload), 20 if family else 18, 0x301, 1, 0) + payload)
+    done = False
+    while not done:
+        data = s.recv(65536)
+        offset = 0
+        while offset < len(data):
+            length, kind = struct.unpack_from("=IH", data, offset)
+            done = done or kind in (2, 3)
+            offset += (length + 3) & ~3
+        out.append([protocol, data.hex()])
+    s.close()
 print(json.dumps(out))
 """
     result = run("ip", "netns", "exec", netns, sys.executable, "-c", script)
@@ -171,7 +174,7 @@ def test_decode_inet_chunk_twins_agree_on_real_dumps_and_their_corruptions(netns
 
 
 def _message(rng: random.Random) -> bytes:
-    kind = rng.choice([c.SOCK_DIAG_BY_FAMILY] * 6 + [3, 2, 99])
+    kind = rng.choice([c.SOCK_DIAG_BY_FAMILY] * 4 + [c.TCPDIAG_GETSOCK] * 2 + [3, 2, 99])
     family = rng.choice([c.AF_INET, c.AF_INET6, c.AF_INET6, 1, 0])
     address = lambda: rng.choice([b"\x7f\0\0\x01" + bytes(12), b"\0" * 10 + b"\xff\xff\x0a\0\0\x01", rng.randbytes(16), bytes(16)])  # noqa: E731
     body = struct.pack("=BBBBHH16s16sIQIIIII", family, rng.randrange(13), rng.randrange(5), rng.randrange(3), rng.randrange(65536), rng.randrange(65536),
@@ -200,8 +203,129 @@ def test_the_dump_path_uses_the_compiled_twins_when_the_core_is() -> None:
 
     if _extensions.speedups is None:
         assert codec.decode_inet_chunk is codec._pure_decode_inet_chunk and objects.json_texts is objects._pure_json_texts
+        assert codec.inet_chunk_json is codec._pure_inet_chunk_json
     else:
         assert codec.decode_inet_chunk is _compiled().decode_inet_chunk and objects.json_texts is _compiled().json_texts
+        assert codec.inet_chunk_json is _compiled().inet_chunk_json
+
+
+# --- inet_chunk_json: what `dump sockets --json` writes per chunk, both cores ---------------
+
+
+def _joined_texts(buffer: Any, end: int, protocol: int, counts: codec.DecodeCounts, text: codec.AddressText) -> tuple[bytes, bytes]:
+    """inet_chunk_json's definition: each family's decoded sockets' JSON texts, joined."""
+    socks = codec._pure_decode_inet_chunk(buffer, end, protocol, counts, text)
+    return tuple(",".join(objects._pure_json_texts([sock for sock in socks if sock.family == family])).encode() for family in (c.AF_INET, c.AF_INET6))  # type: ignore[return-value]
+
+
+def _chunk_json_agree(data: bytes, end: int, protocol: int, context: str) -> None:
+    definition = decoded_by(_joined_texts, data, end, protocol)
+    assert decoded_by(codec._pure_inet_chunk_json, data, end, protocol) == definition, context
+    assert decoded_by(_compiled().inet_chunk_json, data, end, protocol) == definition, context
+
+
+def test_inet_chunk_json_twins_write_the_joined_texts_of_real_dumps_and_their_corruptions(netns: str) -> None:
+    with socket_set(netns, 6, 40), dual_stack(netns):
+        chunks = _real_chunks(netns)
+    written = b",".join(b",".join(codec._pure_inet_chunk_json(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText())) for protocol, chunk in chunks)
+    assert written.count(b'"netid"') > 40  # (the generated chunks below add ifindex and timers)
+    compat = [codec._pure_inet_chunk_json(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText()) for protocol, chunk in chunks
+              if struct.unpack_from("=H", chunk, 4)[0] == c.TCPDIAG_GETSOCK]  # fmt: skip
+    assert any(v4 and v6 for v4, v6 in compat)  # a TCPDIAG_GETSOCK datagram holds both families
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    for protocol, chunk in chunks:
+        cases = [(chunk, len(chunk)), (chunk, len(chunk) - rng.randrange(1, 100)), (chunk + bytes(8), len(chunk)), (chunk, len(chunk) + 4), (chunk, -1)]
+        for _ in range(30):
+            corrupt = bytearray(chunk)
+            for _ in range(rng.randrange(1, 4)):
+                spot = rng.randrange(len(corrupt))
+                corrupt[spot] = rng.randrange(256)
+            cases.append((bytes(corrupt), rng.choice([len(corrupt), rng.randrange(len(corrupt) + 1)])))
+        for data, end in cases:
+            _chunk_json_agree(data, end, protocol, f"seed {seed}, chunk {data.hex()}, end {end}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), st.integers(1, 12), st.sampled_from([c.IPPROTO_TCP, c.IPPROTO_UDP, 33]))
+def test_inet_chunk_json_twins_write_the_joined_texts_of_generated_chunks(rng: random.Random, count: int, protocol: int) -> None:
+    # ifindex, timers, unknown states and families, truncated messages
+    messages = [_message(rng) for _ in range(rng.randrange(1, 4))]
+    data = b"".join(rng.choice(messages) for _ in range(count))
+    end = rng.choice([len(data), len(data), rng.randrange(len(data) + 1)])
+    _chunk_json_agree(data, end, protocol, f"chunk {data.hex()}, end {end}")
+
+
+def _ordered_ss_rows(netns: str, netids: tuple[str, ...], *args: str) -> list[tuple[Any, ...]]:
+    """``ss -tuanH ARGS`` lines of ``netids`` in ss's order, as our_rows reads an object."""
+    rows = []
+    for line in run("ip", "netns", "exec", netns, "ss", "-tuanH", *args).stdout.splitlines():
+        fields = line.split()
+        if fields[1].isdigit():
+            fields.insert(1, "ESTAB")  # `ss state X` of one state leaves the State column out
+        (local, lport), (peer, pport) = _split_endpoint(fields[4]), _split_endpoint(fields[5])
+        if fields[0] in netids:
+            rows.append((fields[0], fields[1], int(fields[2]), int(fields[3]), _wild(local), lport, _wild(peer), pport))
+    return rows
+
+
+@pytest.mark.parametrize("seed", [17, 4242])
+def test_dump_sockets_json_prints_socket_chunks_texts_in_ss_order(netns: str, seed: int) -> None:
+    # TCP of both families is one TCPDIAG_GETSOCK walk (IPv4 and IPv6
+    # interleaved, held apart by inet_chunk_json); the command still prints
+    # what the per-family SOCK_DIAG_BY_FAMILY dumps give, byte for byte and
+    # in their order, which is ss's: UDP, then TCP; IPv4, then IPv6.
+    from aionlmmap.families.sock_diag import oneshot
+
+    compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    with socket_set(netns, seed, 30), dual_stack(netns):
+        for flags, netids, ss_args in ((["-t"], ("tcp",), []), (["-t", "-u"], ("udp", "tcp"), []), (["-t", "state", "established"], ("tcp",), ["state", "established"])):
+            printed = run("ip", "netns", "exec", netns, sys.executable, "-m", "aionlmmap", "dump", "sockets", "--json", *flags).stdout
+            states = flags[flags.index("state") + 1] if "state" in flags else None
+            texts = [compact(sock.to_json()) for chunk in oneshot.socket_chunks(tcp=True, udp="-u" in flags, states=states, netns=netns) for sock in chunk]
+            assert printed == "[" + ",".join(texts) + "]\n", flags
+            items = json.loads(printed)
+            assert {item["family"] for item in items} == {"inet", "inet6"}
+            assert [next(iter(our_rows([item]))) for item in items] == _ordered_ss_rows(netns, netids, *ss_args), flags
+
+
+async def test_inet_tcp_of_both_families_lists_what_the_per_family_dumps_list_in_their_order(netns: str) -> None:
+    # sd.inet("tcp") reads both families with one TCPDIAG_GETSOCK walk and
+    # holds the IPv6 sockets back: the same sockets, IPv4 then IPv6, with
+    # states and bytecode filters applied by the kernel as before.
+    from aionlmmap.families.sock_diag.bytecode import sport
+
+    with socket_set(netns, 23, 30), dual_stack(netns):
+        async with sock_diag.open(netns=netns) as sd:
+            for options in ({}, {"states": "established"}, {"filter": ~sport(7070)}, {"states": "listening", "filter": ~sport(7070)}):
+                both = [sock async for sock in sd.inet("tcp", **options)]
+                apart = [sock async for sock in sd.inet("tcp", 4, **options)] + [sock async for sock in sd.inet("tcp", 6, **options)]
+                assert both == apart, options
+                assert {sock.family for sock in both} == {c.AF_INET, c.AF_INET6}, options
+            assert not [sock async for sock in sd.inet("tcp", filter=sport(7070) & ~sport(7070))]
+            assert sd.counts.malformed == 0
+
+
+class _OddTexts(codec.AddressText):
+    """An address cache whose texts the compiled writer cannot take as they
+    are (not a str, not UTF-8 encodable): it hands the chunk to the reference."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+    def __call__(self, family: int, raw: bytes) -> Any:
+        return self.value
+
+
+@pytest.mark.parametrize("value", [None, 7, "\udc80", "ok"])
+def test_inet_chunk_json_twin_hands_odd_address_texts_to_the_reference(value: Any) -> None:
+    chunk = b"".join(_message(random.Random(seed)) for seed in (3, 3, 5))
+    results = []
+    for function in (codec._pure_inet_chunk_json, _compiled().inet_chunk_json):
+        counts = codec.DecodeCounts()
+        results.append((outcome(function, chunk, len(chunk), c.IPPROTO_TCP, counts, _OddTexts(value)), counts.malformed))
+    assert results[0] == results[1]
 
 
 # --- json_texts: compiled twin against the reference ----------------------------------------
@@ -279,9 +403,74 @@ def test_dump_sockets_runs_without_asyncio_attrs_or_other_families(netns: str) -
         expected = +type(ss_rows(netns))({row: count for row, count in ss_rows(netns).items() if row[0] in ("tcp", "udp")})
     assert our_rows(json.loads(out)) == expected
     heavy = {"asyncio", "attr", "attrs", "ssl", "subprocess", "shutil", "ipaddress", "aionlmmap.ring", "aionlmmap.protocol", "aionlmmap.families.sock_diag.client"}
-    assert not names & (heavy | _NEVER), sorted(names & (heavy | _NEVER))
+    # nor what ss's start-up has no counterpart of: argparse and the
+    # command's parser of every kind (aionlmmap._entry reads the line), json
+    # (the texts are written by inet_chunk_json), typing (annotations only),
+    # socket.py with its IntEnums and threading (_socket makes the socket)
+    lean = {"argparse", "aionlmmap.cli", "aionlmmap._cli_families", "json", "typing", "socket", "threading", "enum", "re", "aionlmmap._sys"}
+    assert not names & (heavy | lean | _NEVER), sorted(names & (heavy | lean | _NEVER))
     assert not [name for name in names if name.startswith(_OTHER_FAMILIES)]
     assert "aionlmmap.families.sock_diag.oneshot" in names  # the test sees the real path
+
+
+# --- the command line read without argparse (aionlmmap._entry) --------------------------------
+
+_WORDS = st.sampled_from(["-t", "--tcp", "-u", "--udp", "-x", "--unix", "--json", "-4", "-6", "--netns", "blue", "--netns=blue", "--netns=", "state",
+                          "listening", "established", "", "-", "--", "-h", "--help", "-tu", "--js", "--tc", "-d", "-s", "--table", "all", "-5", "-xt"])  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_WORDS, max_size=7))
+def test_parse_argv_reads_what_argparse_reads_or_leaves_it_to_argparse(words: list[str]) -> None:
+    from aionlmmap import cli
+    from aionlmmap.families.sock_diag.cli import parse_argv
+
+    ours = parse_argv(list(words))
+    try:
+        theirs: Any = cli.build_parser().parse_args(["dump", "sockets", *words])
+    except SystemExit:
+        theirs = None
+    if ours is None:
+        return  # argparse answers it (a usage error, help, or what it alone reads)
+    assert theirs is not None, words
+    for name in ("tcp", "udp", "unix", "json", "family", "netns", "filter"):
+        assert getattr(ours, name) == getattr(theirs, name), (words, name)
+
+
+def test_parse_argv_takes_the_plain_spellings() -> None:
+    from aionlmmap.families.sock_diag.cli import parse_argv
+
+    args = parse_argv(["--json", "-t", "state", "listening", "-6", "--netns", "blue", "-x", "--udp"])
+    assert args is not None and (args.json, args.tcp, args.udp, args.unix, args.family, args.netns, args.filter) == (True, True, True, True, 6, "blue", ["state", "listening"])
+    assert [parse_argv(words) for words in (["-h"], ["-tu"], ["-4", "-6"], ["--netns"], ["--js"])] == [None] * 5
+
+
+def test_the_command_answers_the_lines_it_leaves_to_argparse_as_before(netns: str) -> None:
+    # help, a usage error and the combined short flags still come from argparse
+    assert "state S" in run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-h").stdout
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-4", "-6", check=False)
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+    with socket_set(netns, 9, 12):  # no TIME-WAIT timers running down between the two dumps
+        combined = run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-tu", "--json", "--netns", netns).stdout
+        assert combined == run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "-t", "-u", "--json", "--netns", netns).stdout
+        assert {item["netid"] for item in json.loads(combined)} == {"tcp", "udp"}
+    result = run(sys.executable, "-m", "aionlmmap", "dump", "sockets", "state", "nonsense", check=False)
+    assert result.returncode == 1 and result.stderr.startswith("aionlmmap: ") and "unknown state" in result.stderr
+
+
+def test_inet_socket_fields_are_its_typed_declaration() -> None:
+    # InetSocket is built by collections.namedtuple at run time (typing's
+    # NamedTuple cost ~2 ms of the command's start-up); type checkers read
+    # the NamedTuple declaration beside it: the same names and defaults.
+    import ast
+
+    tree = ast.parse(Path(objects.__file__).read_text())
+    typed = next(node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name == "_InetFields")
+    fields = [stmt for stmt in typed.body if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)]
+    assert tuple(stmt.target.id for stmt in fields) == InetSocket._fields  # type: ignore[union-attr]
+    assert {stmt.target.id: ast.literal_eval(stmt.value) for stmt in fields if stmt.value is not None} == InetSocket._field_defaults  # type: ignore[union-attr]
+    sock = InetSocket(c.AF_INET, c.IPPROTO_TCP, 1, "127.0.0.1", 1, "127.0.0.1", 2, 0, 0, 5, 0)
+    assert not hasattr(sock, "__dict__") and repr(sock).startswith("InetSocket(family=2,") and sock._replace(state=10).state_name == "LISTEN"
 
 
 def test_the_package_keeps_its_names_and_submodules_after_a_bare_import() -> None:

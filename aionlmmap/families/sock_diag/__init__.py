@@ -15,13 +15,15 @@ state, name, peer, queues); and SOCK_DESTROY.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from . import bytecode
 from .codec import DecodeCounts, state_mask
 from .objects import InetSocket
 
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
 if TYPE_CHECKING:
+    from typing import Any
+
     from .client import SockDiagClient, open
     from .unix_socket import UnixSocket
 

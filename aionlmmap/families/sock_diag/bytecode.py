@@ -18,9 +18,12 @@ forward, which compiling the expression in order gives for free.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from . import constants as c
+
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Condition", "sport", "dport", "sport_range", "dport_range", "src", "dst", "mark", "dev", "cgroup", "everything"]
 

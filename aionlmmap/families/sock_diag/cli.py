@@ -5,17 +5,16 @@ the command starts and ends like ss."""
 
 from __future__ import annotations
 
-import argparse
-import json
-from typing import Any, TextIO
-
 from . import oneshot
 from .codec import state_mask
-from .objects import InetSocket, json_texts
 
-__all__ = ["dump", "parse_filter"]
+TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
+if TYPE_CHECKING:
+    import argparse
+    from types import SimpleNamespace
+    from typing import Any, TextIO
 
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+__all__ = ["dump", "parse_filter", "parse_argv"]
 
 
 def parse_filter(words: list[str]) -> list[str] | None:
@@ -35,22 +34,67 @@ def parse_filter(words: list[str]) -> list[str] | None:
     return states
 
 
-def dump(args: argparse.Namespace, out: TextIO) -> int:
+#: the flags ``dump sockets`` takes, as argparse spells them in aionlmmap.cli
+_FLAGS = {"-t": "tcp", "--tcp": "tcp", "-u": "udp", "--udp": "udp", "-x": "unix", "--unix": "unix", "--json": "json"}
+
+
+def parse_argv(words: list[str]) -> SimpleNamespace | None:
+    """The words after ``aionlmmap dump sockets``, read as
+    :func:`aionlmmap.cli.build_parser` reads them, for the plain spellings
+    only: ``-t``/``--tcp``, ``-u``/``--udp``, ``-x``/``--unix``,
+    ``--json``, one of ``-4``/``-6``, ``--netns NAME``/``--netns=NAME``, and
+    words (the ``state S`` filter), in any order. None for anything else
+    (``-h``, ``--``, abbreviations, ``-tu``, other options, ``-4`` with
+    ``-6``, ``--netns`` without a name): the caller hands those to argparse,
+    which answers them as it always did."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(tcp=False, udp=False, unix=False, json=False, family=None, netns=None, filter=[])
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in _FLAGS:
+            setattr(args, _FLAGS[word], True)
+        elif word == "-4" or word == "-6":
+            if args.family is not None:
+                return None
+            args.family = int(word[1])
+        elif word == "--netns":
+            index += 1
+            if index == len(words) or words[index].startswith("-"):
+                return None
+            args.netns = words[index]
+        elif word.startswith("--netns="):
+            args.netns = word[len("--netns=") :]
+        elif word.startswith("-"):
+            return None
+        else:
+            args.filter.append(word)
+        index += 1
+    return args
+
+
+def dump(args: argparse.Namespace | SimpleNamespace, out: TextIO) -> int:
     states = parse_filter(list(args.filter))
-    chunks = oneshot.socket_chunks(tcp=args.tcp, udp=args.udp, unix=args.unix, family=args.family, states=states, netns=args.netns)
+    options = {"tcp": args.tcp, "udp": args.udp, "unix": args.unix, "family": args.family, "states": states, "netns": args.netns}
     if args.json:
-        out.write("[")
-        separator = ""
-        for chunk in chunks:
-            if not chunk:
-                continue
-            texts = json_texts(chunk) if chunk[0].__class__ is InetSocket else [_compact(sock.to_json()) for sock in chunk]
-            out.write(separator)
-            out.write(",".join(texts))
-            separator = ","
-        out.write("]\n")
+        # One JSON array, a datagram's sockets at a time, as UTF-8 bytes
+        # straight to stdout's binary buffer: each kernel datagram (up to
+        # 32 KiB of messages) becomes one write of ~50 KiB of text.
+        out.flush()
+        binary = getattr(out, "buffer", None)
+        write = binary.write if binary is not None else (lambda data: out.write(data.decode()))
+        separator = b"["
+        for chunk in oneshot.json_chunks(**options):
+            if chunk:
+                write(separator)
+                write(chunk)
+                separator = b","
+        write(b"[]\n" if separator == b"[" else b"]\n")
+        if binary is not None:
+            binary.flush()
     else:
-        for chunk in chunks:
+        for chunk in oneshot.socket_chunks(**options):
             for sock in chunk:
                 out.write(_line(sock.to_json()) + "\n")
     out.flush()

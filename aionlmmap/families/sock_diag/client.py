@@ -16,6 +16,7 @@ from .objects import InetSocket
 from .unix_socket import UnixSocket
 
 if TYPE_CHECKING:
+    from ...message import Message
     from .bytecode import Condition
 
 __all__ = ["open", "SockDiagClient", "state_mask"]
@@ -94,24 +95,25 @@ class SockDiagClient:
         bytecode = filter.compile() if filter is not None else None
         counts = self.counts
         text = codec.AddressText()
+        if number == c.IPPROTO_TCP and len(families) == 2 and not wanted:
+            # Both families in one walk of the kernel's tables (see
+            # codec.tcp_request_every_family); the IPv6 sockets are held
+            # back so that the order stays IPv4, then IPv6.
+            held = []
+            async for socks in self._fast_chunks(codec.tcp_request_every_family(mask, bytecode), number, text):
+                v6 = [sock for sock in socks if sock[0] == c.AF_INET6]
+                if v6:
+                    held.append(v6)
+                    socks = [sock for sock in socks if sock[0] != c.AF_INET6]
+                yield socks
+            for socks in held:
+                yield socks
+            return
         for af in families:
             request = codec.inet_request(af, number, mask, bits, bytecode)
             if not wanted:
-                # The fast path: walk each dump chunk in one call, leaving
-                # the attributes the kernel always adds (shutdown, mark,
-                # cgroup id, sockopt) undecoded.
-                async for frame, chunk in self.ring.dump_chunks(request):
-                    if chunk.__class__ is int:
-                        yield codec.decode_inet_chunk(frame.buffer, chunk, number, counts, text)
-                        continue
-                    slow = []
-                    for msg in chunk:
-                        if msg[0] == c.SOCK_DIAG_BY_FAMILY:
-                            try:
-                                slow.append(codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, False, text))
-                            except DecodeError:
-                                counts.malformed += 1
-                    yield slow
+                async for socks in self._fast_chunks(request, number, text):
+                    yield socks
                 continue
             batch = []
             async for msg in self.ring.dump(request):
@@ -126,6 +128,24 @@ class SockDiagClient:
                     batch = []
             if batch:
                 yield batch
+
+    async def _fast_chunks(self, request: Message, number: int, text: codec.AddressText) -> AsyncIterator[list[InetSocket]]:
+        """The fast path: each dump chunk walked in one call, leaving the
+        attributes the kernel always adds (shutdown, mark, cgroup id,
+        sockopt) undecoded."""
+        counts = self.counts
+        async for frame, chunk in self.ring.dump_chunks(request):
+            if chunk.__class__ is int:
+                yield codec.decode_inet_chunk(frame.buffer, chunk, number, counts, text)
+                continue
+            slow = []
+            for msg in chunk:
+                if msg[0] == c.SOCK_DIAG_BY_FAMILY or msg[0] == c.TCPDIAG_GETSOCK:
+                    try:
+                        slow.append(codec.decode_inet(msg[6].buffer, msg[4], msg[5], number, counts, False, text))
+                    except DecodeError:
+                        counts.malformed += 1
+            yield slow
 
     async def unix(self, *, states: int | str | Iterable[str] | None = None, show: int = c.UDIAG_SHOW_NAME | c.UDIAG_SHOW_PEER | c.UDIAG_SHOW_RQLEN | c.UDIAG_SHOW_UID) -> AsyncIterator[UnixSocket]:
         """Unix sockets (``ss -x``): name, peer, queues, uid; ``show`` adds

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 SOCK_DIAG_BY_FAMILY = 20
 SOCK_DESTROY = 21
+#: inet_diag's original request (struct inet_diag_req): a dump of TCP sockets
+#: of every address family in one walk of the socket tables
+#: (inet_diag_dump_compat sets sdiag_family to AF_UNSPEC); the replies are
+#: inet_diag_msgs of this message type
+TCPDIAG_GETSOCK = 18
 
 AF_UNIX = 1
 AF_INET = 2

@@ -18,6 +18,7 @@ from ... import address_text
 from ..._extensions import speedups as _speedups
 from ...attributes import iter_attributes
 from ...constants import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN
+from ...decode_counts import DecodeCounts
 from ...errors import DecodeError
 from ...message import Message, header_run
 from . import constants as c
@@ -57,19 +58,6 @@ _NOCOOKIE = b"\xff" * 8
 #: listener's IPv4 peers are such addresses. The compiled twin where in use.
 _ipv6_text = address_text.ipv6_text
 _pure_ipv6_text = address_text._pure_ipv6_text
-
-
-class DecodeCounts:
-    """Attributes of unknown type (a newer kernel) and malformed messages."""
-
-    __slots__ = ("unknown_attributes", "malformed")
-
-    def __init__(self) -> None:
-        self.unknown_attributes = 0
-        self.malformed = 0
-
-    def __repr__(self) -> str:
-        return f"DecodeCounts(unknown_attributes={self.unknown_attributes}, malformed={self.malformed})"
 
 
 def state_mask(states: int | str | Iterable[str] | None) -> int:

@@ -17,6 +17,7 @@ Twins:
     aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
     aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
     aionlmmap.families.rtnl_route_layout: RouteDecoders.walk (_speedups_routes.pxi)
+    aionlmmap.backends.uring: UringBackend._reap, UringBackend._provide (_speedups_uring.pxi)
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
 (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
@@ -115,7 +116,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 5
+TWINS_VERSION = 6
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -465,3 +466,4 @@ include "_speedups_drain.pxi"
 # --- aionlmmap.families.sock_diag.codec ----------------------------------------
 include "_speedups_sockdiag.pxi"
 include "_speedups_routes.pxi"
+include "_speedups_uring.pxi"

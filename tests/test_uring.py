@@ -492,6 +492,13 @@ async def test_auto_takes_uring_only_for_frames_that_hold_a_whole_dump_chunk(mon
         assert ring.backend == "emulated"
 
 
+def test_auto_here_is_uring_on_the_compiled_core_and_emulated_on_the_pure_one() -> None:
+    # what makes the suite's two runs (compiled, pure) cover both backends
+    if not _uring_sys.probe()[0]:
+        pytest.fail("io_uring does not work here: this host cannot test the uring backend")
+    assert _open.auto_backend()[0] == ("uring" if _extensions.speedups is not None else "emulated")
+
+
 def test_the_default_ring_holds_a_dump_chunk_and_nfqueues_default_does_not() -> None:
     from aionlmmap.backends.uring import holds_a_dump_chunk
     from aionlmmap.families.netfilter.nfqueue import DEFAULT_QUEUE_RX

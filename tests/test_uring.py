@@ -507,6 +507,8 @@ def test_the_default_ring_holds_a_dump_chunk_and_nfqueues_default_does_not() -> 
     # so auto gives aionlmmap.open() uring where it takes uring at all, and
     # nfqueue.open() (16 KiB frames: a 64 KiB packet needs a COPY frame) emulated
     assert holds_a_dump_chunk(DEFAULT_RX) and not holds_a_dump_chunk(DEFAULT_QUEUE_RX)
+    # 32 KiB behind the 84-byte receive prefix and the 24-byte frame header
+    assert holds_a_dump_chunk(RingConfig.for_frames(32876, 8)) and not holds_a_dump_chunk(RingConfig.for_frames(32872, 8))
 
 
 async def test_nfqueue_on_auto_keeps_the_emulated_ring(monkeypatch: pytest.MonkeyPatch, netns: str) -> None:

@@ -68,7 +68,7 @@ def _extensions() -> list[Extension]:
     try:
         return cythonize(
             [Extension("aionlmmap._speedups", ["aionlmmap/_speedups.pyx"], extra_compile_args=["-O2"],
-                       depends=["aionlmmap/_speedups_routes.pxi"])],
+                       depends=["aionlmmap/_speedups_routes.pxi", "aionlmmap/_speedups_uring.pxi"])],
             compiler_directives={"language_level": "3"},
             quiet=True,
         )

@@ -20,36 +20,56 @@ DEFAULT_GROUP_RCVBUF = 1024 * 1024
 
 
 #: Whether ``auto`` takes the uring backend where io_uring works (and the
-#: kernel has no mmap ring). Only once uring receives at least as fast as
-#: the emulated ring in dumps, storms and nfqueue (``python -m
-#: benchmarks.uring_syscalls``: within about 10% either way now, not ahead
-#: in every run, docs/uring.md) AND the whole suite passes with it as the
-#: default. ``auto`` takes uring only for RX frames that hold a whole dump
-#: chunk (a larger datagram is lost there, reported as an overrun, where
-#: emulated delivers it as a COPY frame). See docs/uring.md.
-AUTO_PREFERS_URING = False
+#: kernel has no mmap ring), with the compiled core, for RX frames that hold
+#: a whole dump chunk. Measured (``python -m benchmarks.uring_syscalls`` and
+#: ``benchmarks.uring_profile --instructions``, docs/uring.md): with the
+#: compiled core uring spends fewer instructions per nfqueue packet than the
+#: emulated ring (its completions are taken in C), as many per dumped
+#: message, and fewer syscalls in every scenario; with the pure-Python core
+#: it spends more per datagram, so there ``auto`` keeps the emulated ring.
+#: Smaller frames keep it too: a datagram larger than a frame is lost on
+#: uring (reported as an overrun) where emulated delivers it as a COPY frame.
+AUTO_PREFERS_URING = True
+
+
+def _auto_takes_uring() -> tuple[bool, str]:
+    """Whether ``auto`` takes a working io_uring here (before the frame
+    size is asked), and why not when it does not."""
+    if not AUTO_PREFERS_URING:
+        return False, "uring is opt-in (backend='uring', see docs/uring.md)"
+    from ._extensions import CORE_REASON, speedups
+
+    if speedups is None:
+        return False, (f"with the pure-Python core ({CORE_REASON}) uring spends more per datagram than the emulated ring "
+                       "(backend='uring' still works; see docs/uring.md)")
+    return True, ""
 
 
 def auto_backend() -> tuple[str, str]:
     """The backend ``auto`` picks here, and why (probed once per process;
-    what ``aionlmmap info`` prints)."""
+    what ``aionlmmap info`` prints). For RX frames smaller than a dump
+    chunk (32 KiB behind the receive prefix) ``auto`` picks the emulated
+    ring instead of uring."""
     from .info import probe_kernel_ring, probe_uring
 
     available, reason = probe_kernel_ring()
     if available:
         return "kernel", reason
     uring, uring_reason = probe_uring()
-    if uring and AUTO_PREFERS_URING:
-        return "uring", f"{reason}; {uring_reason}"
-    if uring:
-        return "emulated", f"{reason}; the emulated ring, also where io_uring works: uring is opt-in (backend='uring', see docs/uring.md)"
-    return "emulated", f"{reason}; no uring backend ({uring_reason})"
+    if not uring:
+        return "emulated", f"{reason}; no uring backend ({uring_reason})"
+    takes, why_not = _auto_takes_uring()
+    if takes:
+        return "uring", (f"{reason}; {uring_reason}, with the compiled core; the emulated ring for RX frames that do not hold "
+                         "a 32 KiB dump chunk")
+    return "emulated", f"{reason}; the emulated ring, also where io_uring works: {why_not}"
 
 
 def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig, skip_is_safe: bool = False) -> Backend:
     """``auto``: the kernel ring where the kernel has one (< 4.6), else the
-    uring backend where io_uring works if :data:`AUTO_PREFERS_URING` (off:
-    see there), else the emulated ring."""
+    uring backend where io_uring works, with the compiled core, for RX
+    frames that hold a dump chunk (:data:`AUTO_PREFERS_URING`), else the
+    emulated ring."""
     if name not in ("auto", "kernel", "emulated", "uring"):
         raise ValueError(f"backend must be 'auto', 'kernel', 'uring' or 'emulated', not {name!r}")
     if name in ("auto", "kernel"):
@@ -73,7 +93,7 @@ def _select_backend(name: str, sock: Any, rx: RingConfig, tx: RingConfig, skip_i
         from .backends.uring import UringBackend
 
         return UringBackend(sock, rx, tx)
-    if name == "auto" and AUTO_PREFERS_URING:
+    if name == "auto" and _auto_takes_uring()[0]:
         from .backends import _uring_sys
         from .backends.uring import holds_a_dump_chunk
 
@@ -120,7 +140,9 @@ def open(
         netns: a network namespace name (``ip netns``), path or open fd; the
             socket is created inside it without moving this process.
         backend: ``"auto"`` (the kernel ring if the kernel has one, else
-            emulated; ``aionlmmap info`` says which and why), ``"kernel"``, ``"uring"`` (io_uring multishot
+            uring where io_uring works, with the compiled core and RX frames
+            that hold a 32 KiB dump chunk, else emulated; ``aionlmmap info``
+            says which and why), ``"kernel"``, ``"uring"`` (io_uring multishot
             receive into a provided-buffer ring, Linux >= 6.0; raises
             :class:`BackendUnavailableError` naming the reason where it
             cannot work) or ``"emulated"``.

@@ -19,6 +19,7 @@ Twins:
     aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
     aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
     aionlmmap.families.rtnl_route_layout: RouteDecoders.walk (_speedups_routes.pxi)
+    aionlmmap.backends.uring: UringBackend._reap, UringBackend._provide (_speedups_uring.pxi)
 
 :mod:`aionlmmap._extensions` decides at import whether these are used
 (``AIONLMMAP_NO_EXTENSIONS=1`` selects pure Python).
@@ -467,3 +468,4 @@ include "_speedups_drain.pxi"
 # --- aionlmmap.families.sock_diag.codec ----------------------------------------
 include "_speedups_sockdiag.pxi"
 include "_speedups_routes.pxi"
+include "_speedups_uring.pxi"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import socket
 import struct
@@ -128,4 +129,11 @@ async def main(mode: str, backend: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    profile_path = os.environ.get("AIONLMMAP_BENCH_PROFILE")
+    if profile_path:
+        # benchmarks/uring_profile.py: where the receiver's Python time goes
+        import cProfile
+
+        cProfile.run("asyncio.run(main(sys.argv[1], sys.argv[2]))", profile_path)
+    else:
+        asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -22,7 +22,7 @@ import pytest
 from conftest import run
 
 import aionlmmap
-from aionlmmap import BackendUnavailableError, Message, OverrunError, RingConfig, _open
+from aionlmmap import BackendUnavailableError, Message, OverrunError, RingConfig, _extensions, _open
 from aionlmmap.backends import _uring_sys
 from aionlmmap.backends.uring import _PREFIX, _RECV, UringBackend
 from aionlmmap.constants import NLM_F_REQUEST, NLMSG_ERROR, RTNLGRP_LINK, RTM_NEWLINK
@@ -118,14 +118,23 @@ def test_info_lists_each_probe_step_and_its_answer() -> None:
     assert "  multishot IORING_OP_RECVMSG: ok" in text and "kernel mmap ring: no (" in text
 
 
+def test_auto_prefers_uring() -> None:
+    assert _open.AUTO_PREFERS_URING
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "pure"])
 @pytest.mark.parametrize("prefers, works", [(True, True), (True, False), (False, True)])
-async def test_auto_follows_the_probe_and_the_switch(monkeypatch: pytest.MonkeyPatch, prefers: bool, works: bool) -> None:
+async def test_auto_follows_the_probe_the_core_and_the_switch(monkeypatch: pytest.MonkeyPatch, prefers: bool, works: bool, compiled: bool) -> None:
     monkeypatch.setattr(_open, "AUTO_PREFERS_URING", prefers)
+    # auto asks only whether the compiled core is in use (it takes uring's
+    # completions in C; in pure Python uring costs more per datagram)
+    monkeypatch.setattr(_extensions, "speedups", _extensions.speedups or object() if compiled else None)
     if not works:
         monkeypatch.setattr(_uring_sys, "_probe_result", (False, "io_uring_setup answered ENOSYS (test)"))
-    expected = "uring" if prefers and works else "emulated"
+    expected = "uring" if prefers and works and compiled else "emulated"
     chosen, reason = _open.auto_backend()
     assert chosen == expected and ("ENOSYS" in reason) == (not works)
+    assert ("pure-Python core" in reason) == (prefers and works and not compiled)
     async with aionlmmap.open(backend="auto") as ring:
         assert ring.backend == expected
 
@@ -473,6 +482,7 @@ async def test_auto_takes_uring_only_for_frames_that_hold_a_whole_dump_chunk(mon
     if not _uring_sys.probe()[0]:
         pytest.fail("io_uring does not work here: this host cannot test the uring backend")
     monkeypatch.setattr(_open, "AUTO_PREFERS_URING", True)
+    monkeypatch.setattr(_extensions, "speedups", _extensions.speedups or object())  # the compiled core's choice
     async with aionlmmap.open(aionlmmap.NETLINK_ROUTE) as ring:
         assert ring.backend == "uring"
     small = RingConfig.for_frames(frame_size=2048, frame_nr=8)
@@ -480,6 +490,33 @@ async def test_auto_takes_uring_only_for_frames_that_hold_a_whole_dump_chunk(mon
         # a 2 KiB frame cannot hold a dump chunk (up to 32 KiB): emulated
         # delivers those as COPY frames, uring could only report them lost
         assert ring.backend == "emulated"
+
+
+def test_auto_here_is_uring_on_the_compiled_core_and_emulated_on_the_pure_one() -> None:
+    # what makes the suite's two runs (compiled, pure) cover both backends
+    if not _uring_sys.probe()[0]:
+        pytest.fail("io_uring does not work here: this host cannot test the uring backend")
+    assert _open.auto_backend()[0] == ("uring" if _extensions.speedups is not None else "emulated")
+
+
+def test_the_default_ring_holds_a_dump_chunk_and_nfqueues_default_does_not() -> None:
+    from aionlmmap.backends.uring import holds_a_dump_chunk
+    from aionlmmap.families.netfilter.nfqueue import DEFAULT_QUEUE_RX
+    from aionlmmap.ring import DEFAULT_RX
+
+    # so auto gives aionlmmap.open() uring where it takes uring at all, and
+    # nfqueue.open() (16 KiB frames: a 64 KiB packet needs a COPY frame) emulated
+    assert holds_a_dump_chunk(DEFAULT_RX) and not holds_a_dump_chunk(DEFAULT_QUEUE_RX)
+    # 32 KiB behind the 84-byte receive prefix and the 24-byte frame header
+    assert holds_a_dump_chunk(RingConfig.for_frames(32876, 8)) and not holds_a_dump_chunk(RingConfig.for_frames(32872, 8))
+
+
+async def test_nfqueue_on_auto_keeps_the_emulated_ring(monkeypatch: pytest.MonkeyPatch, netns: str) -> None:
+    from aionlmmap.families.netfilter import nfqueue
+
+    monkeypatch.setattr(_extensions, "speedups", _extensions.speedups or object())  # the compiled core's choice
+    async with nfqueue.open(7, netns=netns) as queue:
+        assert queue.ring.backend == "emulated"
 
 
 @pytest.mark.parametrize("result", [-errno.EPERM, 10], ids=["failed", "short"])

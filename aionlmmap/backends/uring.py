@@ -48,6 +48,9 @@ How it maps onto frames (the Ring above is unchanged):
 - TX: the VALID TX frames go out as few datagrams as the emulated backend
   sends, one ``IORING_OP_SENDMSG`` each (an iovec per frame), all
   submitted, and waited for, with one ``io_uring_enter``.
+- The per-datagram work, ``_reap`` (completions into frame headers) and
+  ``_provide`` (frames into the buffer ring), has compiled twins
+  (``_speedups_uring.pxi``); these methods are their reference.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ import struct
 from collections import deque
 from typing import Any
 
+from .._extensions import speedups as _speedups
 from .._sys import PKTINFO, UCRED
 from ..constants import NETLINK_PKTINFO, SOL_NETLINK
 from ..errors import BackendUnavailableError
@@ -739,3 +743,14 @@ class UringBackend:
             self._memory.close()
         except BufferError:
             pass  # a user still holds a view; the mapping goes with it
+
+
+# The compiled twins of the per-datagram work, taking completions off the CQ
+# ring and providing frames to the buffer ring (aionlmmap/_speedups_uring.pxi),
+# take the methods unless pure Python was chosen (AIONLMMAP_NO_EXTENSIONS=1);
+# the pure methods stay the reference (tests/test_uring_twins.py).
+_pure_reap = UringBackend._reap
+_pure_provide = UringBackend._provide
+if _speedups is not None:
+    UringBackend._reap = _speedups.uring_reap  # type: ignore[method-assign]
+    UringBackend._provide = _speedups.uring_provide  # type: ignore[method-assign]

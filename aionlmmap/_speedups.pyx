@@ -118,7 +118,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 6
+TWINS_VERSION = 7
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first

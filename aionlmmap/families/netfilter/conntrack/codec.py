@@ -18,8 +18,8 @@ import struct
 from typing import Any
 
 from ....attributes import AttributeBuilder, iter_attributes
-from ....decode_counts import DecodeCounts
 from ....constants import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST
+from ....decode_counts import DecodeCounts
 from ....errors import DecodeError
 from ....message import Message
 from ..nfnetlink import encode_nfgenmsg, nfnl_type

@@ -7,6 +7,7 @@ import asyncio
 import json
 import pathlib
 import signal
+import shutil
 import subprocess
 import sys
 
@@ -191,11 +192,19 @@ def test_info_prints_the_backend() -> None:
 
 
 def test_console_script_entry_point_is_main() -> None:
-    from aionlmmap.cli import main
+    # The installed script is what pyproject names: the lean entry point,
+    # which hands everything but a plain `dump sockets` to cli.main.
+    import tomllib
 
+    from aionlmmap._entry import main
+
+    with open(ROOT / "pyproject.toml", "rb") as project:
+        assert tomllib.load(project)["project"]["scripts"]["aionlmmap"] == "aionlmmap._entry:main"
     assert callable(main)
     result = subprocess.run(["aionlmmap", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "dump" in result.stdout and "monitor" in result.stdout
+    script = shutil.which("aionlmmap")
+    assert script is not None and "aionlmmap._entry" in open(script).read()
 
 
 def test_topology_example_pings_across_two_namespaces() -> None:

@@ -212,7 +212,9 @@ def test_route_twins_agree_on_a_real_dump_of_a_generated_table(generated_table: 
     # left out by -force; these every kernel of the project builds).
     assert len(routes) > 800, f"seed {seed}"
     assert any(route.family == socket.AF_INET6 and route.gateway for route in routes)
-    assert sum(1 for route in routes if route.metrics) > 50
+    # About 90 expected from 900 lines; a table may lose many to collisions
+    # and to metrics this kernel refuses (-force), as seed 440280486 did (43).
+    assert sum(1 for route in routes if route.metrics) > 20, f"seed {seed}"
     assert any(route.family == socket.AF_INET and len(route.nexthops) == 2 for route in routes)
     assert any(route.family == socket.AF_INET6 and route.expires for route in routes)
     assert any(route.pref == 1 for route in routes) and any(route.type != 1 for route in routes)

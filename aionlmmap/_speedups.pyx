@@ -11,9 +11,10 @@ behaviour is the reference's by construction.
 Twins:
     aionlmmap.message:      header_run, parse_frame
     aionlmmap.attributes:   iter_attributes, parse_attributes
-    aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
+    aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of, Packet.accept (packet_accept)
     aionlmmap.address_text: ipv6_text
     aionlmmap.drainer:      Drainer._walk_unsolicited, Drainer._release (_speedups_drain.pxi)
+    aionlmmap.ring:         TakenBatch.take, TakenBatch.finish (_speedups_drain.pxi)
     aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
     aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
     aionlmmap.families.rtnl_route_layout: RouteDecoders.walk (_speedups_routes.pxi)
@@ -115,7 +116,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 5
+TWINS_VERSION = 6
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -347,25 +348,51 @@ def decode_packet_header(payload):
 # __slots__, so each is a member at a fixed offset of the instance).
 cdef object _Packet = None
 cdef object _new_object = object.__new__
-cdef Py_ssize_t _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state
+cdef Py_ssize_t _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state, _slot_verdict
 cdef object _UNDECIDED = None
+cdef object _DECIDED = None
+cdef object _PLAIN_ACCEPT = None
 cdef object _pure_packet_of = None
+cdef object _pure_accept = None
 
 
 cdef int _bind_packet() except -1:
-    global _Packet, _UNDECIDED, _pure_packet_of, _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state
+    global _Packet, _UNDECIDED, _DECIDED, _PLAIN_ACCEPT, _pure_packet_of, _pure_accept
+    global _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state, _slot_verdict
     from aionlmmap.families.netfilter import nfqueue
     cdef list offsets = []
-    for name in ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state"):
+    for name in ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state", "_verdict"):
         offset = aionlmmap_slot_offset(nfqueue.Packet.__dict__[name])
         if offset < 0:
             raise TypeError(f"nfqueue.Packet.{name} is not a plain slot: the compiled twin of Queue._packet_of cannot build Packets")
         offsets.append(offset)
-    _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state = offsets
+    _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state, _slot_verdict = offsets
     _UNDECIDED = nfqueue._UNDECIDED
+    _DECIDED = nfqueue._DECIDED
+    _PLAIN_ACCEPT = nfqueue._PLAIN_ACCEPT
     _pure_packet_of = nfqueue._pure_packet_of
+    _pure_accept = nfqueue._pure_accept
     _Packet = nfqueue.Packet
     return 0
+
+
+def packet_accept(self, *, mark=None, payload=None):
+    """Twin of ``aionlmmap.families.nfqueue.Packet.accept`` (installed as
+    that method): the plain accept of an undecided packet, which a
+    pass-through consumer gives every packet, with the Packet's slots
+    written directly; anything else is the reference's."""
+    if _Packet is None:
+        _bind_packet()
+    if type(self) is not _Packet or mark is not None or payload is not None or self._state is not _UNDECIDED:
+        return _pure_accept(self, mark=mark, payload=payload)
+    aionlmmap_set_slot(self, _slot_verdict, _PLAIN_ACCEPT)
+    aionlmmap_set_slot(self, _slot_state, _DECIDED)
+    queue = self._queue
+    queue._decided_now.append(self)
+    if queue._run_key is not _PLAIN_ACCEPT:
+        queue._note_run_key(_PLAIN_ACCEPT)
+    if not queue._flush_scheduled:
+        queue._schedule_flush()
 
 
 def _packet_of(queue, message):
@@ -376,6 +403,10 @@ def _packet_of(queue, message):
     The Packet is made as ``Packet.__init__`` makes it (the same six slots,
     nothing else), written straight into its slots: in pure Python the
     constructor call is about 3,000 instructions of a packet's ~28,000."""
+    return _packet_of_c(queue, message)
+
+
+cdef object _packet_of_c(queue, message):
     cdef Py_buffer view
     cdef const uint8_t *data
     cdef Py_ssize_t start

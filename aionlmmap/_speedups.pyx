@@ -72,6 +72,15 @@ cdef extern from *:
         return NULL;
     }
 
+    /* object.__new__(cls) for a class object_new would allocate without
+       complaint (no abstract methods, no arguments): tp_alloc, every slot
+       unset (NULL), as object_new returns it. */
+    static PyObject *aionlmmap_alloc(PyObject *cls)
+    {
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        return tp->tp_alloc(tp, 0);
+    }
+
     /* Write slot `offset` of `obj` (a __slots__ member), as CPython's
        member_set does for a T_OBJECT_EX member: the new reference is
        stored and the old one, if any, dropped. */
@@ -96,6 +105,7 @@ cdef extern from *:
         return member->offset;
     }
     """
+    object aionlmmap_alloc(object cls)
     void aionlmmap_set_slot(object obj, Py_ssize_t offset, object value)
     Py_ssize_t aionlmmap_slot_offset(object descriptor)
     object aionlmmap_new_message(object cls, long type, long flags, unsigned long seq, unsigned long pid,
@@ -347,7 +357,11 @@ def decode_packet_header(payload):
 # nfqueue.Packet and where its constructor's six slots live (Packet has
 # __slots__, so each is a member at a fixed offset of the instance).
 cdef object _Packet = None
-cdef object _new_object = object.__new__
+cdef inline object _new_object(object cls):
+    """``object.__new__(cls)`` for the plain slotted classes the twins build
+    (no abstract methods, no arguments): the type's own allocation, as
+    object_new makes it, without a Python call."""
+    return aionlmmap_alloc(cls)
 cdef Py_ssize_t _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state, _slot_verdict
 cdef object _UNDECIDED = None
 cdef object _DECIDED = None

@@ -88,7 +88,6 @@ def walk_unsolicited(drainer):
         return _pure_walk_unsolicited(drainer)
     unsolicited = drainer._unsolicited
     hold_callback = drainer._hold_callback
-    new_frame = _new_object
     cls = _Message
     if cls is None:
         _bind_message()
@@ -115,7 +114,7 @@ def walk_unsolicited(drainer):
                 break
             uid = _u32(at + 16)
             gid = _u32(at + 20)
-            frame = new_frame(_ReceivedFrame)
+            frame = _new_object(_ReceivedFrame)
             aionlmmap_set_slot(frame, _slot_buffer, views[index][:length])
             aionlmmap_set_slot(frame, _slot_alive, True)
             aionlmmap_set_slot(frame, _slot_group, group)

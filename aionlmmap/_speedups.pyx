@@ -489,21 +489,44 @@ def packet_head(buffer, Py_ssize_t start, bytes expected_head):
 
 
 cdef object _pure_ipv6_text = None
+cdef dict _ipv6_texts = None  # address_text._IPV6_TEXTS: the reference's cache, shared
+cdef Py_ssize_t _ipv6_texts_max = 0
+
+
+cdef int _bind_ipv6_text() except -1:
+    global _pure_ipv6_text, _ipv6_texts, _ipv6_texts_max
+    from aionlmmap import address_text
+    _ipv6_texts_max = address_text._IPV6_TEXTS_MAX
+    _ipv6_texts = address_text._IPV6_TEXTS
+    _pure_ipv6_text = address_text._pure_ipv6_text
+    return 0
+
+
+cdef object _ipv6_text_of(object raw):
+    """The text of a 16-byte ``raw`` (bytes): from the reference's cache
+    (link-locals, gateways and prefixes repeat, and a dict hit costs a
+    fraction of inet_ntop's eight sprintf calls), else glibc's inet_ntop,
+    kept in the cache under the reference's bound."""
+    cdef char text[64]
+    found = _ipv6_texts.get(raw)
+    if found is not None:
+        return found
+    inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
+    result = text.decode("ascii")
+    if len(_ipv6_texts) < _ipv6_texts_max:
+        _ipv6_texts[raw] = result
+    return result
 
 
 def ipv6_text(raw):
     """Twin of :func:`aionlmmap.address_text.ipv6_text`:
     ``inet_ntop(AF_INET6, raw)``, here glibc's own, which is what ``ip``
-    calls (the reference re-implements it)."""
-    global _pure_ipv6_text
-    cdef char text[64]
+    calls (the reference re-implements it), with the reference's cache."""
+    if _ipv6_texts is None:
+        _bind_ipv6_text()
     if type(raw) is not bytes or len(<bytes>raw) != 16:
-        if _pure_ipv6_text is None:
-            from aionlmmap import address_text
-            _pure_ipv6_text = address_text._pure_ipv6_text
         return _pure_ipv6_text(raw)
-    inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
-    return text.decode("ascii")
+    return _ipv6_text_of(raw)
 
 
 include "_speedups_drain.pxi"

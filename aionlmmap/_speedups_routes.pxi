@@ -21,6 +21,7 @@
 from cpython.ref cimport PyObject
 from libc.stdint cimport int32_t
 from cpython.unicode cimport PyUnicode_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
 cdef extern from *:
     """
@@ -153,8 +154,9 @@ cdef object _address_text(const uint8_t *raw, Py_ssize_t size):
     if size == 4:
         length = aionlmmap_dotted_quad(raw, text)
         return PyUnicode_FromStringAndSize(text, length)
-    inet_ntop(AF_INET6, <const char *>raw, text, sizeof(text))
-    return text.decode("ascii")
+    if _ipv6_texts is None:
+        _bind_ipv6_text()
+    return _ipv6_text_of(PyBytes_FromStringAndSize(<const char *>raw, 16))
 
 
 cdef inline object _name_of(names, object ifindex):

@@ -293,9 +293,17 @@ def ipv6_addresses(draw: st.DrawFn) -> bytes:
 @settings(max_examples=500)
 @given(st.one_of(ipv6_addresses(), st.binary(min_size=16, max_size=16)))
 def test_ipv6_text_twins_agree(raw: bytes) -> None:
+    from aionlmmap import address_text
     from aionlmmap.families import rtnl_addresses
 
-    assert speedups.ipv6_text(raw) == rtnl_addresses._pure_ipv6_text(raw)
+    # Both keep their texts in one cache (address_text._IPV6_TEXTS): each
+    # computes its own from an empty one, then the cached text is the same.
+    address_text._IPV6_TEXTS.clear()
+    compiled = speedups.ipv6_text(raw)
+    assert address_text._IPV6_TEXTS == {raw: compiled}
+    address_text._IPV6_TEXTS.clear()
+    assert compiled == rtnl_addresses._pure_ipv6_text(raw)
+    assert speedups.ipv6_text(raw) is address_text._IPV6_TEXTS[raw]
 
 
 def test_ipv6_text_twin_hands_other_inputs_to_the_reference() -> None:

@@ -478,10 +478,11 @@ class Ring(Drainer, Requester, Transmitter):
         try:
             while True:
                 if self._unsolicited:
-                    batch = TakenBatch()
-                    items = batch.take(self._unsolicited, convert, on_overrun)
-                    self._iter_current = batch
+                    # The step is current before anything is taken: if
+                    # convert raises, what was taken goes back all the same.
+                    batch = self._iter_current = TakenBatch()
                     try:
+                        items = batch.take(self._unsolicited, convert, on_overrun)
                         if items:
                             yield items
                     finally:

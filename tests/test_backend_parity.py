@@ -400,3 +400,22 @@ async def test_batches_deliver_notifications_in_order_and_an_overrun_once_in_its
                     assert exc.errno == errno.ENOBUFS
                     overruns += 1
         assert overruns == ring.stats.overruns
+
+
+async def test_a_converter_that_raises_in_a_batch_step_gives_the_frames_back(world: Any) -> None:
+    # As with Ring.iterate: the error reaches the loop, and the frames the
+    # step had taken go back (those not taken stay queued for the next step).
+    async with world.open(groups=[RTNLGRP_LINK], rx=RingConfig.for_frames(4096, 4)) as ring:
+        await world.add_links("pt0", "pt1")
+
+        def broken(msg: Message) -> Any:
+            raise RuntimeError("a converter bug")
+
+        with pytest.raises(RuntimeError, match="a converter bug"):
+            async with asyncio.timeout(10):
+                async for _batch in ring.iterate_batches(broken):
+                    pass
+        # Pinned frames are only those still queued for the next step.
+        queued = {id(entry[6] if entry.__class__ is Message else entry[0]) for entry in ring._unsolicited}
+        assert all(frame is None or id(frame) in queued for frame in ring._slots), "a frame of the failed step is still pinned"
+        assert {"pt0", "pt1"} <= set(await dump_names(ring))  # and the ring goes on

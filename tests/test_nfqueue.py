@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from aionlmmap import Message, RingConfig
+from aionlmmap import Message, ReleasedMessageError, RingConfig
 from aionlmmap.constants import NETLINK_NETFILTER
 from aionlmmap.families import nfqueue
 
@@ -355,9 +355,13 @@ async def test_batches_give_every_packet_once_in_order_with_batched_verdicts(net
         seen: list[int] = []
         sizes: list[int] = []
         held: list[tuple[nfqueue.Packet, bytes]] = []
+        previous: nfqueue.Packet | None = None
         async with asyncio.timeout(30):
             async for batch in queue.batches():
                 assert batch, "an empty list was yielded"
+                if previous is not None:
+                    with pytest.raises(ReleasedMessageError):
+                        bytes(previous.payload)  # a payload not held ends with its list
                 sizes.append(len(batch))
                 for packet in batch:
                     seq = seq_of(packet)
@@ -366,6 +370,7 @@ async def test_batches_give_every_packet_once_in_order_with_batched_verdicts(net
                         held.append((packet.hold(), bytes(packet.payload)))  # decided after the next step
                     elif seq % 3 == 0:
                         packet.drop()
+                        previous = packet
                     else:
                         packet.accept()
                 for packet, payload in held[:-1]:

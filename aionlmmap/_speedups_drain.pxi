@@ -204,6 +204,70 @@ cdef object _release_frame(drainer, frame):
 
 # --- Ring.iterate_batches' steps ----------------------------------------------------
 
+
+cdef int _retire(frame) except -1:
+    """ReceivedFrame.retire"""
+    if isinstance(frame.buffer, memoryview):
+        frame.alive = False
+        views = frame.views
+        if views:
+            for one in views:
+                one.release()
+            frame.views = None
+        frame.buffer = b""
+    return 0
+
+
+cdef int _finish_lone_frames(drainer, list messages) except -1:
+    """What ``for msg in messages: frame.pending = 0; if not frame.holds:
+    drainer._release(frame)`` does, for a compiled drainer on a FrameRing
+    that is open and not paused (nothing in the loop can pause or close
+    it): the ring's slots, offsets and memory looked up once for the list
+    instead of once per frame. Anything off that path (another frame
+    class, a copied frame, an index or offset out of range) takes
+    ``_release_frame``, which gives the reference's result or error."""
+    cdef Py_buffer view
+    cdef Py_ssize_t index, offset, slot_count, offset_count
+    cdef list slots = drainer._slots
+    rx = drainer._rx
+    cdef object offsets = rx.offsets
+    if type(slots) is not list or type(offsets) is not list:
+        for msg in messages:
+            frame = msg[6]
+            frame.pending = 0
+            if not frame.holds:
+                _release_frame(drainer, frame)
+        return 0
+    slot_count = len(slots)
+    offset_count = len(<list>offsets)
+    PyObject_GetBuffer(rx.buffer, &view, PyBUF_WRITABLE)
+    try:
+        for msg in messages:
+            frame = msg[6]
+            if type(frame) is not _ReceivedFrame:
+                frame.pending = 0
+                if not frame.holds:
+                    _release_frame(drainer, frame)
+                continue
+            aionlmmap_set_slot(frame, _slot_pending, 0)  # its one message is consumed
+            if frame.holds:
+                continue
+            index = frame.frame_index
+            if index < 0 or index >= slot_count or index >= offset_count:
+                _release_frame(drainer, frame)
+                continue
+            if slots[index] is frame:
+                offset = (<list>offsets)[index]
+                if offset < 0 or offset + 4 > view.len:
+                    _release_frame(drainer, frame)  # raises as FrameRing.release does
+                    continue
+                slots[index] = None
+                memset(<char *>view.buf + offset, 0, 4)  # FrameRing.release: nm_status = UNUSED
+            _retire(frame)
+    finally:
+        PyBuffer_Release(&view)
+    return 0
+
 from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from collections import deque as _deque
 
@@ -288,6 +352,9 @@ def finish_batch(batch, ring):
         return _pure_finish_batch(batch, ring)
     release_method = ring._release
     in_c = _is_method(release_method, _release_function)
+    if in_c and lone and not ring._closed and not ring._paused and type(ring._rx) is _FrameRing:
+        _finish_lone_frames(ring, lone)
+        lone = []
     for msg in lone:
         frame = msg[6]
         if type(frame) is _ReceivedFrame:

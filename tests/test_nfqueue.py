@@ -350,7 +350,9 @@ async def test_batches_give_every_packet_once_in_order_with_batched_verdicts(net
     sender, receiver = netns_pair
     queue_rule(receiver)
     count = 400
-    async with nfqueue.open(QUEUE, netns=receiver) as queue, Sink(receiver, count) as sink:
+    # The sink waits up to `idle` for each packet, the first included, which
+    # comes only after the sender process ran: generous on a loaded machine.
+    async with nfqueue.open(QUEUE, netns=receiver) as queue, Sink(receiver, count, idle=4.0) as sink:
         await send_udp(sender, count)  # all queued before we read: full lists
         seen: list[int] = []
         sizes: list[int] = []

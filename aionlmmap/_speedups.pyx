@@ -11,11 +11,12 @@ behaviour is the reference's by construction.
 Twins:
     aionlmmap.message:      header_run, parse_frame
     aionlmmap.attributes:   iter_attributes, parse_attributes
-    aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of
+    aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of, Packet.accept (packet_accept)
     aionlmmap.address_text: ipv6_text
     aionlmmap.families.sock_diag.codec: decode_inet_chunk, inet_chunk_json (_speedups_sockdiag.pxi)
     aionlmmap.families.sock_diag.objects: json_texts (_speedups_sockdiag.pxi)
     aionlmmap.drainer:      Drainer._walk_unsolicited, Drainer._release (_speedups_drain.pxi)
+    aionlmmap.ring:         TakenBatch.take, TakenBatch.finish (_speedups_drain.pxi)
     aionlmmap.families.rtnl_codec: decode_route (_speedups_routes.pxi)
     aionlmmap.families.rtnl_objects: Route.to_json, Nexthop.to_json (_speedups_routes.pxi)
     aionlmmap.families.rtnl_route_layout: RouteDecoders.walk (_speedups_routes.pxi)
@@ -74,6 +75,15 @@ cdef extern from *:
         return NULL;
     }
 
+    /* object.__new__(cls) for a class object_new would allocate without
+       complaint (no abstract methods, no arguments): tp_alloc, every slot
+       unset (NULL), as object_new returns it. */
+    static PyObject *aionlmmap_alloc(PyObject *cls)
+    {
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        return tp->tp_alloc(tp, 0);
+    }
+
     /* Write slot `offset` of `obj` (a __slots__ member), as CPython's
        member_set does for a T_OBJECT_EX member: the new reference is
        stored and the old one, if any, dropped. */
@@ -98,6 +108,7 @@ cdef extern from *:
         return member->offset;
     }
     """
+    object aionlmmap_alloc(object cls)
     void aionlmmap_set_slot(object obj, Py_ssize_t offset, object value)
     Py_ssize_t aionlmmap_slot_offset(object descriptor)
     object aionlmmap_new_message(object cls, long type, long flags, unsigned long seq, unsigned long pid,
@@ -118,7 +129,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 7
+TWINS_VERSION = 8
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -349,26 +360,56 @@ def decode_packet_header(payload):
 # nfqueue.Packet and where its constructor's six slots live (Packet has
 # __slots__, so each is a member at a fixed offset of the instance).
 cdef object _Packet = None
-cdef object _new_object = object.__new__
-cdef Py_ssize_t _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state
+cdef inline object _new_object(object cls):
+    """``object.__new__(cls)`` for the plain slotted classes the twins build
+    (no abstract methods, no arguments): the type's own allocation, as
+    object_new makes it, without a Python call."""
+    return aionlmmap_alloc(cls)
+cdef Py_ssize_t _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state, _slot_verdict
 cdef object _UNDECIDED = None
+cdef object _DECIDED = None
+cdef object _PLAIN_ACCEPT = None
 cdef object _pure_packet_of = None
+cdef object _pure_accept = None
 
 
 cdef int _bind_packet() except -1:
-    global _Packet, _UNDECIDED, _pure_packet_of, _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state
+    global _Packet, _UNDECIDED, _DECIDED, _PLAIN_ACCEPT, _pure_packet_of, _pure_accept
+    global _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state, _slot_verdict
     from aionlmmap.families.netfilter import nfqueue
     cdef list offsets = []
-    for name in ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state"):
+    for name in ("_queue", "_message", "id", "hw_protocol", "hook_number", "_state", "_verdict"):
         offset = aionlmmap_slot_offset(nfqueue.Packet.__dict__[name])
         if offset < 0:
             raise TypeError(f"nfqueue.Packet.{name} is not a plain slot: the compiled twin of Queue._packet_of cannot build Packets")
         offsets.append(offset)
-    _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state = offsets
+    _slot_queue, _slot_message, _slot_id, _slot_hw_protocol, _slot_hook_number, _slot_state, _slot_verdict = offsets
     _UNDECIDED = nfqueue._UNDECIDED
+    _DECIDED = nfqueue._DECIDED
+    _PLAIN_ACCEPT = nfqueue._PLAIN_ACCEPT
     _pure_packet_of = nfqueue._pure_packet_of
+    _pure_accept = nfqueue._pure_accept
     _Packet = nfqueue.Packet
     return 0
+
+
+def packet_accept(self, *, mark=None, payload=None):
+    """Twin of ``aionlmmap.families.nfqueue.Packet.accept`` (installed as
+    that method): the plain accept of an undecided packet, which a
+    pass-through consumer gives every packet, with the Packet's slots
+    written directly; anything else is the reference's."""
+    if _Packet is None:
+        _bind_packet()
+    if type(self) is not _Packet or mark is not None or payload is not None or self._state is not _UNDECIDED:
+        return _pure_accept(self, mark=mark, payload=payload)
+    aionlmmap_set_slot(self, _slot_verdict, _PLAIN_ACCEPT)
+    aionlmmap_set_slot(self, _slot_state, _DECIDED)
+    queue = self._queue
+    queue._decided_now.append(self)
+    if queue._run_key is not _PLAIN_ACCEPT:
+        queue._note_run_key(_PLAIN_ACCEPT)
+    if not queue._flush_scheduled:
+        queue._schedule_flush()
 
 
 def _packet_of(queue, message):
@@ -379,6 +420,10 @@ def _packet_of(queue, message):
     The Packet is made as ``Packet.__init__`` makes it (the same six slots,
     nothing else), written straight into its slots: in pure Python the
     constructor call is about 3,000 instructions of a packet's ~28,000."""
+    return _packet_of_c(queue, message)
+
+
+cdef object _packet_of_c(queue, message):
     cdef Py_buffer view
     cdef const uint8_t *data
     cdef Py_ssize_t start
@@ -447,21 +492,44 @@ def packet_head(buffer, Py_ssize_t start, bytes expected_head):
 
 
 cdef object _pure_ipv6_text = None
+cdef dict _ipv6_texts = None  # address_text._IPV6_TEXTS: the reference's cache, shared
+cdef Py_ssize_t _ipv6_texts_max = 0
+
+
+cdef int _bind_ipv6_text() except -1:
+    global _pure_ipv6_text, _ipv6_texts, _ipv6_texts_max
+    from aionlmmap import address_text
+    _ipv6_texts_max = address_text._IPV6_TEXTS_MAX
+    _ipv6_texts = address_text._IPV6_TEXTS
+    _pure_ipv6_text = address_text._pure_ipv6_text
+    return 0
+
+
+cdef object _ipv6_text_of(object raw):
+    """The text of a 16-byte ``raw`` (bytes): from the reference's cache
+    (link-locals, gateways and prefixes repeat, and a dict hit costs a
+    fraction of inet_ntop's eight sprintf calls), else glibc's inet_ntop,
+    kept in the cache under the reference's bound."""
+    cdef char text[64]
+    found = _ipv6_texts.get(raw)
+    if found is not None:
+        return found
+    inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
+    result = text.decode("ascii")
+    if len(_ipv6_texts) < _ipv6_texts_max:
+        _ipv6_texts[raw] = result
+    return result
 
 
 def ipv6_text(raw):
     """Twin of :func:`aionlmmap.address_text.ipv6_text`:
     ``inet_ntop(AF_INET6, raw)``, here glibc's own, which is what ``ip``
-    calls (the reference re-implements it)."""
-    global _pure_ipv6_text
-    cdef char text[64]
+    calls (the reference re-implements it), with the reference's cache."""
+    if _ipv6_texts is None:
+        _bind_ipv6_text()
     if type(raw) is not bytes or len(<bytes>raw) != 16:
-        if _pure_ipv6_text is None:
-            from aionlmmap import address_text
-            _pure_ipv6_text = address_text._pure_ipv6_text
         return _pure_ipv6_text(raw)
-    inet_ntop(AF_INET6, <const char *>(<bytes>raw), text, sizeof(text))
-    return text.decode("ascii")
+    return _ipv6_text_of(raw)
 
 
 include "_speedups_drain.pxi"

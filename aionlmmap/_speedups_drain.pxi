@@ -4,9 +4,12 @@
 # Twins:
 #     aionlmmap.drainer: Drainer._walk_unsolicited (as walk_unsolicited),
 #                        Drainer._release (as release)
+#     aionlmmap.ring:    TakenBatch.take (as take_batch),
+#                        TakenBatch.finish (as finish_batch)
 #
 # The pure method is the reference; tests/test_drainer_twins.py feeds both
-# drainers the same frame sequences and compares every delivery.
+# drainers the same frame sequences and compares every delivery (and both
+# batch twins the same unsolicited queues).
 
 cdef enum:
     _FRAME_HDRLEN = 24  # NL_MMAP_HDRLEN
@@ -20,6 +23,8 @@ cdef Py_ssize_t _slot_buffer, _slot_alive, _slot_group, _slot_sender_pid, _slot_
 cdef Py_ssize_t _slot_frame_index, _slot_pending, _slot_holds, _slot_views, _slot_on_hold_change
 cdef object _pure_walk_unsolicited = None
 cdef object _pure_release = None
+cdef object _pure_take_batch = None
+cdef object _pure_finish_batch = None
 cdef object _FrameRing = None
 cdef object _COPIED = None
 cdef tuple _FRAME_SLOTS = ("buffer", "alive", "group", "sender_pid", "uid", "gid", "frame_index", "pending", "holds",
@@ -27,7 +32,7 @@ cdef tuple _FRAME_SLOTS = ("buffer", "alive", "group", "sender_pid", "uid", "gid
 
 
 cdef int _bind_drainer() except -1:
-    global _ReceivedFrame, _pure_walk_unsolicited, _pure_release, _FrameRing, _COPIED
+    global _ReceivedFrame, _pure_walk_unsolicited, _pure_release, _FrameRing, _COPIED, _pure_take_batch, _pure_finish_batch
     global _slot_buffer, _slot_alive, _slot_group, _slot_sender_pid, _slot_uid, _slot_gid
     global _slot_frame_index, _slot_pending, _slot_holds, _slot_views, _slot_on_hold_change
     from aionlmmap import drainer, frames, message
@@ -44,6 +49,9 @@ cdef int _bind_drainer() except -1:
      _slot_frame_index, _slot_pending, _slot_holds, _slot_views, _slot_on_hold_change) = offsets
     if frames.UNUSED != 0:
         raise TypeError("FrameStatus.UNUSED is not 0: update _speedups_drain.pxi")
+    from aionlmmap import ring as ring_module
+    _pure_take_batch = ring_module._pure_take_batch
+    _pure_finish_batch = ring_module._pure_finish_batch
     _pure_walk_unsolicited = drainer._pure_walk_unsolicited
     _pure_release = drainer._pure_release
     _FrameRing = frames.FrameRing
@@ -80,7 +88,6 @@ def walk_unsolicited(drainer):
         return _pure_walk_unsolicited(drainer)
     unsolicited = drainer._unsolicited
     hold_callback = drainer._hold_callback
-    new_frame = _new_object
     cls = _Message
     if cls is None:
         _bind_message()
@@ -107,7 +114,7 @@ def walk_unsolicited(drainer):
                 break
             uid = _u32(at + 16)
             gid = _u32(at + 20)
-            frame = new_frame(_ReceivedFrame)
+            frame = _new_object(_ReceivedFrame)
             aionlmmap_set_slot(frame, _slot_buffer, views[index][:length])
             aionlmmap_set_slot(frame, _slot_alive, True)
             aionlmmap_set_slot(frame, _slot_group, group)
@@ -149,6 +156,10 @@ def release(drainer, frame):
     Python method calls per frame. Frames and rings of other classes (the
     uring backend's ring calls back on release) go through their own
     methods."""
+    return _release_frame(drainer, frame)
+
+
+cdef object _release_frame(drainer, frame):
     cdef Py_buffer view
     cdef Py_ssize_t index, offset
     cdef list slots
@@ -189,3 +200,175 @@ def release(drainer, frame):
                 one.release()
             frame.views = None
         frame.buffer = b""
+
+
+# --- Ring.iterate_batches' steps ----------------------------------------------------
+
+
+cdef int _retire(frame) except -1:
+    """ReceivedFrame.retire"""
+    if isinstance(frame.buffer, memoryview):
+        frame.alive = False
+        views = frame.views
+        if views:
+            for one in views:
+                one.release()
+            frame.views = None
+        frame.buffer = b""
+    return 0
+
+
+cdef int _finish_lone_frames(drainer, list messages) except -1:
+    """What ``for msg in messages: frame.pending = 0; if not frame.holds:
+    drainer._release(frame)`` does, for a compiled drainer on a FrameRing
+    that is open and not paused (nothing in the loop can pause or close
+    it): the ring's slots, offsets and memory looked up once for the list
+    instead of once per frame. Anything off that path (another frame
+    class, a copied frame, an index or offset out of range) takes
+    ``_release_frame``, which gives the reference's result or error."""
+    cdef Py_buffer view
+    cdef Py_ssize_t index, offset, slot_count, offset_count
+    cdef list slots = drainer._slots
+    rx = drainer._rx
+    cdef object offsets = rx.offsets
+    if type(slots) is not list or type(offsets) is not list:
+        for msg in messages:
+            frame = msg[6]
+            frame.pending = 0
+            if not frame.holds:
+                _release_frame(drainer, frame)
+        return 0
+    slot_count = len(slots)
+    offset_count = len(<list>offsets)
+    PyObject_GetBuffer(rx.buffer, &view, PyBUF_WRITABLE)
+    try:
+        for msg in messages:
+            frame = msg[6]
+            if type(frame) is not _ReceivedFrame:
+                frame.pending = 0
+                if not frame.holds:
+                    _release_frame(drainer, frame)
+                continue
+            aionlmmap_set_slot(frame, _slot_pending, 0)  # its one message is consumed
+            if frame.holds:
+                continue
+            index = frame.frame_index
+            if index < 0 or index >= slot_count or index >= offset_count:
+                _release_frame(drainer, frame)
+                continue
+            if slots[index] is frame:
+                offset = (<list>offsets)[index]
+                if offset < 0 or offset + 4 > view.len:
+                    _release_frame(drainer, frame)  # raises as FrameRing.release does
+                    continue
+                slots[index] = None
+                memset(<char *>view.buf + offset, 0, 4)  # FrameRing.release: nm_status = UNUSED
+            _retire(frame)
+    finally:
+        PyBuffer_Release(&view)
+    return 0
+
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
+from collections import deque as _deque
+
+cdef object _packet_of_function = None  # the compiled Queue._packet_of
+cdef object _release_function = None  # the compiled Drainer._release
+
+
+cdef inline bint _is_method(object bound, object function):
+    """Whether ``bound`` is ``function`` bound to an object (a method the
+    compiled core installed): then its C body is called directly."""
+    return PyMethod_Check(bound) and <object>PyMethod_GET_FUNCTION(bound) is function
+
+
+def take_batch(batch, queue, convert, on_overrun):
+    """Twin of :meth:`aionlmmap.ring.TakenBatch.take` (installed as that
+    method): the same entries taken, converted and recorded, the loop in C,
+    and the compiled ``Queue._packet_of`` called without a Python call."""
+    global _packet_of_function
+    cdef list items = []
+    cdef list lone, shared
+    cdef bint packets
+    if _ReceivedFrame is None:
+        _bind_drainer()
+    if _packet_of_function is None:
+        _packet_of_function = _packet_of
+    lone = batch.lone
+    shared = batch.shared
+    if type(lone) is not list or type(shared) is not list or type(queue) is not _deque:
+        return _pure_take_batch(batch, queue, convert, on_overrun)
+    cls = _Message
+    if cls is None:
+        _bind_message()
+        cls = _Message
+    packets = _is_method(convert, _packet_of_function)
+    owner = <object>PyMethod_GET_SELF(convert) if packets else None
+    popleft = queue.popleft
+    while queue:
+        entry = popleft()
+        if type(entry) is cls:
+            lone.append(entry)
+            if packets:
+                item = _packet_of_c(owner, entry)
+            elif convert is None:
+                item = entry
+            else:
+                item = convert(entry)
+            if item is not None:
+                items.append(item)
+            continue
+        frame, messages = entry
+        if frame is None:
+            if on_overrun is not None:
+                on_overrun()
+                continue
+            if lone or shared:
+                queue.appendleft(entry)  # reported by the next step
+            else:
+                batch.overrun = messages
+            break
+        shared.append(frame)
+        for msg in messages:
+            item = msg if convert is None else convert(msg)
+            if item is not None:
+                items.append(item)
+    return items
+
+
+def finish_batch(batch, ring):
+    """Twin of :meth:`aionlmmap.ring.TakenBatch.finish` (installed as that
+    method): each lone message's frame marked consumed and, unless held,
+    released by the compiled ``Drainer._release`` without a Python call."""
+    global _release_function
+    cdef list lone, shared
+    cdef bint in_c
+    if _ReceivedFrame is None:
+        _bind_drainer()
+    if _release_function is None:
+        _release_function = release
+    lone = batch.lone
+    shared = batch.shared
+    if type(lone) is not list or type(shared) is not list:
+        return _pure_finish_batch(batch, ring)
+    release_method = ring._release
+    in_c = _is_method(release_method, _release_function)
+    if in_c and lone and not ring._closed and not ring._paused and type(ring._rx) is _FrameRing:
+        _finish_lone_frames(ring, lone)
+        lone = []
+    for msg in lone:
+        frame = msg[6]
+        if type(frame) is _ReceivedFrame:
+            aionlmmap_set_slot(frame, _slot_pending, 0)  # its one message is consumed
+        else:
+            frame.pending = 0
+        if not frame.holds:
+            if in_c:
+                _release_frame(ring, frame)
+            else:
+                release_method(frame)
+    if shared:
+        batch_done = ring._batch_done
+        for frame in shared:
+            batch_done(frame)
+    batch.lone = []
+    batch.shared = []

@@ -21,6 +21,7 @@
 from cpython.ref cimport PyObject
 from libc.stdint cimport int32_t
 from cpython.unicode cimport PyUnicode_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
 cdef extern from *:
     """
@@ -94,8 +95,9 @@ cdef object _route_metrics = None
 cdef object _route_extra = None
 cdef object _route_flag_names = None
 cdef object _late_keys = None
-cdef object _layouts = None
+cdef dict _layout_signatures = None
 cdef object _layout_learn = None
+cdef Py_ssize_t _max_layouts = 0, _max_variants = 0
 cdef object _PROTOCOL_TEXT = None
 cdef object _SCOPE_TEXT = None
 cdef object _ROUTE_TYPE_NAMES = None
@@ -106,7 +108,7 @@ cdef long _user_hz = 100
 
 cdef int _bind_routes() except -1:
     global _Route, _Nexthop, _pure_decode_route, _pure_route_to_json, _pure_nexthop_to_json, _pure_route_walk, _route_metrics
-    global _route_extra, _route_flag_names, _late_keys, _layouts, _layout_learn, _PROTOCOL_TEXT, _SCOPE_TEXT, _ROUTE_TYPE_NAMES
+    global _route_extra, _route_flag_names, _late_keys, _layout_signatures, _layout_learn, _max_layouts, _max_variants, _PROTOCOL_TEXT, _SCOPE_TEXT, _ROUTE_TYPE_NAMES
     global _TABLE_NAMES, _ROUTE_PREF_NAMES, _user_hz
     from aionlmmap.families.rtnl import codec as rtnl_codec, constants as rtnl_constants, objects as rtnl_objects, route_layout as rtnl_route_layout, route_values as rtnl_route_values
     cdef Py_ssize_t index, offset
@@ -131,7 +133,9 @@ cdef int _bind_routes() except -1:
     _route_extra = rtnl_objects.route_extra
     _route_flag_names = rtnl_objects.route_flag_names
     _late_keys = rtnl_objects._late_keys
-    _layouts = rtnl_route_layout._layouts
+    _layout_signatures = rtnl_route_layout._signatures
+    _max_layouts = rtnl_route_layout._MAX_LAYOUTS
+    _max_variants = rtnl_route_layout._MAX_VARIANTS
     _layout_learn = rtnl_route_layout.learn
     _PROTOCOL_TEXT = rtnl_objects._PROTOCOL_TEXT
     _SCOPE_TEXT = rtnl_objects._SCOPE_TEXT
@@ -150,8 +154,9 @@ cdef object _address_text(const uint8_t *raw, Py_ssize_t size):
     if size == 4:
         length = aionlmmap_dotted_quad(raw, text)
         return PyUnicode_FromStringAndSize(text, length)
-    inet_ntop(AF_INET6, <const char *>raw, text, sizeof(text))
-    return text.decode("ascii")
+    if _ipv6_texts is None:
+        _bind_ipv6_text()
+    return _ipv6_text_of(PyBytes_FromStringAndSize(<const char *>raw, 16))
 
 
 cdef inline object _name_of(names, object ifindex):
@@ -221,16 +226,12 @@ cdef object _decode_route_at(buffer, const uint8_t *data, Py_ssize_t start, Py_s
     cdef int32_t ticks = 0
     cdef uint32_t cache_error = 0
     cdef bint cacheinfo = False
-    cdef list spans = None
     cdef Py_ssize_t multipath_at = -1, multipath_end = 0
     dst = src = gateway = prefsrc = oif = priority = pref = None
     metrics = ()
     if length_of_payload < RTMSG_SIZE:
         return _pure_decode_route(buffer, start, end, names)
     table = data[start + 4]
-    key = length_of_payload
-    if key not in _layouts:
-        spans = []
     offset = start + RTMSG_SIZE
     while end - offset >= NLA_HDRLEN:
         length = _u16(data + offset)
@@ -240,8 +241,6 @@ cdef object _decode_route_at(buffer, const uint8_t *data, Py_ssize_t start, Py_s
         if length < NLA_HDRLEN or value_end > end:
             return _pure_decode_route(buffer, start, end, names)
         size = length - NLA_HDRLEN
-        if spans is not None:
-            spans.append((raw_type, offset - start, value - start, size))
         attr_type = raw_type & TYPE_MASK
         if attr_type == RTA_DST_ or attr_type == RTA_GATEWAY_ or attr_type == RTA_PREFSRC_ or attr_type == RTA_SRC_:
             if size != 4 and size != 16:
@@ -323,9 +322,51 @@ cdef object _decode_route_at(buffer, const uint8_t *data, Py_ssize_t start, Py_s
     aionlmmap_set_slot(route, _route_slot[R_PREF], pref)
     aionlmmap_set_slot(route, _route_slot[R_NEXTHOPS], nexthops)
     aionlmmap_set_slot(route, _route_slot[R_EXTRA], extra)
-    if spans is not None:
-        _layout_learn(length_of_payload, spans)
+    _learn_layout(data, start, end)
     return route
+
+
+cdef int _learn_layout(const uint8_t *data, Py_ssize_t start, Py_ssize_t end) except -1:
+    """What the reference's generic walk does for route_layout.learn, for a
+    payload the compiled walk decoded (its attribute headers checked): hand
+    learn() its attribute spans while the length takes more layouts. Unlike
+    the reference, this runs for every route of a dump (the compiled walk
+    uses no learned layout), so a layout already tried is recognised here,
+    by comparing the payload's nlattr headers in place with each tried
+    signature (route_layout._signatures: those headers joined), and learn()
+    is called only for a new one: the same calls that change anything as
+    the reference makes, so both cores keep the same layouts."""
+    cdef Py_ssize_t length_of_payload = end - start, offset, position, size, count = 0
+    cdef uint16_t length
+    cdef const char *known
+    tried = _layout_signatures.get(length_of_payload)
+    if tried is None:
+        if len(_layout_signatures) >= _max_layouts:
+            return 0  # learn() takes no new length
+    else:
+        if len(<list>tried) >= _max_variants:
+            return 0
+        for signature in <list>tried:
+            known = <bytes>signature
+            size = len(<bytes>signature)
+            offset = start + RTMSG_SIZE
+            position = 0
+            while end - offset >= NLA_HDRLEN:
+                if position + NLA_HDRLEN > size or memcmp(known + position, data + offset, NLA_HDRLEN) != 0:
+                    break
+                position += NLA_HDRLEN
+                offset = (offset + _u16(data + offset) + 3) & ~3
+            else:
+                if position == size:
+                    return 0  # tried: learn() would change nothing
+    spans = []
+    offset = start + RTMSG_SIZE
+    while end - offset >= NLA_HDRLEN:
+        length = _u16(data + offset)
+        spans.append((_u16(data + offset + 2), offset - start, offset + NLA_HDRLEN - start, length - NLA_HDRLEN))
+        offset = (offset + length + 3) & ~3
+    _layout_learn(length_of_payload, spans)
+    return 0
 
 
 def decode_route(buffer, Py_ssize_t start, Py_ssize_t end, names=None):

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import _sys
+from ._extensions import speedups as _speedups
 from ._frame_keeping import socket_drops
 from ._requests import Requester
 from ._transmit import Transmitter
@@ -448,6 +449,65 @@ class Ring(Drainer, Requester, Transmitter):
             if self._iter_token is token:
                 self._iter_owner = None
 
+    def iterate_batches(
+        self,
+        convert: Callable[[Message], Any] | None = None,
+        *,
+        on_overrun: Callable[[], None] | None = None,
+    ) -> AsyncIterator[list[Any]]:
+        """Like :meth:`iterate`, but each step yields a list: every
+        unsolicited message waiting at that moment (the RX frames the
+        drainer walked), converted, in order (``None`` results left out;
+        an empty list is never yielded). The frames go back to the producer
+        when the iterator resumes (a held message's, when it is released),
+        so a step costs one generator resumption for the whole list instead
+        of one per message. Overruns: as :meth:`iterate` (the messages
+        before one are yielded first)."""
+        return self._iterate_batches(convert, on_overrun)
+
+    async def _iterate_batches(self, convert: Callable[[Message], Any] | None, on_overrun: Callable[[], None] | None) -> AsyncIterator[list[Any]]:
+        loop = self._attach()
+        task = asyncio.current_task()
+        owner = self._iter_owner
+        if owner is not None and owner is not task and not owner.done():
+            raise BusyResourceError("another task is already iterating this ring; one consumer per ring")
+        self._reclaim_abandoned()
+        token = object()
+        self._iter_owner = task
+        self._iter_token = token
+        try:
+            while True:
+                if self._unsolicited:
+                    # The step is current before anything is taken: if
+                    # convert raises, what was taken goes back all the same.
+                    batch = self._iter_current = TakenBatch()
+                    try:
+                        items = batch.take(self._unsolicited, convert, on_overrun)
+                        if items:
+                            yield items
+                    finally:
+                        if self._iter_current is batch:
+                            self._iter_current = None
+                            batch.finish(self)
+                    if batch.overrun is not None:
+                        lost = batch.overrun.lost
+                        raise OverrunError(
+                            f"netlink socket overrun (ENOBUFS): {'some' if lost is None else lost} messages "
+                            "were dropped; iterate again to go on, and re-read state you keep (or use a monitor "
+                            "with resync=True)",
+                            lost=lost,
+                        )
+                    continue
+                if self._closed:
+                    raise ClosedResourceError("the ring is closed")
+                waiter = self._iter_waiter = loop.create_future()
+                if self._paused:
+                    self._drain()
+                await waiter
+        finally:
+            if self._iter_token is token:
+                self._iter_owner = None
+
     def _reclaim_abandoned(self) -> None:
         """Finish the batch the iterator is in: release its frame if every
         message was yielded, else put the unread ones back in front."""
@@ -457,6 +517,9 @@ class Ring(Drainer, Requester, Transmitter):
         self._iter_current = None
         if current.__class__ is Message:
             self._batch_done(current[6])  # its one message was yielded
+            return
+        if current.__class__ is TakenBatch:
+            current.finish(self)  # a list was yielded: all of it was delivered
             return
         frame, rest = current
         unread = list(rest)
@@ -479,6 +542,82 @@ class Ring(Drainer, Requester, Transmitter):
     def leave(self, *groups: int) -> None:
         for group in groups:
             _sys.drop_membership(self._sock, group)
+
+
+class TakenBatch:
+    """The frames of one :meth:`Ring.iterate_batches` step, given back
+    together when the step ends.
+
+    ``take`` empties the unsolicited queue up to the first overrun entry
+    (left for the next step, so the messages before it are delivered first;
+    taken into ``overrun`` when it comes first), so a step holds at most the
+    RX ring's frames plus frames already copied out."""
+
+    __slots__ = ("lone", "shared", "overrun")
+
+    def __init__(self) -> None:
+        #: messages alone in their frame: the frame goes back at once (unless held)
+        self.lone: list[Message] = []
+        #: frames of several messages: one ``_batch_done`` each, as the per-message iterator does
+        self.shared: list[ReceivedFrame] = []
+        self.overrun: Any = None
+
+    def take(self, queue: deque[Any], convert: Callable[[Message], Any] | None, on_overrun: Callable[[], None] | None) -> list[Any]:
+        items: list[Any] = []
+        lone = self.lone
+        while queue:
+            entry = queue.popleft()
+            if entry.__class__ is Message:
+                lone.append(entry)
+                if convert is None:
+                    items.append(entry)
+                else:
+                    item = convert(entry)
+                    if item is not None:
+                        items.append(item)
+                continue
+            frame, messages = entry
+            if frame is None:
+                if on_overrun is not None:
+                    on_overrun()
+                    continue
+                if lone or self.shared:
+                    queue.appendleft(entry)  # reported by the next step
+                else:
+                    self.overrun = messages
+                break
+            self.shared.append(frame)
+            for msg in messages:
+                if convert is None:
+                    items.append(msg)
+                else:
+                    item = convert(msg)
+                    if item is not None:
+                        items.append(item)
+        return items
+
+    def finish(self, ring: Ring) -> None:
+        release = ring._release
+        for msg in self.lone:
+            frame = msg[6]
+            frame.pending = 0  # its one message is consumed
+            if not frame.holds:
+                release(frame)
+        for frame in self.shared:
+            ring._batch_done(frame)
+        self.lone = []
+        self.shared = []
+
+
+# The compiled twins of a batch step (aionlmmap/_speedups_drain.pxi: the
+# loops in C, the compiled packet conversion and frame release called
+# without a Python call) unless pure Python is selected; the methods above
+# stay the reference.
+_pure_take_batch = TakenBatch.take
+_pure_finish_batch = TakenBatch.finish
+if _speedups is not None:
+    TakenBatch.take = _speedups.take_batch  # type: ignore[method-assign]
+    TakenBatch.finish = _speedups.finish_batch  # type: ignore[method-assign]
 
 
 # `aionlmmap.ring.open` stays importable; it lives in _open.py (which imports

@@ -26,6 +26,10 @@ Workloads (the library code only: no socket, no event loop):
   counts re-arming each frame VALID, the producer's ~2 struct writes).
   What is left of a packet's cost is the iterator's ``async for`` step and
   the syscalls.
+- ``nfqueue-batches``: ``nfqueue-drain`` as ``queue.batches()`` does it:
+  each round's packets taken as one list (``TakenBatch.take`` with the
+  queue's ``_packet_of``), each accepted, the frames given back together
+  (``TakenBatch.finish``), one flush.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-WORKLOADS = ("frame-walk", "route-decode", "route-text", "nfqueue", "nfqueue-drain")
+WORKLOADS = ("frame-walk", "route-decode", "route-text", "nfqueue", "nfqueue-drain", "nfqueue-batches")
 SHAPES = ("device", "gateway", "mixed")
 
 _CAPTURE = """
@@ -157,7 +161,7 @@ def _nfqueue(packets: int, repeat: int) -> int:
     return items
 
 
-def _nfqueue_drain(packets: int, repeat: int) -> int:
+def _nfqueue_drain(packets: int, repeat: int, *, batches: bool = False) -> int:
     import struct
 
     from aionlmmap import AttributeBuilder, Message
@@ -165,6 +169,7 @@ def _nfqueue_drain(packets: int, repeat: int) -> int:
     from aionlmmap.families.netfilter import nfqueue
     from aionlmmap.frames import VALID
     from aionlmmap.protocol import NetlinkProtocol
+    from aionlmmap.ring import TakenBatch
     from aionlmmap.testing._feed import FrameFeed
 
     frame_nr = 256
@@ -194,6 +199,12 @@ def _nfqueue_drain(packets: int, repeat: int) -> int:
         for length in lengths:
             produce(VALID, length)
         walk([])
+        if batches:
+            batch = TakenBatch()
+            for packet in batch.take(unsolicited, packet_of, None):
+                packet.accept()
+                items += 1
+            batch.finish(drainer)  # type: ignore[arg-type]
         while unsolicited:
             message = unsolicited.popleft()
             packet = packet_of(message)
@@ -211,6 +222,8 @@ def work(name: str, path: Path, repeat: int) -> None:
         items = _nfqueue(int(path.read_text()), repeat)
     elif name == "nfqueue-drain":
         items = _nfqueue_drain(int(path.read_text()), repeat)
+    elif name == "nfqueue-batches":
+        items = _nfqueue_drain(int(path.read_text()), repeat, batches=True)
     else:
         datagrams = [bytes.fromhex(line) for line in path.read_text().split()]
         items = {"frame-walk": _frame_walk, "route-decode": _route_decode, "route-text": _route_text}[name](datagrams, repeat)
@@ -264,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = Path(scratch) / f"{shape}.hex"
                 path.write_text("\n".join(datagram.hex() for datagram in capture(shape, args.routes)))
                 inputs += [(workload, shape, path) for workload in chosen if not workload.startswith("nfqueue")]
-        for workload in ("nfqueue", "nfqueue-drain"):
+        for workload in ("nfqueue", "nfqueue-drain", "nfqueue-batches"):
             if workload in chosen:
                 path = Path(scratch) / "packets"
                 path.write_text(str(args.packets))

@@ -177,7 +177,7 @@ def test_storm_scenario_counts_events_and_checks_the_final_view() -> None:
 def test_nfqueue_scenario_floods_and_gives_verdicts() -> None:
     records, stdout = run_scenario("nfqueue")
     by_name = contestants_of(records)
-    consumers = ("c-libnetfilter_queue", "netfilterqueue", "aionlmmap", "aionlmmap-uvloop", "aionlmmap-pure")
+    consumers = ("c-libnetfilter_queue", "netfilterqueue", "aionlmmap", "aionlmmap-uvloop", "aionlmmap-pure", "aionlmmap-per-packet")
     assert set(by_name) == {"fnfqueue", *consumers, *(name + "-prequeued" for name in consumers)}
     for name, record in by_name.items():
         if record["status"] == "ok":
@@ -195,7 +195,8 @@ def test_nfqueue_scenario_floods_and_gives_verdicts() -> None:
             assert "no rate to report" in record["reason"]
         else:
             assert record["status"] == "skipped" and record["reason"]
-    for name in ("aionlmmap", "aionlmmap-uvloop", "aionlmmap-prequeued", "aionlmmap-uvloop-prequeued", "aionlmmap-pure", "aionlmmap-pure-prequeued"):
+    for name in ("aionlmmap", "aionlmmap-uvloop", "aionlmmap-prequeued", "aionlmmap-uvloop-prequeued", "aionlmmap-pure", "aionlmmap-pure-prequeued",
+                 "aionlmmap-per-packet", "aionlmmap-per-packet-prequeued"):
         assert_ok(by_name[name])
     assert "== Scenario 3: nfqueue verdicts" in stdout
 

@@ -293,9 +293,17 @@ def ipv6_addresses(draw: st.DrawFn) -> bytes:
 @settings(max_examples=500)
 @given(st.one_of(ipv6_addresses(), st.binary(min_size=16, max_size=16)))
 def test_ipv6_text_twins_agree(raw: bytes) -> None:
+    from aionlmmap import address_text
     from aionlmmap.families import rtnl_addresses
 
-    assert speedups.ipv6_text(raw) == rtnl_addresses._pure_ipv6_text(raw)
+    # Both keep their texts in one cache (address_text._IPV6_TEXTS): each
+    # computes its own from an empty one, then the cached text is the same.
+    address_text._IPV6_TEXTS.clear()
+    compiled = speedups.ipv6_text(raw)
+    assert address_text._IPV6_TEXTS == {raw: compiled}
+    address_text._IPV6_TEXTS.clear()
+    assert compiled == rtnl_addresses._pure_ipv6_text(raw)
+    assert speedups.ipv6_text(raw) is address_text._IPV6_TEXTS[raw]
 
 
 def test_ipv6_text_twin_hands_other_inputs_to_the_reference() -> None:
@@ -363,3 +371,48 @@ def test_a_stale_build_means_pure_python_not_an_import_error(monkeypatch: pytest
     monkeypatch.setattr(_extensions.importlib, "import_module", lambda name, package=None: stale)
     module, reason = _extensions._load()
     assert module is None and "stale build" in reason and "pip install" in reason
+
+
+class _Loop:
+    """Records the flush a queue schedules (Queue._schedule_flush)."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[Any] = []
+
+    def call_soon(self, callback: Any) -> None:
+        self.scheduled.append(callback.__name__)
+
+
+def _accept_outcome(accept: Callable[..., Any], state: int, run_key: Any, flush_scheduled: bool, mark: int | None, payload: bytes | None,
+                    subclass: bool) -> tuple[Any, ...]:
+    """Everything Packet.accept touches, after one call on a packet in ``state``."""
+    queue = nfqueue.Queue(_NoRing(), 0, Message(0))
+    queue._loop = _Loop()  # type: ignore[assignment]
+    queue._run_key = run_key
+    queue._flush_scheduled = flush_scheduled
+    data = message.encode_message(nfqueue._TYPE_PACKET, 0, 0, 0, nfqueue_packet(5, 1))
+    msg = tuple.__new__(Message, (nfqueue._TYPE_PACKET, 0, 0, 0, 16, len(data), ReceivedFrame(memoryview(bytearray(data)))))
+    packet = queue._packet_of(msg)
+    assert packet is not None
+    if subclass:
+        packet.__class__ = type("MyPacket", (nfqueue.Packet,), {"__slots__": ()})
+    if state == nfqueue._UNDECIDED_HELD:
+        packet.hold()
+    elif state >= nfqueue._DECIDED:
+        packet.drop()
+        packet._state = state
+    result = outcome(lambda: accept(packet, mark=mark, payload=payload))
+    slots = {name: getattr(packet, name, "<unset>") for name in ("_state", "_verdict", "_new_payload")}
+    return (result, slots, msg[6].holds, [p.id for p in queue._decided_now], queue._run_key, queue._mixed, queue._flush_scheduled,
+            queue._loop.scheduled, attrs.asdict(queue.stats))  # type: ignore[union-attr]
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([nfqueue._UNDECIDED, nfqueue._UNDECIDED, nfqueue._UNDECIDED_HELD, nfqueue._DECIDED, nfqueue._SENT]),
+       st.sampled_from([None, nfqueue._PLAIN_ACCEPT, nfqueue._PLAIN_DROP, (nfqueue.NF_ACCEPT, None), (nfqueue.NF_ACCEPT, 3)]),
+       st.booleans(), st.sampled_from([None, None, 0, 7]), st.sampled_from([None, None, b"", b"\x45abc"]), st.booleans())
+def test_accept_twins_leave_the_packet_and_the_queue_alike(state: int, run_key: Any, flush_scheduled: bool, mark: int | None,
+                                                          payload: bytes | None, subclass: bool) -> None:
+    compiled = _accept_outcome(speedups.packet_accept, state, run_key, flush_scheduled, mark, payload, subclass)
+    reference = _accept_outcome(nfqueue._pure_accept, state, run_key, flush_scheduled, mark, payload, subclass)
+    assert compiled == reference

@@ -20,6 +20,7 @@ import attrs
 import pytest
 
 from aionlmmap import drainer as drainer_module
+from aionlmmap import ring as ring_module
 from aionlmmap.constants import NLM_F_DUMP_INTR, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR
 from aionlmmap.drainer import Drainer
 from aionlmmap.message import Message, encode_message
@@ -49,6 +50,16 @@ class PureDrainer(Drainer):
 class CompiledDrainer(Drainer):
     _walk_unsolicited = speedups.walk_unsolicited
     _release = speedups.release
+
+
+class PureBatch(ring_module.TakenBatch):
+    take = ring_module._pure_take_batch
+    finish = ring_module._pure_finish_batch
+
+
+class CompiledBatch(ring_module.TakenBatch):
+    take = speedups.take_batch
+    finish = speedups.finish_batch
 
 
 # --- what a drainer delivered ------------------------------------------------------------
@@ -118,6 +129,7 @@ class Driver:
         self.rng = random.Random(seed)
         self.feed = FrameFeed(self.rng.choice([2, 4, 8, 16]), views=views)
         self.drainer = cls(self.feed, NetlinkProtocol(PORTID))
+        self.batch_cls = CompiledBatch if cls is CompiledDrainer else PureBatch
         self.dumps = dumps
         self.requests: list[Any] = []
         self.dump: Any = None
@@ -216,6 +228,23 @@ class Driver:
         def note(frame: Any) -> None:
             log.append((frame.frame_index, frame.alive, bytes(frame.buffer), frame.pending, frame.holds, frame.views))
         self.requests = [p for p in self.requests if not p.finished]
+        if drainer._unsolicited and rng.random() < 0.3:
+            # One Ring.iterate_batches step: the whole queue taken (up to an
+            # overrun), converted, some messages held, then given back.
+            batch = self.batch_cls()
+            overruns: list[int] = []
+            convert = rng.choice([None, lambda msg: None if msg[0] == NLMSG_DONE else msg])
+            on_overrun = rng.choice([None, lambda: overruns.append(1)])
+            items = batch.take(drainer._unsolicited, convert, on_overrun)
+            log.append(("batch", [_message(msg) for msg in items], None if batch.overrun is None else batch.overrun.lost, len(overruns)))
+            for msg in items:
+                if rng.random() < 0.1 and msg[6].alive:
+                    self.kept.append(msg.hold())
+            frames = [msg[6] for msg in batch.lone] + list(batch.shared)
+            batch.finish(drainer)
+            for frame in frames:
+                note(frame)
+            log.append(("left", len(batch.lone), len(batch.shared)))
         for _ in range(rng.randrange(0, len(drainer._unsolicited) + 1)):
             entry = drainer._unsolicited.popleft()
             if entry.__class__ is Message:

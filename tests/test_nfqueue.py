@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from aionlmmap import Message, RingConfig
+from aionlmmap import Message, ReleasedMessageError, RingConfig
 from aionlmmap.constants import NETLINK_NETFILTER
 from aionlmmap.families import nfqueue
 
@@ -341,3 +341,106 @@ async def test_a_second_consumer_on_the_same_queue_is_refused(netns: str) -> Non
         with pytest.raises(OSError, match="already bound"):
             async with nfqueue.open(QUEUE, netns=netns):
                 pass
+
+
+async def test_batches_give_every_packet_once_in_order_with_batched_verdicts(netns_pair: tuple[str, str]) -> None:
+    # queue.batches(): the same packets as `async for packet in queue`, in
+    # lists of every packet waiting; verdicts, held payloads and the
+    # verdict batching behave as they do packet by packet.
+    sender, receiver = netns_pair
+    queue_rule(receiver)
+    count = 400
+    # The sink waits up to `idle` for each packet, the first included, which
+    # comes only after the sender process ran: generous on a loaded machine.
+    async with nfqueue.open(QUEUE, netns=receiver) as queue, Sink(receiver, count, idle=4.0) as sink:
+        await send_udp(sender, count)  # all queued before we read: full lists
+        seen: list[int] = []
+        sizes: list[int] = []
+        held: list[tuple[nfqueue.Packet, bytes]] = []
+        previous: nfqueue.Packet | None = None
+        async with asyncio.timeout(30):
+            async for batch in queue.batches():
+                assert batch, "an empty list was yielded"
+                if previous is not None:
+                    with pytest.raises(ReleasedMessageError):
+                        bytes(previous.payload)  # a payload not held ends with its list
+                sizes.append(len(batch))
+                for packet in batch:
+                    seq = seq_of(packet)
+                    seen.append(seq)
+                    if seq % 50 == 7:
+                        held.append((packet.hold(), bytes(packet.payload)))  # decided after the next step
+                    elif seq % 3 == 0:
+                        packet.drop()
+                        previous = packet
+                    else:
+                        packet.accept()
+                for packet, payload in held[:-1]:
+                    assert bytes(packet.payload) == payload  # a held payload outlives its list
+                    packet.accept()
+                held[:-1] = []
+                if len(seen) == count:
+                    break
+        for packet, _payload in held:
+            packet.accept()
+        result = await sink.result()
+        await queue.ring.drain()
+        stats = queue.stats
+        assert stats.verdicts == count and queue.pending == 0
+        assert stats.batch_messages >= 1  # runs of accepts at the head of the queue
+    assert seen == list(range(count))  # in order, each once
+    assert max(sizes) > 1 and sum(sizes) == count
+    assert sorted(result["seqs"]) == [seq for seq in range(count) if seq % 3 or seq % 50 == 7]
+
+
+async def test_batches_and_packets_take_turns_where_the_last_loop_stopped(netns_pair: tuple[str, str]) -> None:
+    sender, receiver = netns_pair
+    queue_rule(receiver)
+    count = 300
+    async with nfqueue.open(QUEUE, netns=receiver) as queue, Sink(receiver, count) as sink:
+        await send_udp(sender, count)
+        seen: list[int] = []
+        async with asyncio.timeout(30):
+            while len(seen) < count:
+                async for batch in queue.batches():
+                    for packet in batch:
+                        seen.append(seq_of(packet))
+                        packet.accept()
+                    break  # leave after one list: the next loop goes on after it
+                if len(seen) == count:
+                    break
+                async for packet in queue:
+                    seen.append(seq_of(packet))
+                    packet.accept()
+                    if len(seen) % 7 == 0 or len(seen) == count:
+                        break
+        result = await sink.result()
+        assert queue.stats.verdicts == count
+    assert seen == list(range(count))
+    assert sorted(result["seqs"]) == list(range(count))
+
+
+async def test_a_packet_left_undecided_in_a_list_is_not_yielded_again(netns_pair: tuple[str, str]) -> None:
+    sender, receiver = netns_pair
+    queue_rule(receiver)
+    count = 50
+    async with nfqueue.open(QUEUE, netns=receiver) as queue, Sink(receiver, count) as sink:
+        await send_udp(sender, count)
+        seen: list[int] = []
+        undecided: list[nfqueue.Packet] = []
+        async with asyncio.timeout(30):
+            while len(seen) < count:
+                async for batch in queue.batches():
+                    *rest, last = batch
+                    for packet in rest:
+                        packet.accept()
+                    undecided.append(last)  # left without a verdict, and the loop left
+                    seen += [packet.id for packet in batch]
+                    break
+            await asyncio.sleep(0)  # the iteration's verdicts are sent when it ends
+            assert queue.pending == len(undecided)
+            for packet in undecided:
+                packet.accept()  # a verdict needs only the id: given late, it still counts
+        result = await sink.result()
+    assert len(seen) == len(set(seen)) == count
+    assert sorted(result["seqs"]) == list(range(count))

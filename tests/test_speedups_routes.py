@@ -501,3 +501,54 @@ def test_a_payload_with_an_attribute_twice_decodes_as_the_generic_walk_does() ->
         route_layout.clear()
     assert first == again
     assert again.extra is None
+
+
+# --- several layouts of one payload length ---------------------------------------------------
+#: IPv4 routes whose payloads are all 44 bytes (rtmsg + four 8-byte
+#: attributes) yet differ in kind: a local-table route (RTA_TABLE, RTA_DST,
+#: RTA_OIF, RTA_PREFSRC), a static route (RTA_TABLE, RTA_DST, RTA_GATEWAY,
+#: RTA_OIF), a device route with a metric, a default route, and two more
+#: orders; more kinds than a length keeps layouts for (route_layout._MAX_VARIANTS).
+SAME_LENGTH_LAYOUTS = [(15, 1, 4, 7), (15, 1, 5, 4), (15, 1, 4, 6), (15, 5, 4, 6), (15, 1, 6, 4), (15, 7, 1, 4)]
+
+
+@st.composite
+def same_length_routes(draw: st.DrawFn) -> bytes:
+    layout = draw(st.sampled_from(SAME_LENGTH_LAYOUTS))
+    builder = AttributeBuilder()
+    for attr_type in layout:
+        if attr_type in (4, 6, 15):
+            builder.add_u32(attr_type, draw(st.sampled_from([254, 2, 3, 100])))
+        else:
+            builder.add(attr_type, bytes([10, 7, draw(st.integers(0, 3)), draw(st.integers(0, 255))]))
+    header = struct.pack("=BBBBBBBBI", socket.AF_INET, 32, 0, 0, 254, draw(st.sampled_from([2, 3, 4])), 0, 1, 0)
+    return header + builder.build()
+
+
+def _learned_signatures() -> dict[int, list[Any]]:
+    return {length: list(tried) for length, tried in rtnl_route_layout._signatures.items()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(same_length_routes(), min_size=1, max_size=24))
+def test_both_route_decoders_learn_the_same_layouts_when_kinds_share_a_length(payloads: list[bytes]) -> None:
+    """The pure decoder keeps up to _MAX_VARIANTS layouts per payload
+    length; the compiled one must learn the same set, in the same order,
+    so that `dump routes --json` gets a text function for each on both
+    cores (the compiled decoder used to learn only a length's first)."""
+    datagram = b"".join(message.encode_message(24, 2, 1, 0, payload) for payload in payloads)
+    outcomes = {}
+    for core, decode in (("compiled", speedups.decode_route), ("pure", pure_decode_route)):
+        rtnl_route_layout.clear()
+        try:
+            routes = [decode(payload, 0, len(payload), NAMES) for payload in payloads]
+            signatures = _learned_signatures()
+            texts = rtnl_route_layout.RouteTexts(lambda route: json.dumps(route.to_json()), NAMES, decode)
+            lines = texts.walk(datagram, len(datagram))
+            variants = {length: len(functions) for length, functions in texts.variants.items()}
+        finally:
+            rtnl_route_layout.clear()
+        outcomes[core] = (routes, signatures, lines, variants)
+    assert outcomes["compiled"] == outcomes["pure"]
+    kinds = len({payload[14::8][:4] for payload in payloads})  # the attribute types (low bytes), one each
+    assert sum(len(tried) for tried in outcomes["compiled"][1].values()) == min(kinds, rtnl_route_layout._MAX_VARIANTS)

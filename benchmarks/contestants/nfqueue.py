@@ -50,8 +50,9 @@ class Clock:
 
 
 def aionlmmap_queue(args: argparse.Namespace) -> tuple[int, float]:
-    """``async for packet in queue: packet.accept()``; verdicts leave in
-    batches on the TX ring (see aionlmmap.families.nfqueue)."""
+    """``async for batch in queue.batches(): for packet in batch:
+    packet.accept()`` (``--per-packet``: ``async for packet in queue``);
+    verdicts leave in batches on the TX ring (see aionlmmap.families.nfqueue)."""
     import asyncio
 
     try:
@@ -81,7 +82,22 @@ def aionlmmap_queue(args: argparse.Namespace) -> tuple[int, float]:
                         break
                 clock.count, clock.last = count, time.perf_counter()
 
-            task = asyncio.ensure_future(consume())
+            async def consume_batches() -> None:
+                # queue.batches(): every packet waiting, one iterator step per
+                # list; still one accept() per packet (NetfilterQueue's
+                # callback is per packet too).
+                count = 0
+                async for batch in queue.batches():
+                    if not count:
+                        clock.first = time.perf_counter()
+                    for packet in batch:
+                        packet.accept()
+                    count += len(batch)
+                    clock.count, clock.last = count, time.perf_counter()
+                    if count >= args.count:
+                        break
+
+            task = asyncio.ensure_future(consume() if args.per_packet else consume_batches())
             while not task.done():
                 await asyncio.wait([task], timeout=0.25)
                 if not task.done() and clock.expired():
@@ -196,6 +212,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
     parser.add_argument("--prequeued", action="store_true", help="size the queue and receive buffer for a backlog of --count packets")
+    parser.add_argument("--per-packet", action="store_true", help="aionlmmap: `async for packet in queue` instead of queue.batches()")
     args = parser.parse_args()
     args.overruns = 0
     count, elapsed = CONTESTANTS[args.name](args)

@@ -4,8 +4,10 @@ hands every packet to the consumer, which accepts it.
 
 Contestants: the C libnetfilter_queue consumer (benchmarks/c/
 nfqueue_consumer.c, one verdict per packet), NetfilterQueue, fnfqueue and
-aionlmmap (batched verdicts on the TX ring; ``-pure``: on the pure-Python
-core, AIONLMMAP_NO_EXTENSIONS=1), each in two modes under the
+aionlmmap (``queue.batches()``, one ``accept()`` per packet, batched
+verdicts on the TX ring; ``-pure``: on the pure-Python core,
+AIONLMMAP_NO_EXTENSIONS=1; ``-per-packet``: ``async for packet in queue``),
+each in two modes under the
 same protocol (see measure_queue): racing the flood with its library's
 default queue settings, and "-prequeued", timed on a backlog of the whole
 flood queued before it starts. Reported: verdicts/s from the consumer's
@@ -83,7 +85,7 @@ def queue_counters(receiver: Namespace) -> dict[str, int]:
 PREQUEUED_MAX = 60_000
 
 
-def measure_queue(n: int, consumer_argv: Any, name: str, *, prequeued: bool, core: str | None = None) -> Sample:
+def measure_queue(n: int, consumer_argv: Any, name: str, *, prequeued: bool, core: str | None = None, ready_timeout: float = 30) -> Sample:
     """One flood through one consumer.
 
     Every consumer binds, prints ``ready`` and waits for a line on stdin.
@@ -100,7 +102,7 @@ def measure_queue(n: int, consumer_argv: Any, name: str, *, prequeued: bool, cor
         install_queue_rule(receiver)
         child = Child(consumer_argv(receiver), env=child_env(core), keep_stdin=True)
         try:
-            if not child.wait_for_line("ready", timeout=30):
+            if not child.wait_for_line("ready", timeout=ready_timeout):
                 if child.proc.poll() is not None:
                     parse_result(child.finish(timeout=5), name)
                 raise ContestantFailed(f"{name} did not print ready")
@@ -139,8 +141,8 @@ def contestants(n: int) -> list[Contestant]:
 
         return argv
 
-    def python_argv(module_name: str, count: int, prequeued: bool, loop: str = "asyncio") -> Any:
-        extra = ["--prequeued"] if prequeued else []
+    def python_argv(module_name: str, count: int, prequeued: bool, loop: str = "asyncio", per_packet: bool = False) -> Any:
+        extra = (["--prequeued"] if prequeued else []) + (["--per-packet"] if per_packet else [])
         return lambda receiver: python_contestant_argv(receiver.exec_prefix(), "nfqueue", module_name, "--count", str(count), "--loop", loop, *extra)
 
     backlog = min(n, PREQUEUED_MAX)
@@ -152,6 +154,7 @@ def contestants(n: int) -> list[Contestant]:
             ("aionlmmap" + suffix, python_argv("aionlmmap", count, prequeued), prequeued, count, "compiled"),
             ("aionlmmap-uvloop" + suffix, python_argv("aionlmmap", count, prequeued, "uvloop"), prequeued, count, "compiled"),
             ("aionlmmap-pure" + suffix, python_argv("aionlmmap", count, prequeued), prequeued, count, "pure"),
+            ("aionlmmap-per-packet" + suffix, python_argv("aionlmmap", count, prequeued, per_packet=True), prequeued, count, "compiled"),
         ]
     # fnfqueue's reader thread overflows at once and cannot set a queue length.
     items.append(("fnfqueue", python_argv("fnfqueue", n, False), False, n, None))

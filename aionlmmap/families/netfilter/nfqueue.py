@@ -456,6 +456,21 @@ class Queue:
         # entering another goes on where the first stopped.
         return self.ring.iterate(self._packet_of, on_overrun=self._on_overrun)  # type: ignore[no-any-return]
 
+    def batches(self) -> AsyncIterator[list[Packet]]:
+        """The packets in lists: each step gives every packet received and
+        waiting at that moment (at most one per RX frame), in order, never
+        an empty list.
+
+        >>> async for batch in queue.batches():
+        ...     for packet in batch:
+        ...         packet.accept()
+
+        The same packets, verdict rules and batching as ``async for packet
+        in queue`` (the two can take turns), at one iterator step per list
+        instead of one per packet. The payloads of a list stay valid until
+        the next step (``packet.hold()`` keeps one longer)."""
+        return self.ring.iterate_batches(self._packet_of, on_overrun=self._on_overrun)  # type: ignore[no-any-return]
+
     def _on_overrun(self) -> None:
         # The kernel could not deliver some packets (socket buffer full):
         # they were never queued (fail-open accepted them, or they were
@@ -616,8 +631,10 @@ class Queue:
 # the header read and the Packet made in C) unless pure Python is selected;
 # the method above stays the reference.
 _pure_packet_of = Queue._packet_of
+_pure_accept = Packet.accept
 if _speedups is not None:
     Queue._packet_of = _speedups._packet_of  # type: ignore[method-assign]
+    Packet.accept = _speedups.packet_accept  # type: ignore[method-assign]
 
 
 #: RX frames sized for one packet message each (a 64 KiB GSO packet takes the

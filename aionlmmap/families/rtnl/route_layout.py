@@ -78,8 +78,10 @@ _MAX_VARIANTS = 4
 #: payload length -> decoder (trying each layout of that length), or None
 #: for a length the generic walk keeps
 _layouts: dict[int, Decoder | None] = {}
-#: payload length -> the attribute (type, size) sequences tried, learned or not
-_signatures: dict[int, list[tuple[tuple[int, int], ...]]] = {}
+#: payload length -> the attribute sequences tried, learned or not: each
+#: is its nlattr headers (nla_len, nla_type as sent) joined, which is the
+#: (type, size) sequence, in the form the compiled decoder compares in place
+_signatures: dict[int, list[bytes]] = {}
 #: payload length -> each layout's decoder, in the order learned
 _decoders: dict[int, list[Decoder]] = {}
 #: payload length -> each layout's ``decode(buffer, offset)`` of a whole
@@ -147,7 +149,7 @@ def learn(length: int, spans: list[tuple[int, int, int, int]]) -> None:
     path does not decode by position (RTA_VIA, RTA_ENCAP, ...) are skipped.
     A length keeps up to ``_MAX_VARIANTS`` layouts of different attribute
     sequences."""
-    signature = tuple((raw_type, value_length) for raw_type, _, _, value_length in spans)
+    signature = b"".join([_NLATTR.pack(value_length + 4, raw_type) for raw_type, _, _, value_length in spans])
     tried = _signatures.get(length)
     if tried is None:
         if len(_signatures) >= _MAX_LAYOUTS:

@@ -12,7 +12,7 @@ client counts and skips.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from ... import address_text
 from ..._extensions import speedups as _speedups
@@ -246,6 +246,30 @@ def decode_inet(buffer: Any, start: int, end: int, protocol: int, counts: Decode
     ))  # fmt: skip
 
 
+def _inet_runs(buffer: Any, end: int, counts: DecodeCounts) -> Iterator[tuple[int, int, int]]:
+    """The runs of identical nlmsghdrs (:func:`header_run`) of a dump chunk
+    that hold inet_diag_msgs, as ``range`` arguments over their messages'
+    payloads: a step per run, not per socket. A run of messages shorter
+    than inet_diag_msg is counted as malformed and skipped; a header that is
+    truncated or runs past ``end`` ends the walk (counted); other message
+    types (NLMSG_DONE, handled by the ring) are skipped."""
+    offset = 0
+    while offset < end:
+        run, header = header_run(buffer, offset, end)
+        if header is None:
+            counts.malformed += 1
+            return
+        length = header[0]
+        step = (length + 3) & ~3
+        stop = offset + run * step
+        if header[1] == c.SOCK_DIAG_BY_FAMILY or header[1] == c.TCPDIAG_GETSOCK:
+            if length < NLMSG_HDRLEN + _MSG_SIZE:
+                counts.malformed += run
+            else:
+                yield offset + NLMSG_HDRLEN, stop, step
+        offset = stop
+
+
 def decode_inet_chunk(buffer: Any, end: int, protocol: int, counts: DecodeCounts, text: AddressText) -> list[InetSocket]:
     """Every SOCK_DIAG_BY_FAMILY message of a dump chunk (``buffer[:end]``)
     as InetSockets, attributes not decoded: the dump fast path.
@@ -266,23 +290,8 @@ def decode_inet_chunk(buffer: Any, end: int, protocol: int, counts: DecodeCounts
     last_family = -1
     last_src = last_dst = None
     local = peer = ""
-    offset = 0
-    while offset < end:
-        run, header = header_run(buffer, offset, end)
-        if header is None:
-            counts.malformed += 1
-            break
-        length = header[0]
-        step = (length + 3) & ~3
-        stop = offset + run * step
-        if header[1] != c.SOCK_DIAG_BY_FAMILY and header[1] != c.TCPDIAG_GETSOCK:
-            offset = stop
-            continue
-        if length < NLMSG_HDRLEN + _MSG_SIZE:
-            counts.malformed += run
-            offset = stop
-            continue
-        for start in range(offset + NLMSG_HDRLEN, stop, step):
+    for first, stop, step in _inet_runs(buffer, end, counts):
+        for start in range(first, stop, step):
             family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie, expires, rqueue, wqueue, uid, inode = unpack(buffer, start)
             if family != last_family:
                 if family == c.AF_INET:
@@ -307,7 +316,6 @@ def decode_inet_chunk(buffer: Any, end: int, protocol: int, counts: DecodeCounts
                 family, protocol, state, local, (sport & 0xFF) << 8 | sport >> 8, peer, (dport & 0xFF) << 8 | dport >> 8,
                 rqueue, wqueue, inode, uid, ifindex, cookie, timer, retrans, expires, None,
             )))  # fmt: skip
-        offset = stop
     return out
 
 
@@ -342,23 +350,8 @@ def inet_chunk_json(buffer: Any, end: int, protocol: int, counts: DecodeCounts, 
     last_key = last_family = -1
     last_src = last_dst = None
     local = peer = ""
-    offset = 0
-    while offset < end:
-        run, header = header_run(buffer, offset, end)
-        if header is None:
-            counts.malformed += 1
-            break
-        length = header[0]
-        step = (length + 3) & ~3
-        stop = offset + run * step
-        if header[1] != c.SOCK_DIAG_BY_FAMILY and header[1] != c.TCPDIAG_GETSOCK:
-            offset = stop
-            continue
-        if length < NLMSG_HDRLEN + _MSG_SIZE:
-            counts.malformed += run
-            offset = stop
-            continue
-        for start in range(offset + NLMSG_HDRLEN, stop, step):
+    for first, stop, step in _inet_runs(buffer, end, counts):
+        for start in range(first, stop, step):
             family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie, expires, rqueue, wqueue, uid, inode = unpack(buffer, start)
             # a dump comes in runs of one state and family: their list,
             # address cache and template change only at a run's edge
@@ -392,7 +385,6 @@ def inet_chunk_json(buffer: Any, end: int, protocol: int, counts: DecodeCounts, 
             if timer:
                 item += JSON_TIMER % (timer, expires, retrans)
             texts.append(item + "}")
-        offset = stop
     return ",".join(v4_texts).encode(), ",".join(v6_texts).encode()
 
 

@@ -358,8 +358,10 @@ class Ring(Drainer, Requester, Transmitter):
         """
         return self._iterate(convert, on_overrun)
 
-    async def _iterate(self, convert: Callable[[Message], Any] | None, on_overrun: Callable[[], None] | None) -> AsyncIterator[Any]:
-        loop = self._attach()
+    def _claim_iterator(self) -> object:
+        """Make the current task the ring's one consumer (iterate and
+        iterate_batches alike); the token tells its generator apart from an
+        abandoned one."""
         task = asyncio.current_task()
         owner = self._iter_owner
         if owner is not None and owner is not task and not owner.done():
@@ -371,6 +373,11 @@ class Ring(Drainer, Requester, Transmitter):
         token = object()
         self._iter_owner = task
         self._iter_token = token
+        return token
+
+    async def _iterate(self, convert: Callable[[Message], Any] | None, on_overrun: Callable[[], None] | None) -> AsyncIterator[Any]:
+        loop = self._attach()
+        token = self._claim_iterator()
         release_frame = self._rx.release
         release = self._release
         release_in_c = RELEASE_IN_C
@@ -467,14 +474,7 @@ class Ring(Drainer, Requester, Transmitter):
 
     async def _iterate_batches(self, convert: Callable[[Message], Any] | None, on_overrun: Callable[[], None] | None) -> AsyncIterator[list[Any]]:
         loop = self._attach()
-        task = asyncio.current_task()
-        owner = self._iter_owner
-        if owner is not None and owner is not task and not owner.done():
-            raise BusyResourceError("another task is already iterating this ring; one consumer per ring")
-        self._reclaim_abandoned()
-        token = object()
-        self._iter_owner = task
-        self._iter_token = token
+        token = self._claim_iterator()
         try:
             while True:
                 if self._unsolicited:

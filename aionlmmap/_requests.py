@@ -85,13 +85,7 @@ class Requester:
         """The one place a request is admitted: each message gets its seq
         and its pending state, right before it is queued for sending (a
         request admitted and never sent would wait for an answer forever)."""
-        requests: list[Message] = []
-        pendings: list[PendingRequest] = []
-        for msg in messages:
-            request, pending = self._proto.start(msg, dump=False, ack=ack)
-            requests.append(request)
-            pendings.append(pending)
-        return requests, pendings
+        return self._proto.start_requests(messages, ack=ack)
 
     # -- flow control: answers in flight -------------------------------------------
     # The kernel answers a whole datagram of requests before we read a byte

@@ -190,6 +190,53 @@ class NetlinkProtocol:
         self.pending[seq] = pending
         return request, pending
 
+    def start_requests(self, messages: Any, *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
+        """:meth:`start` for several plain (non-dump) requests in one pass:
+        the same seqs, flags and pending states, in order."""
+        add = NLM_F_REQUEST | NLM_F_ACK if ack else NLM_F_REQUEST
+        pending_of = self.pending
+        new = tuple.__new__
+        requests: list[Message] = []
+        pendings: list[PendingRequest] = []
+        seq = self._next_seq
+        try:
+            for msg in messages:
+                # next_seq(), inlined: skip 0 and seqs still in flight
+                following = seq + 1 if seq < 0xFFFFFFFF else 1
+                while following in pending_of:
+                    following = following + 1 if following < 0xFFFFFFFF else 1
+                flags = msg[1] | add
+                request = new(Message, (msg[0], flags, seq, 0, msg[4], msg[5], msg[6]))
+                pending = PendingRequest(seq, request, False)
+                pending.expects_ack = bool(flags & NLM_F_ACK)
+                pending_of[seq] = pending
+                requests.append(request)
+                pendings.append(pending)
+                seq = following
+        finally:
+            self._next_seq = seq
+        return requests, pendings
+
+    def settle_ack(self, buffer: Any, seq: int, pid: int) -> PendingRequest | None:
+        """Settle a plain ACK without building a Message: ``buffer`` starts
+        with an NLMSG_ERROR of at least 36 bytes (error code and the
+        original nlmsghdr; header already read: ``seq``, ``pid``) from the
+        kernel, unicast, alone in its datagram. ``netlink_ack`` sends every
+        ACK in an skb of its own, so a batch of N requests comes back as N
+        such datagrams. Returns the request it finished, or None when this
+        is not a plain ACK of a pending non-dump request (an error to
+        decode with its extack, a foreign portid, an unknown seq): then
+        :meth:`feed` must see it."""
+        pending = self.pending.get(seq)
+        if pending is None or pending.is_dump or (pid != self.portid and self.portid):
+            return None
+        if _S32.unpack_from(buffer, NLMSG_HDRLEN)[0]:
+            return None  # a refusal: feed() builds its NetlinkError
+        pending.acked = True
+        pending.finished = True
+        del self.pending[seq]
+        return pending
+
     def cancel(self, pending: PendingRequest) -> None:
         """Forget a request (its task was cancelled). Late replies become unsolicited."""
         if self.pending.get(pending.seq) is pending:

@@ -21,7 +21,7 @@ from .frames import UNUSED
 from .message import NLMSGHDR, Message
 from .protocol import PendingRequest
 
-_pack_header_into = NLMSGHDR.pack_into
+_pack_header = NLMSGHDR.pack
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by nlmsg_len % 4
 
 if TYPE_CHECKING:
@@ -222,15 +222,19 @@ class Transmitter:
 def _encode_planned(messages: list[Message], plan: list[tuple[int, int]], tx_data: Any) -> None:
     """Write each message (nlmsghdr, payload, padding to NLMSG_ALIGNTO) at
     its planned (frame, offset); the plan already made room for every
-    aligned length. A message built from bytes owns its payload as the
-    whole frame buffer: copied without a view (a request batch is mostly
-    such messages). Same bytes as ``Message.encode_into``."""
-    current = -1
-    data: Any = None
+    aligned length and lays a frame's messages end to end. Each frame's run
+    is joined and copied in once. A message built from bytes owns its
+    payload as the whole frame buffer: used without a view (a request batch
+    is mostly such messages). Same bytes as ``Message.encode_into``."""
+    parts: list[Any] = []
+    run_frame = run_offset = -1
     for msg, (frame_index, offset) in zip(messages, plan):
-        if frame_index != current:
-            current = frame_index
-            data = tx_data(frame_index)
+        if frame_index != run_frame:
+            if parts:
+                _write_run(tx_data(run_frame), run_offset, parts)
+                parts = []
+            run_frame = frame_index
+            run_offset = offset
         start = msg[4]
         end = msg[5]
         source = msg[6]
@@ -238,9 +242,13 @@ def _encode_planned(messages: list[Message], plan: list[tuple[int, int]], tx_dat
         if start or payload.__class__ is not bytes or end != len(payload) or not source.alive:
             payload = msg.payload  # a view into a received frame (raises if released)
         length = NLMSG_HDRLEN + end - start
-        _pack_header_into(data, offset, length, msg[0], msg[1], msg[2], msg[3])
-        body = offset + NLMSG_HDRLEN
-        data[body : offset + length] = payload
-        padding = _PADDING[length & 3]
-        if padding:
-            data[offset + length : offset + length + len(padding)] = padding
+        parts.append(_pack_header(length, msg[0], msg[1], msg[2], msg[3]))
+        parts.append(payload)
+        parts.append(_PADDING[length & 3])
+    if parts:
+        _write_run(tx_data(run_frame), run_offset, parts)
+
+
+def _write_run(data: Any, offset: int, parts: list[Any]) -> None:
+    run = b"".join(parts)
+    data[offset : offset + len(run)] = run

@@ -104,7 +104,7 @@ def test_the_tx_encoder_writes_what_encode_into_writes(seed: int) -> None:
     assert error is None
     mixed = borrowed + messages[10:]
     rng.shuffle(mixed)
-    frames = [bytearray(rng.randbytes(2048)) for _ in range(3)]
+    frames = [bytearray(rng.randbytes(2048)) for _ in range(12)]
     expected = [bytearray(frame) for frame in frames]
     plan = []
     frame_index = offset = 0
@@ -112,8 +112,10 @@ def test_the_tx_encoder_writes_what_encode_into_writes(seed: int) -> None:
         size = (msg.length + 3) & ~3
         if offset + size > 2048:
             frame_index, offset = frame_index + 1, 0
-        plan.append((frame_index, offset + rng.choice([0, 0, 4])))
-        offset = plan[-1][1] + size
+        if rng.random() < 0.1:
+            frame_index, offset = frame_index + 1, rng.choice([0, 64])  # a fresh frame (what follows an atomic batch)
+        plan.append((frame_index, offset))  # end to end in a frame, as _write_tx plans
+        offset += size
     for msg, (index, at) in zip(mixed, plan):
         msg.encode_into(memoryview(expected[index]), at)
     _encode_planned(mixed, plan, lambda index: memoryview(frames[index]))

@@ -127,7 +127,7 @@ class PendingRequest:
     to the I/O layer (an asyncio future, or anything).
     """
 
-    __slots__ = ("seq", "request", "is_dump", "messages", "finished", "error", "interrupted", "acked", "expects_ack", "waiter", "batch", "abandoned")
+    __slots__ = ("seq", "request", "is_dump", "messages", "finished", "error", "interrupted", "acked", "expects_ack", "waiter", "batch", "abandoned", "covers")
 
     def __init__(self, seq: int, request: Message, is_dump: bool) -> None:
         self.seq = seq
@@ -143,6 +143,9 @@ class PendingRequest:
         self.batch: list[PendingRequest] | None = None
         #: the consumer stopped listening (dump abandoned); drop what arrives
         self.abandoned = False
+        #: the requests sent before this one in its datagram without
+        #: NLM_F_ACK (see start_requests): its answer settles them too
+        self.covers: list[PendingRequest] | None = None
 
     def __repr__(self) -> str:
         state = "error" if self.error else "finished" if self.finished else "open"
@@ -190,10 +193,27 @@ class NetlinkProtocol:
         self.pending[seq] = pending
         return request, pending
 
-    def start_requests(self, messages: Any, *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
+    def start_requests(self, messages: Any, *, ack: bool = True, ack_last_only: bool = False) -> tuple[list[Message], list[PendingRequest]]:
         """:meth:`start` for several plain (non-dump) requests in one pass:
-        the same seqs, flags and pending states, in order."""
+        the same seqs, flags and pending states, in order.
+
+        ``ack_last_only``: for requests that go out in one datagram to a
+        family whose handler runs in ``netlink_rcv_skb`` (rtnetlink). It
+        answers each nlmsg in order and sends an NLMSG_ERROR for every
+        failure even without NLM_F_ACK (``if (nlh->nlmsg_flags & NLM_F_ACK
+        || err) netlink_ack(...)``). So only the last request asks for an
+        ACK: when its answer comes, every earlier one that sent no error
+        succeeded, and its replies are in. One ACK per datagram instead of
+        one per request (the kernel builds and queues each ACK as an skb of
+        its own). The others keep waiting for that answer (``covers``)."""
         add = NLM_F_REQUEST | NLM_F_ACK if ack else NLM_F_REQUEST
+        if ack and ack_last_only and len(messages) > 1:
+            requests, pendings = self.start_requests(messages[:-1], ack=False)
+            for pending in pendings:
+                pending.expects_ack = True  # finished by the last one's answer, not by a reply
+            last_requests, [last] = self.start_requests(messages[-1:], ack=True)
+            last.covers = pendings
+            return requests + last_requests, pendings + [last]
         pending_of = self.pending
         new = tuple.__new__
         requests: list[Message] = []
@@ -235,7 +255,21 @@ class NetlinkProtocol:
         pending.acked = True
         pending.finished = True
         del self.pending[seq]
+        if pending.covers is not None:
+            self._settle_covered(pending)
         return pending
+
+    def _settle_covered(self, pending: PendingRequest) -> None:
+        """The last request of a datagram was answered (ACK or error): the
+        kernel answered the ones before it first, so those that got no
+        error succeeded."""
+        pending_of = self.pending
+        for earlier in pending.covers:  # type: ignore[union-attr]
+            if not earlier.finished:
+                earlier.finished = True
+                earlier.acked = True
+                if pending_of.get(earlier.seq) is earlier:
+                    del pending_of[earlier.seq]
 
     def cancel(self, pending: PendingRequest) -> None:
         """Forget a request (its task was cancelled). Late replies become unsolicited."""
@@ -301,6 +335,8 @@ class NetlinkProtocol:
         pending.error = error
         if self.pending.get(pending.seq) is pending:
             del self.pending[pending.seq]
+        if pending.covers is not None:
+            self._settle_covered(pending)
         batch = pending.batch
         if error is not None and batch and batch[0] is pending:
             # An error on the first message of an atomic batch (nfnetlink's

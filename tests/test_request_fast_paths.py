@@ -125,20 +125,65 @@ def test_the_tx_encoder_writes_what_encode_into_writes(seed: int) -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("backend", ["emulated", "uring"])
 async def test_request_many_settles_each_ack_and_keeps_errors_in_the_same_datagram(netns: str, backend: str) -> None:
-    """300 route adds in one request_many, three of them already there
-    (EEXIST): the ACKs take the fast path, the errors the general one
-    (still the first error raised), every frame comes back."""
+    """Up to 300 route adds in one request_many (one datagram), three of
+    them already there (EEXIST): the errors take the general path (the
+    first one raised), the last request's ACK the fast one and settles the
+    rest; every frame comes back."""
     async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns, backend=backend) as ring:  # type: ignore[arg-type]
         count = min(300, ring.max_in_flight)
-        duplicates = [17, count // 2, count - 1]
+        duplicates = [7, count // 2, count - 2]  # the last one succeeds: its ACK settles the datagram
         await ring.request_many([route_add(index) for index in duplicates])
         before = ring.stats.messages
         with pytest.raises(NetlinkError) as caught:
             await asyncio.wait_for(ring.request_many([route_add(index) for index in range(count)]), 30)
         assert caught.value.errno == errno.EEXIST
-        assert ring.stats.messages - before == count  # one answer each, counted once
+        # rtnetlink: only the datagram's last request asks for an ACK; the
+        # kernel answers the failed ones anyway (netlink_rcv_skb acks on err)
+        assert ring.stats.messages - before == len(duplicates) + 1
         assert not ring._proto.pending
         assert all(slot is None for slot in ring._slots)  # every ACK frame was given back
         replies = await asyncio.wait_for(ring.request_many([route_add(index) for index in range(count, count + 220)]), 30)
         assert replies == [[] for _ in range(220)]
     assert len(routes_added(netns)) == count + 220
+
+
+def test_only_the_last_of_a_datagram_asks_for_an_ack_and_its_answer_settles_the_rest() -> None:
+    proto = NetlinkProtocol(PORTID)
+    requests, pendings = proto.start_requests([Message(RTM_NEWLINK, payload=bytes([index])) for index in range(5)], ack_last_only=True)
+    assert [bool(request.flags & NLM_F_ACK) for request in requests] == [False, False, False, False, True]
+    assert all(request.flags & NLM_F_REQUEST for request in requests)
+    assert pendings[-1].covers == pendings[:-1]
+    # a reply to a silent request does not finish it: its ACK never comes,
+    # the last one's does
+    reply = received(Message(RTM_NEWLINK, 0, requests[1].seq, PORTID, b"reply"))
+    assert proto.feed(reply) is pendings[1] and not pendings[1].finished
+    proto.feed(received(error_reply(requests[2], errno.EINVAL, text="bad")))
+    assert not pendings[0].finished and pendings[2].finished
+    data = ack_bytes(requests[4])
+    assert proto.settle_ack(memoryview(data), requests[4].seq, PORTID) is pendings[4]
+    assert [p.finished for p in pendings] == [True] * 5
+    assert [p.error is None for p in pendings] == [True, True, False, True, True]
+    assert bytes(pendings[1].messages[0].payload) == b"reply"
+    assert not proto.pending
+
+
+def test_an_error_on_the_last_of_a_datagram_still_settles_the_rest() -> None:
+    proto = NetlinkProtocol(PORTID)
+    requests, pendings = proto.start_requests([Message(RTM_NEWLINK) for _ in range(3)], ack_last_only=True)
+    proto.feed(received(error_reply(requests[2], errno.EEXIST)))
+    assert [p.error is None for p in pendings] == [True, True, False]
+    assert all(p.finished for p in pendings) and not proto.pending
+
+
+@pytest.mark.integration
+async def test_request_many_on_rtnetlink_returns_the_replies_of_requests_sent_without_ack(netns: str) -> None:
+    """GETs among adds in one datagram: each GET's reply is its result
+    though only the datagram's last request asked for an ACK."""
+    from test_stress_cancel import GET_LO
+
+    async with aionlmmap.open(aionlmmap.NETLINK_ROUTE, netns=netns) as ring:
+        replies = await asyncio.wait_for(ring.request_many([route_add(1), GET_LO, route_add(2), GET_LO, route_add(3)]), 10)
+        assert [len(reply) for reply in replies] == [0, 1, 0, 1, 0]
+        assert replies[1][0].type == RTM_NEWLINK and replies[3][0].type == RTM_NEWLINK
+        assert not ring._proto.pending
+    assert routes_added(netns) == {"10.77.0.1", "10.77.0.2", "10.77.0.3"}

@@ -127,7 +127,7 @@ class PendingRequest:
     to the I/O layer (an asyncio future, or anything).
     """
 
-    __slots__ = ("seq", "request", "is_dump", "messages", "finished", "error", "interrupted", "acked", "expects_ack", "waiter", "batch", "abandoned", "covers")
+    __slots__ = ("seq", "request", "is_dump", "messages", "finished", "error", "interrupted", "acked", "expects_ack", "waiter", "batch", "abandoned", "covers", "covers_unsure")
 
     def __init__(self, seq: int, request: Message, is_dump: bool) -> None:
         self.seq = seq
@@ -146,6 +146,10 @@ class PendingRequest:
         #: the requests sent before this one in its datagram without
         #: NLM_F_ACK (see start_requests): its answer settles them too
         self.covers: list[PendingRequest] | None = None
+        #: an overrun was reported while this covering request was open: an
+        #: error for a covered request may be what was lost, so its answer
+        #: settles none of them (the overrun's barrier does)
+        self.covers_unsure = False
 
     def __repr__(self) -> str:
         state = "error" if self.error else "finished" if self.finished else "open"
@@ -262,7 +266,11 @@ class NetlinkProtocol:
     def _settle_covered(self, pending: PendingRequest) -> None:
         """The last request of a datagram was answered (ACK or error): the
         kernel answered the ones before it first, so those that got no
-        error succeeded."""
+        error succeeded. Unless an overrun came in between (the lost
+        message may be one of their errors): then they stay open for the
+        overrun's barrier, which fails those still unanswered."""
+        if pending.covers_unsure:
+            return
         pending_of = self.pending
         for earlier in pending.covers:  # type: ignore[union-attr]
             if not earlier.finished:
@@ -270,6 +278,13 @@ class NetlinkProtocol:
                 earlier.acked = True
                 if pending_of.get(earlier.seq) is earlier:
                     del pending_of[earlier.seq]
+
+    def overran(self) -> None:
+        """The socket dropped messages (ENOBUFS): no answer to a datagram's
+        last request can vouch for the silent ones before it any more."""
+        for pending in self.pending.values():
+            if pending.covers is not None:
+                pending.covers_unsure = True
 
     def cancel(self, pending: PendingRequest) -> None:
         """Forget a request (its task was cancelled). Late replies become unsolicited."""

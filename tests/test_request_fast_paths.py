@@ -187,3 +187,45 @@ async def test_request_many_on_rtnetlink_returns_the_replies_of_requests_sent_wi
         assert replies[1][0].type == RTM_NEWLINK and replies[3][0].type == RTM_NEWLINK
         assert not ring._proto.pending
     assert routes_added(netns) == {"10.77.0.1", "10.77.0.2", "10.77.0.3"}
+
+
+@pytest.mark.parametrize("views", [True, False])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_an_overrun_before_the_last_ack_leaves_the_silent_requests_unsure(views: bool, seed: int) -> None:
+    """The kernel answers a failed request without NLM_F_ACK with an error
+    only, so if the socket overran while the datagram's answers were on the
+    way, that error may be the message lost: the last request's ACK cannot
+    say the others succeeded. They are settled by the overrun's barrier:
+    each error that did arrive stays, the rest get OverrunError (retry),
+    never a success the kernel did not confirm."""
+    from aionlmmap.drainer import Drainer
+    from aionlmmap.testing._feed import FrameFeed
+
+    rng = random.Random(seed)
+    feed = FrameFeed(64, views=views)
+    drainer = Drainer(feed, NetlinkProtocol(PORTID))
+    count = rng.randrange(2, 12)
+    requests, pendings = drainer._proto.start_requests([Message(RTM_NEWLINK, payload=bytes([i])) for i in range(count)], ack_last_only=True)
+    failed = {index for index in range(count - 1) if rng.random() < 0.4}
+    lost = rng.choice(sorted(failed)) if failed and rng.random() < 0.7 else None
+    overrun_at = rng.randrange(0, count)  # the report's place among the answers
+    answers = [index for index in range(count - 1) if index in failed and index != lost] + [count - 1]
+    for position, index in enumerate(answers):
+        if position == min(overrun_at, len(answers) - 1):
+            feed.overrun()
+        error = -errno.EEXIST if index in failed else 0
+        feed.valid(ack_bytes(requests[index], error))
+    touched: list[object] = []
+    drainer.walk(touched)
+    assert pendings[-1].finished and pendings[-1].error is None
+    barrier = drainer._barrier
+    assert barrier is not None
+    feed.valid(ack_bytes(Message(1, 0, barrier.seq, PORTID)))
+    drainer.walk(touched)
+    assert all(pending.finished for pending in pendings)
+    for index, pending in enumerate(pendings[:-1]):
+        if index in failed and index != lost:
+            assert isinstance(pending.error, NetlinkError) and pending.error.errno == errno.EEXIST
+        else:
+            assert type(pending.error).__name__ == "OverrunError", (index, pending.error)
+    assert not drainer._proto.pending

@@ -262,6 +262,7 @@ class FrameKeeper:
     # -- overrun ------------------------------------------------------------------
     def _on_overrun(self, touched: list[Any]) -> None:
         self._report_overrun(touched)
+        self._proto.overran()
         # Replies may have been lost with the dropped messages. Send a
         # barrier (NLMSG_NOOP with NLM_F_ACK: netlink_rcv_skb ACKs control
         # messages): the kernel answers requests on one socket in order, so

@@ -81,17 +81,11 @@ class Requester:
         finally:
             self._settle(1, answers)
 
-    def _admit(self, messages: Sequence[Message], *, ack: bool = True) -> tuple[list[Message], list[PendingRequest]]:
+    def _admit(self, messages: Sequence[Message], *, ack: bool = True, ack_last_only: bool = False) -> tuple[list[Message], list[PendingRequest]]:
         """The one place a request is admitted: each message gets its seq
         and its pending state, right before it is queued for sending (a
         request admitted and never sent would wait for an answer forever)."""
-        requests: list[Message] = []
-        pendings: list[PendingRequest] = []
-        for msg in messages:
-            request, pending = self._proto.start(msg, dump=False, ack=ack)
-            requests.append(request)
-            pendings.append(pending)
-        return requests, pendings
+        return self._proto.start_requests(messages, ack=ack, ack_last_only=ack_last_only)
 
     # -- flow control: answers in flight -------------------------------------------
     # The kernel answers a whole datagram of requests before we read a byte
@@ -252,7 +246,9 @@ class Requester:
                     # Admitted a chunk at a time, once it has room: a
                     # cancellation between chunks leaves none of the later
                     # ones waiting.
-                    requests, chunk = self._admit(messages[first : first + count])
+                    # One datagram per chunk: on rtnetlink only its last
+                    # request asks for an ACK (see start_requests).
+                    requests, chunk = self._admit(messages[first : first + count], ack_last_only=self.protocol == NETLINK_ROUTE)
                     self._send_requests(requests, chunk)
                     results += await self._wait_all(loop, chunk)
                 finally:
@@ -318,12 +314,20 @@ class Requester:
         work on each). Closing the ring finishes them all with its error."""
         results: list[Any] = []
         try:
+            if pendings and pendings[-1].covers is not None:
+                # Settles the whole chunk (the others wait for its answer).
+                await self._until_finished(loop, pendings[-1])
             for pending in pendings:
                 if not pending.finished:
                     await self._until_finished(loop, pending)
                 results.append(pending.error if pending.error is not None else pending.messages)
         except BaseException:
-            self._abandon(pendings)
+            if not (pendings and pendings[-1].covers is not None and not pendings[-1].finished):
+                self._abandon(pendings)
+            # else: the chunk stays registered: its datagram is out (or
+            # fails, and its TX failure finishes them), and the last
+            # request's answer settles them all; stale seqs would wait
+            # forever for answers that requests without NLM_F_ACK never get.
             raise
         return results
 

@@ -15,10 +15,14 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from .constants import NLMSG_HDRLEN
 from .errors import ClosedResourceError
 from .frames import UNUSED
-from .message import Message
+from .message import NLMSGHDR, Message
 from .protocol import PendingRequest
+
+_pack_header = NLMSGHDR.pack
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by nlmsg_len % 4
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -129,9 +133,7 @@ class Transmitter:
             fill += size
         if not plan:
             return True
-        backend = self._backend
-        for msg, (frame_index, offset) in zip(messages, plan):
-            msg.encode_into(backend.tx_data(frame_index), offset)
+        _encode_planned(messages, plan, self._backend.tx_data)
         # Commit frames that are full now; the last one stays open for more.
         open_index = self._tx_open
         for frame_index in reserved:
@@ -215,3 +217,38 @@ class Transmitter:
                     waiter.set_result(None)
         elif self._tx_backlog:
             self._schedule_flush()
+
+
+def _encode_planned(messages: list[Message], plan: list[tuple[int, int]], tx_data: Any) -> None:
+    """Write each message (nlmsghdr, payload, padding to NLMSG_ALIGNTO) at
+    its planned (frame, offset); the plan already made room for every
+    aligned length and lays a frame's messages end to end. Each frame's run
+    is joined and copied in once. A message built from bytes owns its
+    payload as the whole frame buffer: used without a view (a request batch
+    is mostly such messages). Same bytes as ``Message.encode_into``."""
+    parts: list[Any] = []
+    run_frame = run_offset = -1
+    for msg, (frame_index, offset) in zip(messages, plan):
+        if frame_index != run_frame:
+            if parts:
+                _write_run(tx_data(run_frame), run_offset, parts)
+                parts = []
+            run_frame = frame_index
+            run_offset = offset
+        start = msg[4]
+        end = msg[5]
+        source = msg[6]
+        payload = source.buffer
+        if start or payload.__class__ is not bytes or end != len(payload) or not source.alive:
+            payload = msg.payload  # a view into a received frame (raises if released)
+        length = NLMSG_HDRLEN + end - start
+        parts.append(_pack_header(length, msg[0], msg[1], msg[2], msg[3]))
+        parts.append(payload)
+        parts.append(_PADDING[length & 3])
+    if parts:
+        _write_run(tx_data(run_frame), run_offset, parts)
+
+
+def _write_run(data: Any, offset: int, parts: list[Any]) -> None:
+    run = b"".join(parts)
+    data[offset : offset + len(run)] = run

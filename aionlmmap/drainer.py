@@ -63,6 +63,9 @@ _seq_of = operator.itemgetter(2)
 _new_message = tuple.__new__
 _unpack_frame_header = NL_MMAP_HDR.unpack_from
 _unpack_frame_and_message = struct.Struct("=IIIIII" + "IHHII").unpack_from
+#: the shortest NLMSG_ERROR the ACK fast paths take: nlmsghdr, the error
+#: code and the request's nlmsghdr (netlink_ack always echoes it)
+_ACK_LENGTH = 2 * NLMSG_HDRLEN + 4
 
 
 @attrs.define
@@ -308,6 +311,33 @@ class Drainer(FrameKeeper):
                     self._walked += 1
                     self._advance()
                     continue
+                if views is not None and length >= _ACK_LENGTH and not header[2] and not header[3] and not backend.overrun_marks and not self._stale_seqs:
+                    # Fast path: a lone ACK from the kernel (netlink_ack
+                    # sends each in an skb of its own, so N requests in one
+                    # datagram come back as N frames), settled from the
+                    # headers in ring memory and given back at once: no
+                    # ReceivedFrame, no Message. Anything else (an error with
+                    # extack, a reply, a stale seq) takes the general path.
+                    both = _unpack_frame_and_message(ring_memory, offsets[index])
+                    message_length = both[6]
+                    if both[7] == NLMSG_ERROR and _ACK_LENGTH <= message_length <= length <= (message_length + 3) & ~3:
+                        acked = self._proto.settle_ack(views[index], both[9], both[10])
+                        if acked is not None:
+                            rx.release(index)
+                            self._rx_next = 0 if index + 1 == frame_nr else index + 1
+                            if self._lap_scan_budget:
+                                self._lap_scan_budget -= 1
+                            progressed = True
+                            self._walked += 1
+                            stats.frames += 1
+                            stats.messages += 1
+                            if acked.waiter is not None:
+                                touched.append(acked)
+                            if acked is self._barrier:
+                                self._barrier_done(touched)
+                            if self._paused:
+                                self._resume()
+                            continue
                 frame = ReceivedFrame(
                     backend.frame_data(index, length) if views is None else views[index][:length], header[2], header[3], header[4], header[5], index
                 )
@@ -372,6 +402,23 @@ class Drainer(FrameKeeper):
                         touched.append(pending)
                         continue
                 message_length = first[0]
+                if (
+                    first[1] == NLMSG_ERROR
+                    and not frame.group
+                    and _ACK_LENGTH <= message_length <= length <= (message_length + 3) & ~3
+                    and not self._stale_seqs
+                ):
+                    # Fast path: a lone ACK (netlink_ack sends each in an skb
+                    # of its own), settled from its header and error code.
+                    acked = self._proto.settle_ack(frame.buffer, first[3], first[4])
+                    if acked is not None:
+                        stats.messages += 1
+                        if acked.waiter is not None:
+                            touched.append(acked)
+                        if acked is self._barrier:
+                            self._barrier_done(touched)
+                        self._release(frame)
+                        continue
                 if (frame.group or not first[3]) and NLMSG_HDRLEN <= message_length <= length <= (message_length + 3) & ~3:
                     # Fast path: one message fills the datagram and it is no
                     # reply (multicast, or seq 0, which requests never use):

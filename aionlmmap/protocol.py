@@ -127,7 +127,7 @@ class PendingRequest:
     to the I/O layer (an asyncio future, or anything).
     """
 
-    __slots__ = ("seq", "request", "is_dump", "messages", "finished", "error", "interrupted", "acked", "expects_ack", "waiter", "batch", "abandoned")
+    __slots__ = ("seq", "request", "is_dump", "messages", "finished", "error", "interrupted", "acked", "expects_ack", "waiter", "batch", "abandoned", "covers", "covers_unsure")
 
     def __init__(self, seq: int, request: Message, is_dump: bool) -> None:
         self.seq = seq
@@ -143,6 +143,13 @@ class PendingRequest:
         self.batch: list[PendingRequest] | None = None
         #: the consumer stopped listening (dump abandoned); drop what arrives
         self.abandoned = False
+        #: the requests sent before this one in its datagram without
+        #: NLM_F_ACK (see start_requests): its answer settles them too
+        self.covers: list[PendingRequest] | None = None
+        #: an overrun was reported while this covering request was open: an
+        #: error for a covered request may be what was lost, so its answer
+        #: settles none of them (the overrun's barrier does)
+        self.covers_unsure = False
 
     def __repr__(self) -> str:
         state = "error" if self.error else "finished" if self.finished else "open"
@@ -189,6 +196,95 @@ class NetlinkProtocol:
         pending.expects_ack = bool(flags & NLM_F_ACK)
         self.pending[seq] = pending
         return request, pending
+
+    def start_requests(self, messages: Any, *, ack: bool = True, ack_last_only: bool = False) -> tuple[list[Message], list[PendingRequest]]:
+        """:meth:`start` for several plain (non-dump) requests in one pass:
+        the same seqs, flags and pending states, in order.
+
+        ``ack_last_only``: for requests that go out in one datagram to a
+        family whose handler runs in ``netlink_rcv_skb`` (rtnetlink). It
+        answers each nlmsg in order and sends an NLMSG_ERROR for every
+        failure even without NLM_F_ACK (``if (nlh->nlmsg_flags & NLM_F_ACK
+        || err) netlink_ack(...)``). So only the last request asks for an
+        ACK: when its answer comes, every earlier one that sent no error
+        succeeded, and its replies are in. One ACK per datagram instead of
+        one per request (the kernel builds and queues each ACK as an skb of
+        its own). The others keep waiting for that answer (``covers``)."""
+        add = NLM_F_REQUEST | NLM_F_ACK if ack else NLM_F_REQUEST
+        if ack and ack_last_only and len(messages) > 1:
+            requests, pendings = self.start_requests(messages[:-1], ack=False)
+            for pending in pendings:
+                pending.expects_ack = True  # finished by the last one's answer, not by a reply
+            last_requests, [last] = self.start_requests(messages[-1:], ack=True)
+            last.covers = pendings
+            return requests + last_requests, pendings + [last]
+        pending_of = self.pending
+        new = tuple.__new__
+        requests: list[Message] = []
+        pendings: list[PendingRequest] = []
+        seq = self._next_seq
+        try:
+            for msg in messages:
+                # next_seq(), inlined: skip 0 and seqs still in flight
+                following = seq + 1 if seq < 0xFFFFFFFF else 1
+                while following in pending_of:
+                    following = following + 1 if following < 0xFFFFFFFF else 1
+                flags = msg[1] | add
+                request = new(Message, (msg[0], flags, seq, 0, msg[4], msg[5], msg[6]))
+                pending = PendingRequest(seq, request, False)
+                pending.expects_ack = bool(flags & NLM_F_ACK)
+                pending_of[seq] = pending
+                requests.append(request)
+                pendings.append(pending)
+                seq = following
+        finally:
+            self._next_seq = seq
+        return requests, pendings
+
+    def settle_ack(self, buffer: Any, seq: int, pid: int) -> PendingRequest | None:
+        """Settle a plain ACK without building a Message: ``buffer`` starts
+        with an NLMSG_ERROR of at least 36 bytes (error code and the
+        original nlmsghdr; header already read: ``seq``, ``pid``) from the
+        kernel, unicast, alone in its datagram. ``netlink_ack`` sends every
+        ACK in an skb of its own, so a batch of N requests comes back as N
+        such datagrams. Returns the request it finished, or None when this
+        is not a plain ACK of a pending non-dump request (an error to
+        decode with its extack, a foreign portid, an unknown seq): then
+        :meth:`feed` must see it."""
+        pending = self.pending.get(seq)
+        if pending is None or pending.is_dump or (pid != self.portid and self.portid):
+            return None
+        if _S32.unpack_from(buffer, NLMSG_HDRLEN)[0]:
+            return None  # a refusal: feed() builds its NetlinkError
+        pending.acked = True
+        pending.finished = True
+        del self.pending[seq]
+        if pending.covers is not None:
+            self._settle_covered(pending)
+        return pending
+
+    def _settle_covered(self, pending: PendingRequest) -> None:
+        """The last request of a datagram was answered (ACK or error): the
+        kernel answered the ones before it first, so those that got no
+        error succeeded. Unless an overrun came in between (the lost
+        message may be one of their errors): then they stay open for the
+        overrun's barrier, which fails those still unanswered."""
+        if pending.covers_unsure:
+            return
+        pending_of = self.pending
+        for earlier in pending.covers:  # type: ignore[union-attr]
+            if not earlier.finished:
+                earlier.finished = True
+                earlier.acked = True
+                if pending_of.get(earlier.seq) is earlier:
+                    del pending_of[earlier.seq]
+
+    def overran(self) -> None:
+        """The socket dropped messages (ENOBUFS): no answer to a datagram's
+        last request can vouch for the silent ones before it any more."""
+        for pending in self.pending.values():
+            if pending.covers is not None:
+                pending.covers_unsure = True
 
     def cancel(self, pending: PendingRequest) -> None:
         """Forget a request (its task was cancelled). Late replies become unsolicited."""
@@ -254,6 +350,8 @@ class NetlinkProtocol:
         pending.error = error
         if self.pending.get(pending.seq) is pending:
             del self.pending[pending.seq]
+        if pending.covers is not None:
+            self._settle_covered(pending)
         batch = pending.batch
         if error is not None and batch and batch[0] is pending:
             # An error on the first message of an atomic batch (nfnetlink's

@@ -519,3 +519,46 @@ def test_the_oneshot_dump_raises_the_kernels_error() -> None:
         assert caught.value.errno == 22
     finally:
         sock.close()
+
+
+# --- a kernel without TCPDIAG_GETSOCK (inet_diag's compat handler) ----------------------------
+
+
+@pytest.fixture
+def tcpdiag_refused(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """tcp_request_every_family replaced by a message type sock_diag_rcv_msg
+    refuses (its default: EINVAL), as a kernel refuses TCPDIAG_GETSOCK where
+    inet_diag registered no compat handler (EOPNOTSUPP); counts the calls."""
+    from aionlmmap import Message
+
+    calls: list[int] = []
+
+    def refused(states: int = c.ALL_STATES, bytecode: bytes | None = None) -> Message:
+        calls.append(states)
+        return Message(22, 0x301)  # NLM_F_REQUEST | NLM_F_DUMP; no such sock_diag command
+
+    monkeypatch.setattr(codec, "tcp_request_every_family", refused)
+    return calls
+
+
+def test_dump_sockets_json_falls_back_to_a_dump_per_family_where_tcpdiag_is_refused(netns: str, tcpdiag_refused: list[int]) -> None:
+    from aionlmmap.families.sock_diag import oneshot
+
+    compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    with socket_set(netns, 29, 30), dual_stack(netns):
+        for options in ({"tcp": True}, {"tcp": True, "udp": True}, {"tcp": True, "states": "listening"}):
+            printed = b",".join(piece for piece in oneshot.json_chunks(netns=netns, **options) if piece)  # type: ignore[arg-type]
+            texts = [compact(sock.to_json()) for chunk in oneshot.socket_chunks(netns=netns, **options) for sock in chunk]  # type: ignore[arg-type]
+            assert printed.decode() == ",".join(texts) and len(texts) > 10, options
+    assert len(tcpdiag_refused) == 3
+
+
+async def test_inet_tcp_of_both_families_falls_back_to_a_dump_per_family_where_tcpdiag_is_refused(netns: str, tcpdiag_refused: list[int]) -> None:
+    with socket_set(netns, 31, 30), dual_stack(netns):
+        async with sock_diag.open(netns=netns) as sd:
+            both = [sock async for sock in sd.inet("tcp", states="established")]
+            apart = [sock async for sock in sd.inet("tcp", 4, states="established")] + [sock async for sock in sd.inet("tcp", 6, states="established")]
+            assert both == apart and {sock.family for sock in both} == {c.AF_INET, c.AF_INET6}
+            # the ring stays usable: the refusal ended its dump
+            assert [sock async for sock in sd.inet("udp", 4)] is not None
+    assert len(tcpdiag_refused) == 1

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import open as _open_ring
 from ...constants import NETLINK_SOCK_DIAG
-from ...errors import DecodeError
+from ...errors import DecodeError, NetlinkError
 from ...ring import Ring
 from . import codec
 from . import constants as c
@@ -100,15 +100,24 @@ class SockDiagClient:
             # codec.tcp_request_every_family); the IPv6 sockets are held
             # back so that the order stays IPv4, then IPv6.
             held = []
-            async for socks in self._fast_chunks(codec.tcp_request_every_family(mask, bytecode), number, text):
-                v6 = [sock for sock in socks if sock[0] == c.AF_INET6]
-                if v6:
-                    held.append(v6)
-                    socks = [sock for sock in socks if sock[0] != c.AF_INET6]
-                yield socks
-            for socks in held:
-                yield socks
-            return
+            answered = False
+            try:
+                async for socks in self._fast_chunks(codec.tcp_request_every_family(mask, bytecode), number, text):
+                    answered = answered or bool(socks)
+                    v6 = [sock for sock in socks if sock[0] == c.AF_INET6]
+                    if v6:
+                        held.append(v6)
+                        socks = [sock for sock in socks if sock[0] != c.AF_INET6]
+                    yield socks
+            except NetlinkError as error:
+                # Refused before its first socket (c.TCPDIAG_REFUSALS): the
+                # per-family dumps below list the same sockets.
+                if answered or error.errno not in c.TCPDIAG_REFUSALS:
+                    raise
+            else:
+                for socks in held:
+                    yield socks
+                return
         for af in families:
             request = codec.inet_request(af, number, mask, bits, bytecode)
             if not wanted:

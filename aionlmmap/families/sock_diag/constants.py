@@ -13,6 +13,11 @@ SOCK_DESTROY = 21
 #: (inet_diag_dump_compat sets sdiag_family to AF_UNSPEC); the replies are
 #: inet_diag_msgs of this message type
 TCPDIAG_GETSOCK = 18
+#: errnos of a kernel that will not take TCPDIAG_GETSOCK: sock_diag_rcv_msg
+#: answers EOPNOTSUPP when inet_diag registered no compat handler, and a
+#: kernel that does not know the command says EINVAL. Then TCP is dumped
+#: with one SOCK_DIAG_BY_FAMILY request per family, as before.
+TCPDIAG_REFUSALS = frozenset({95, 22})  # EOPNOTSUPP, EINVAL
 
 AF_UNIX = 1
 AF_INET = 2

@@ -31,7 +31,7 @@ import struct
 from collections.abc import Iterable, Iterator
 
 from ...constants import NETLINK_EXT_ACK, NETLINK_SOCK_DIAG, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, SOL_NETLINK
-from ...errors import DecodeError, DumpInterruptedError
+from ...errors import DecodeError, DumpInterruptedError, NetlinkError
 from ...message import Message, header_run
 from . import codec
 from . import constants as c
@@ -137,7 +137,8 @@ def json_chunks(
     (:func:`.codec.tcp_request_every_family`): one walk of the socket
     tables where a request per family walks them twice. Its IPv4 sockets
     are printed as they come and its IPv6 ones held until the dump ends,
-    so the order stays ss's (and socket_chunks'): IPv4, then IPv6."""
+    so the order stays ss's (and socket_chunks'): IPv4, then IPv6. A
+    kernel that refuses it (``c.TCPDIAG_REFUSALS``) gets a dump per family."""
     if not (tcp or udp or unix):
         tcp = True
     families = _families(family)
@@ -154,13 +155,22 @@ def json_chunks(
                 continue
             text = codec.AddressText()
             if protocol == c.IPPROTO_TCP and len(families) == 2:
-                later = []
-                for end in dump_chunks(sock, codec.tcp_request_every_family(mask), buffer):
-                    v4_json, v6_json = codec.inet_chunk_json(buffer, end, protocol, counts, text)
-                    yield v4_json
-                    later.append(v6_json)
-                yield from later
-                continue
+                later: list[bytes] = []
+                answered = False
+                try:
+                    for end in dump_chunks(sock, codec.tcp_request_every_family(mask), buffer):
+                        v4_json, v6_json = codec.inet_chunk_json(buffer, end, protocol, counts, text)
+                        answered = answered or bool(v4_json or v6_json)
+                        later.append(v6_json)
+                        yield v4_json
+                except NetlinkError as error:
+                    # Refused before its first socket: nothing was printed,
+                    # and the per-family dumps below list the same sockets.
+                    if answered or error.errno not in c.TCPDIAG_REFUSALS:
+                        raise
+                else:
+                    yield from later
+                    continue
             for af in families:
                 for end in dump_chunks(sock, codec.inet_request(af, protocol, mask), buffer):
                     yield b"".join(codec.inet_chunk_json(buffer, end, protocol, counts, text))  # one of the two is empty

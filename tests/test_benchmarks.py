@@ -204,7 +204,7 @@ def test_nfqueue_scenario_floods_and_gives_verdicts() -> None:
 def test_tx_batch_scenario_installs_every_route() -> None:
     records, stdout = run_scenario("tx-batch")
     by_name = contestants_of(records)
-    assert set(by_name) == {"aionlmmap-sequential", "aionlmmap-concurrent", "aionlmmap-request-many", "pyroute2-iproute", "pyroute2-async", "ip-batch"}
+    assert set(by_name) == {"aionlmmap-sequential", "aionlmmap-concurrent", "aionlmmap-request-many", "aionlmmap-request-many-pure", "pyroute2-iproute", "pyroute2-async", "ip-batch"}
     for record in by_name.values():
         assert_ok(record)
         assert record["count"] == N and record["installed"] == N

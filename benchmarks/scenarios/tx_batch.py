@@ -4,7 +4,9 @@ namespace, one request at a time vs batched.
 Contestants: aionlmmap awaiting each ``ring.request`` in turn, concurrent
 ``ring.request`` calls 256 at a time (their messages share TX frames and one
 sendmsg per loop iteration; all N at once overrun the socket with ACKs),
-``ring.request_many`` in chunks of 256 (one datagram per chunk), pyroute2 IPRoute and AsyncIPRoute, and ``ip -batch`` (process wall
+``ring.request_many`` in chunks of 256 (one datagram per chunk) on the
+compiled core and, as ``-pure``, on the pure-Python one, pyroute2 IPRoute
+and AsyncIPRoute, and ``ip -batch`` (process wall
 time, file written beforehand). After each run the routes are counted in
 the kernel: ``installed`` must equal N.
 """
@@ -43,12 +45,14 @@ def measure_in_fresh_namespace(n: int, run: Callable[[Namespace], Sample]) -> Sa
 def contestants(n: int) -> list[Contestant]:
     timeout = 120 + n / 100
 
-    def python(name: str, *extra: str) -> Contestant:
+    def python(name: str, *extra: str, core: str | None = None) -> Contestant:
+        label = name + ("-pure" if core == "pure" else "")
+
         def run(space: Namespace) -> Sample:
             argv = python_contestant_argv(space.exec_prefix(), "tx_batch", name, "--count", str(n), *extra)
-            return python_sample(name, argv, timeout=timeout)
+            return python_sample(label, argv, timeout=timeout, core=core)
 
-        return Contestant(name, lambda: measure_in_fresh_namespace(n, run), reference="aionlmmap-request-many")
+        return Contestant(label, lambda: measure_in_fresh_namespace(n, run), reference="aionlmmap-request-many")
 
     def ip_batch(space: Namespace) -> Sample:
         handle, path = tempfile.mkstemp(prefix="aionlmmap-bench-", suffix=".batch")
@@ -63,7 +67,8 @@ def contestants(n: int) -> list[Contestant]:
     return [
         python("aionlmmap-sequential"),
         python("aionlmmap-concurrent"),
-        python("aionlmmap-request-many"),
+        python("aionlmmap-request-many", core="compiled"),
+        python("aionlmmap-request-many", core="pure"),
         python("pyroute2-iproute"),
         python("pyroute2-async"),
         Contestant("ip-batch", lambda: measure_in_fresh_namespace(n, ip_batch), reference="aionlmmap-request-many", note="ip -batch (process wall time)"),
@@ -73,6 +78,7 @@ def contestants(n: int) -> list[Contestant]:
 TARGETS = [
     ratio_target("batched adds beat one-at-a-time pyroute2", "aionlmmap-request-many", "pyroute2-iproute", 1.0),
     ratio_target("batched adds keep up with ip -batch (issue 16: >= 1.0x)", "aionlmmap-request-many", "ip-batch", 1.0),
+    ratio_target("pure Python: batched adds keep up with ip -batch", "aionlmmap-request-many-pure", "ip-batch", 1.0),
 ]
 
 

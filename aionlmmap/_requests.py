@@ -19,7 +19,7 @@ from ._extensions import speedups as _speedups
 from .constants import NETLINK_ROUTE, NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_ECHO, NLM_F_REQUEST, NLMSG_HDRLEN, NLMSG_MIN_TYPE, NLMSG_NOOP
 from .errors import ClosedResourceError, DecodeError, DumpInterruptedError
 from .frames import SKIP
-from .message import Message, ReceivedFrame, header_run, parse_frame
+from .message import Message, ReceivedFrame, header_run, parse_frame, split_dump_chunk
 from .protocol import NetlinkProtocol, PendingRequest
 
 #: dump() builds each chunk's Messages with the compiled parse_frame when
@@ -483,30 +483,24 @@ class Requester:
                             continue
                         if _MESSAGES_IN_C:
                             # The compiled core builds the chunk's Messages
-                            # in C (parse_frame's twin): a list walk per
-                            # message instead of a tuple built in Python.
-                            # Same results as the run walk below.
-                            messages, error = parse_frame(frame, body)
-                            stats.messages += len(messages)
+                            # in C (split_dump_chunk's twin) and sets its
+                            # control messages apart: they are settled
+                            # first (NLMSG_DONE only ends the request; the
+                            # slot is freed when this iterator ends, and an
+                            # error is raised after the last message, as
+                            # below), so each step is a bare yield. Same
+                            # results as the run walk below.
+                            messages, controls, interrupted, error = split_dump_chunk(frame, body)
+                            stats.messages += len(messages) + len(controls)
                             if error is not None:
                                 stats.decode_errors += 1
-                            offset = body  # what is left unread stays in `rest`
-                            rest = iter(messages)
-                            try:
-                                for m in rest:
-                                    if m[0] < 16:
-                                        self._dump_control(pending, m)
-                                        continue
-                                    if m[1] & NLM_F_DUMP_INTR:
-                                        pending.interrupted = True
-                                    yield m
-                            finally:
-                                if not pending.finished:
-                                    # Left mid-frame (break, cancel): NLMSG_DONE
-                                    # may still be in the rest of this chunk.
-                                    for m in rest:
-                                        if m[0] < 16:
-                                            self._dump_control(pending, m)
+                            offset = body  # nothing left to scan for the end
+                            for m in controls:
+                                self._dump_control(pending, m)
+                            if interrupted:
+                                pending.interrupted = True
+                            for m in messages:
+                                yield m
                             continue
                         buffer = frame.buffer
                         while offset < body:

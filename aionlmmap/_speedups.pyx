@@ -129,7 +129,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 8
+TWINS_VERSION = 9
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -240,6 +240,34 @@ def parse_frame(frame, Py_ssize_t length):
     finally:
         PyBuffer_Release(&view)
     return messages, error
+
+
+def split_dump_chunk(frame, Py_ssize_t length):
+    """Twin of :func:`aionlmmap.message.split_dump_chunk`: the compiled
+    parse_frame, then one pass over its messages' type and flags in C."""
+    messages, error = parse_frame(frame, length)
+    cdef list parsed = <list>messages
+    cdef Py_ssize_t index, count = len(parsed)
+    cdef tuple msg
+    cdef bint interrupted = False
+    cdef list data, controls
+    for index in range(count):
+        msg = <tuple>parsed[index]
+        if <long>msg[0] < 16 or <long>msg[1] & 0x10:  # NLM_F_DUMP_INTR
+            break
+    else:
+        return parsed, [], False, error
+    data = []
+    controls = []
+    for index in range(count):
+        msg = <tuple>parsed[index]
+        if <long>msg[0] < 16:
+            controls.append(msg)
+        else:
+            if <long>msg[1] & 0x10:
+                interrupted = True
+            data.append(msg)
+    return data, controls, interrupted, error
 
 
 # --- aionlmmap.attributes --------------------------------------------------------

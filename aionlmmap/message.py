@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from operator import itemgetter
 
-from .constants import NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN
+from .constants import NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN
 from .errors import DecodeError, ReleasedMessageError
 
 TYPE_CHECKING = False  # typing stays out of start-up; type checkers take the branch
@@ -382,6 +382,32 @@ def parse_frame(frame: ReceivedFrame, length: int) -> tuple[list[Message], Decod
     return messages, error
 
 
+def split_dump_chunk(frame: ReceivedFrame, length: int) -> tuple[list[Message], list[Message], bool, DecodeError | None]:
+    """:func:`parse_frame` for a dump's iterator: the data messages, the
+    control messages (type below 16: NLMSG_DONE, NLMSG_ERROR), whether a
+    data message carries NLM_F_DUMP_INTR, and the DecodeError. The iterator
+    settles the controls before it hands out the data, so its step per
+    message is a bare ``yield``. A chunk is almost always data only: then
+    the list parse_frame made is returned as it is."""
+    messages, error = parse_frame(frame, length)
+    interrupted = False
+    for msg in messages:
+        if msg[0] < 16 or msg[1] & NLM_F_DUMP_INTR:
+            break
+    else:
+        return messages, [], False, error
+    data: list[Message] = []
+    controls: list[Message] = []
+    for msg in messages:
+        if msg[0] < 16:
+            controls.append(msg)
+        else:
+            if msg[1] & NLM_F_DUMP_INTR:
+                interrupted = True
+            data.append(msg)
+    return data, controls, interrupted, error
+
+
 def iter_messages(data: bytes | bytearray | memoryview) -> Iterator[Message]:
     """Yield the messages in ``data``; raise :class:`DecodeError` on malformed input.
 
@@ -401,9 +427,11 @@ def iter_messages(data: bytes | bytearray | memoryview) -> Iterator[Message]:
 # import these names after this point get whichever core is in use.
 _pure_header_run = header_run
 _pure_parse_frame = parse_frame
+_pure_split_dump_chunk = split_dump_chunk
 
 from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
 
 if _speedups is not None:
     header_run = _speedups.header_run  # type: ignore[misc, no-redef, assignment]  # noqa: F811
     parse_frame = _speedups.parse_frame  # type: ignore[misc, no-redef, assignment]  # noqa: F811
+    split_dump_chunk = _speedups.split_dump_chunk  # type: ignore[misc, no-redef, assignment]  # noqa: F811

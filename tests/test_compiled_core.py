@@ -127,6 +127,50 @@ def test_parse_frame_twins_agree_on_generated_and_fuzzed_datagrams(data: bytes, 
             assert frame_outcome(speedups.parse_frame, buffer, length) == frame_outcome(message._pure_parse_frame, buffer, length)
 
 
+def split_outcome(function: Callable[..., Any], data: Any, length: int) -> tuple[Any, ...]:
+    frame = ReceivedFrame(data)
+    result = outcome(function, frame, length)
+    if result[0] != "ok":
+        return result
+    messages, controls, interrupted, error = result[1]
+    assert all(m[6] is frame and type(m) is Message for m in messages + controls)
+    return ("ok", [tuple(m[:6]) for m in messages], [tuple(m[:6]) for m in controls], interrupted, None if error is None else (type(error), str(error)))
+
+
+@st.composite
+def dump_chunks(draw: st.DrawFn) -> bytes:
+    """Dump chunks as the kernel writes them: data messages (some flagged
+    NLM_F_DUMP_INTR or NLM_F_MULTI), NLMSG_DONE or NLMSG_ERROR among or
+    after them, sometimes a broken tail."""
+    parts = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from([24, 24, 24, 16, 3, 2, 1]))
+        flags = draw(st.sampled_from([0x2, 0x2, 0x12, 0x0, 0x10]))
+        body = draw(st.binary(max_size=24)) if kind >= 16 else struct.pack("=i", -draw(st.integers(0, 3))) + bytes(16)
+        data = message.encode_message(kind, flags, 7, 4242, body)
+        parts.append(data + bytes(-len(data) % 4))
+    chunk = b"".join(parts)
+    if draw(st.booleans()):
+        chunk += draw(st.binary(max_size=20))
+    return chunk
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(dump_chunks(), st.binary(max_size=200)), st.data())
+@example(b"", None)
+def test_split_dump_chunk_twins_agree_and_split_what_parse_frame_finds(data: bytes, draw: Any) -> None:
+    lengths = [len(data)] if draw is None else [len(data), draw.draw(st.integers(-4, len(data) + 40))]
+    for length in lengths:
+        for buffer in as_buffers(data):
+            compiled = split_outcome(speedups.split_dump_chunk, buffer, length)
+            assert compiled == split_outcome(message._pure_split_dump_chunk, buffer, length)
+            parsed = frame_outcome(message._pure_parse_frame, buffer, length)
+            if parsed[0] == "ok":
+                every = parsed[1]
+                assert compiled[1] == [m for m in every if m[0] >= 16] and compiled[2] == [m for m in every if m[0] < 16]
+                assert compiled[3] == any(m[0] >= 16 and m[1] & 0x10 for m in every) and compiled[4] == parsed[2]
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(message_streams(), st.data())
 def test_header_run_twins_agree_on_every_offset_and_end(data: bytes, draw: Any) -> None:
@@ -220,6 +264,7 @@ def test_twins_agree_on_real_route_link_and_address_dumps(netns: str) -> None:
     for request in requests:
         for datagram in dump_datagrams(netns, request):
             assert frame_outcome(speedups.parse_frame, datagram, len(datagram)) == frame_outcome(message._pure_parse_frame, datagram, len(datagram))
+            assert split_outcome(speedups.split_dump_chunk, datagram, len(datagram)) == split_outcome(message._pure_split_dump_chunk, datagram, len(datagram))
             offset = 0
             while offset < len(datagram):
                 assert speedups.header_run(datagram, offset, len(datagram)) == message._pure_header_run(datagram, offset, len(datagram))

@@ -9,6 +9,7 @@ gives the same results, only slower.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -68,7 +69,7 @@ def _extensions() -> list[Extension]:
     try:
         return cythonize(
             [Extension("aionlmmap._speedups", ["aionlmmap/_speedups.pyx"], extra_compile_args=["-O2"],
-                       depends=["aionlmmap/_speedups_routes.pxi", "aionlmmap/_speedups_uring.pxi"])],
+                       depends=sorted(glob.glob("aionlmmap/_speedups_*.pxi")))],
             compiler_directives={"language_level": "3"},
             quiet=True,
         )

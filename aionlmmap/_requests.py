@@ -11,6 +11,7 @@ with NLMSG_DONE.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,13 +20,27 @@ from ._extensions import speedups as _speedups
 from .constants import NETLINK_ROUTE, NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_ECHO, NLM_F_REQUEST, NLMSG_HDRLEN, NLMSG_MIN_TYPE, NLMSG_NOOP
 from .errors import ClosedResourceError, DecodeError, DumpInterruptedError
 from .frames import SKIP
-from .message import Message, ReceivedFrame, header_run, parse_frame, split_dump_chunk
+from .message import Message, ReceivedFrame, flatten_lists, header_run, parse_frame, split_dump_chunk
 from .protocol import NetlinkProtocol, PendingRequest
 
 #: dump() builds each chunk's Messages with the compiled parse_frame when
 #: the compiled core is in use; the pure core walks runs of headers
 #: (header_run), which is faster in pure Python.
 _MESSAGES_IN_C = _speedups is not None
+#: Whether ring.dump() steps its generator once per chunk and hands the
+#: messages out through the compiled flatten_lists (about 100 ns less per
+#: message). Its fast step is the am_send slot, which the interpreter's
+#: SEND uses through PyIter_Send up to CPython 3.11; 3.12's SEND calls
+#: tp_iternext instead, where the item would travel in a StopIteration and
+#: the plain generator is faster.
+FLATTEN_IN_C = _MESSAGES_IN_C and sys.version_info < (3, 12)
+
+# What _dump's generator yields: one Message a step (dump), a chunk as
+# (frame, end) or (frame, messages) (dump_chunks), or a chunk's list of
+# Messages (dump on the compiled core, through flatten_lists).
+_YIELD_MESSAGES = 0
+_YIELD_CHUNKS = 1
+_YIELD_LISTS = 2
 
 
 class Requester:
@@ -377,7 +392,9 @@ class Requester:
         it), ``on_interrupt="raise"`` raises :class:`DumpInterruptedError`
         after the last message; ``"ignore"`` does not. :meth:`dump_all`
         retries for a consistent snapshot."""
-        return self._dump(msg, on_interrupt, False)
+        if FLATTEN_IN_C:
+            return flatten_lists(self._dump(msg, on_interrupt, _YIELD_LISTS))  # type: ignore[no-any-return]
+        return self._dump(msg, on_interrupt, _YIELD_MESSAGES)
 
     def dump_chunks(self, msg: Message, *, on_interrupt: Literal["raise", "ignore"] = "raise") -> AsyncIterator[tuple[ReceivedFrame, Any]]:
         """Stream a dump a datagram at a time, for decoders that walk the
@@ -391,7 +408,7 @@ class Requester:
         the ring had to route one by one, ``(frame, messages)``: a list of
         data messages. The frame stays pinned until the next step. Errors
         and ``on_interrupt`` as in :meth:`dump`."""
-        return self._dump(msg, on_interrupt, True)  # type: ignore[return-value]
+        return self._dump(msg, on_interrupt, _YIELD_CHUNKS)  # type: ignore[return-value]
 
     def _check_chunk(self, pending: PendingRequest, frame: ReceivedFrame, body: int) -> int:
         """dump_chunks' pass over a chunk before it is handed out: control
@@ -418,8 +435,10 @@ class Requester:
         self.stats.messages += count
         return min(offset, body)
 
-    async def _dump(self, msg: Message, on_interrupt: str, chunks: bool) -> AsyncIterator[Any]:
+    async def _dump(self, msg: Message, on_interrupt: str, what: int) -> AsyncIterator[Any]:
         loop = self._attach()
+        chunks = what == _YIELD_CHUNKS
+        lists = what == _YIELD_LISTS
         while True:
             while self._active_dump is not None:
                 waiter = loop.create_future()
@@ -473,6 +492,9 @@ class Requester:
                             if chunks:
                                 yield frame, body
                                 continue
+                            if lists:
+                                yield body
+                                continue
                             for m in body:
                                 yield m
                             continue
@@ -499,6 +521,10 @@ class Requester:
                                 self._dump_control(pending, m)
                             if interrupted:
                                 pending.interrupted = True
+                            if lists:
+                                if messages:
+                                    yield messages
+                                continue
                             for m in messages:
                                 yield m
                             continue

@@ -9,7 +9,7 @@ a length past the buffer) are handed to the pure function itself, so their
 behaviour is the reference's by construction.
 
 Twins:
-    aionlmmap.message:      header_run, parse_frame
+    aionlmmap.message:      header_run, parse_frame, split_dump_chunk, flatten_lists (_speedups_flatten.pxi)
     aionlmmap.attributes:   iter_attributes, parse_attributes
     aionlmmap.families.nfqueue: decode_packet_header, packet_head, Queue._packet_of, Packet.accept (packet_accept)
     aionlmmap.address_text: ipv6_text
@@ -129,7 +129,7 @@ CORE = "compiled"
 #: Which set of twins this build has: aionlmmap._extensions uses the module
 #: only when this matches its own number, so a stale build (a .so left from
 #: an older checkout) means pure Python, never a missing twin at import.
-TWINS_VERSION = 9
+TWINS_VERSION = 10
 
 # What this module needs from the pure modules (the Message class, the
 # reference functions it hands unusual inputs to) is looked up on first
@@ -565,3 +565,4 @@ include "_speedups_drain.pxi"
 include "_speedups_sockdiag.pxi"
 include "_speedups_routes.pxi"
 include "_speedups_uring.pxi"
+include "_speedups_flatten.pxi"

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from operator import itemgetter
 
 from .constants import NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN
@@ -408,6 +409,25 @@ def split_dump_chunk(frame: ReceivedFrame, length: int) -> tuple[list[Message], 
     return data, controls, interrupted, error
 
 
+async def flatten_lists(lists: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
+    """The items of an async iterator of lists, one at a time: what a dump's
+    iterator is on the compiled core, where the ring's generator steps once
+    per chunk (a list of Messages) instead of once per message.
+
+    This pure version is the reference; its compiled twin is an iterator
+    object whose step, while its list lasts, returns the next item at once
+    (through the ``am_send`` slot, which CPython's SEND honours up to 3.11)
+    instead of resuming a generator. The ring picks the twin where it pays
+    (:data:`aionlmmap._requests.FLATTEN_IN_C`). Both end as ``lists`` ends,
+    raise what it raises, and ``aclose()`` closes it."""
+    try:
+        async for items in lists:
+            for item in items:
+                yield item
+    finally:
+        await lists.aclose()  # type: ignore[attr-defined]
+
+
 def iter_messages(data: bytes | bytearray | memoryview) -> Iterator[Message]:
     """Yield the messages in ``data``; raise :class:`DecodeError` on malformed input.
 
@@ -428,6 +448,7 @@ def iter_messages(data: bytes | bytearray | memoryview) -> Iterator[Message]:
 _pure_header_run = header_run
 _pure_parse_frame = parse_frame
 _pure_split_dump_chunk = split_dump_chunk
+_pure_flatten_lists = flatten_lists
 
 from ._extensions import speedups as _speedups  # noqa: E402  # after the definitions it replaces
 
@@ -435,3 +456,4 @@ if _speedups is not None:
     header_run = _speedups.header_run  # type: ignore[misc, no-redef, assignment]  # noqa: F811
     parse_frame = _speedups.parse_frame  # type: ignore[misc, no-redef, assignment]  # noqa: F811
     split_dump_chunk = _speedups.split_dump_chunk  # type: ignore[misc, no-redef, assignment]  # noqa: F811
+    flatten_lists = _speedups.flatten_lists  # type: ignore[misc, no-redef, assignment]  # noqa: F811

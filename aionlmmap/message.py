@@ -15,7 +15,6 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 from operator import itemgetter
 
 from .constants import NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN

@@ -117,14 +117,21 @@ offsets = st.one_of(st.integers(-20, 400), st.integers(0, 64))
 # --- aionlmmap.message -----------------------------------------------------------------
 
 
+def walks(data: bytes, draw: Any) -> list[tuple[Any, int]]:
+    """The (buffer, frame length) pairs a datagram is walked with: each
+    buffer type as_buffers makes, with the datagram's own length and (drawn)
+    a length that cuts it short or claims bytes past it, as a lying nm_len
+    would."""
+    lengths = [len(data)] if draw is None else [len(data), draw.draw(st.integers(-4, len(data) + 40))]
+    return [(buffer, length) for length in lengths for buffer in as_buffers(data)]
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(message_streams(), st.binary(max_size=200)), st.data())
 @example(b"", None)
 def test_parse_frame_twins_agree_on_generated_and_fuzzed_datagrams(data: bytes, draw: Any) -> None:
-    lengths = [len(data)] if draw is None else [len(data), draw.draw(st.integers(-4, len(data) + 40))]
-    for length in lengths:
-        for buffer in as_buffers(data):
-            assert frame_outcome(speedups.parse_frame, buffer, length) == frame_outcome(message._pure_parse_frame, buffer, length)
+    for buffer, length in walks(data, draw):
+        assert frame_outcome(speedups.parse_frame, buffer, length) == frame_outcome(message._pure_parse_frame, buffer, length)
 
 
 def split_outcome(function: Callable[..., Any], data: Any, length: int) -> tuple[Any, ...]:
@@ -159,16 +166,14 @@ def dump_chunks(draw: st.DrawFn) -> bytes:
 @given(st.one_of(dump_chunks(), st.binary(max_size=200)), st.data())
 @example(b"", None)
 def test_split_dump_chunk_twins_agree_and_split_what_parse_frame_finds(data: bytes, draw: Any) -> None:
-    lengths = [len(data)] if draw is None else [len(data), draw.draw(st.integers(-4, len(data) + 40))]
-    for length in lengths:
-        for buffer in as_buffers(data):
-            compiled = split_outcome(speedups.split_dump_chunk, buffer, length)
-            assert compiled == split_outcome(message._pure_split_dump_chunk, buffer, length)
-            parsed = frame_outcome(message._pure_parse_frame, buffer, length)
-            if parsed[0] == "ok":
-                every = parsed[1]
-                assert compiled[1] == [m for m in every if m[0] >= 16] and compiled[2] == [m for m in every if m[0] < 16]
-                assert compiled[3] == any(m[0] >= 16 and m[1] & 0x10 for m in every) and compiled[4] == parsed[2]
+    for buffer, length in walks(data, draw):
+        compiled = split_outcome(speedups.split_dump_chunk, buffer, length)
+        assert compiled == split_outcome(message._pure_split_dump_chunk, buffer, length)
+        parsed = frame_outcome(message._pure_parse_frame, buffer, length)
+        if parsed[0] == "ok":
+            every = parsed[1]
+            assert compiled[1] == [m for m in every if m[0] >= 16] and compiled[2] == [m for m in every if m[0] < 16]
+            assert compiled[3] == any(m[0] >= 16 and m[1] & 0x10 for m in every) and compiled[4] == parsed[2]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

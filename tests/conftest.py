@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import uvloop
@@ -22,6 +24,24 @@ import uvloop
 
 def pytest_asyncio_loop_factories(config, item):  # type: ignore[no-untyped-def]
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+def compiled_core() -> Any:
+    """The compiled core (aionlmmap._speedups) for the twin differentials,
+    imported directly so they run under AIONLMMAP_NO_EXTENSIONS=1 too. A
+    missing build or one made from another checkout (its TWINS_VERSION is
+    not this code's, as aionlmmap._extensions checks at import) fails the
+    test with what to run, instead of an AttributeError on a missing twin."""
+    from aionlmmap._extensions import TWINS_VERSION
+
+    try:
+        module = importlib.import_module("aionlmmap._speedups")
+    except ImportError as exc:  # pragma: no cover - a broken checkout
+        pytest.fail(f"the compiled core is not built ({exc}): run `pip install -e .` or `python setup.py build_ext --inplace`")
+    built = getattr(module, "TWINS_VERSION", None)
+    if built != TWINS_VERSION:  # pragma: no cover - a stale build
+        pytest.fail(f"{module.__file__} has twins version {built}, this checkout needs {TWINS_VERSION}: rebuild it (`python setup.py build_ext --inplace`)")
+    return module
 
 
 def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:

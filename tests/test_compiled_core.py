@@ -5,7 +5,6 @@ exceptions, and the import-time selection does what the docs say."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
@@ -25,19 +24,12 @@ from aionlmmap import AttributeBuilder, Message, attributes, message
 from aionlmmap.families import nfqueue
 from aionlmmap.message import ReceivedFrame
 
-from conftest import dump_datagrams, ip
+from conftest import compiled_core, dump_datagrams, ip
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _compiled() -> Any:
-    try:
-        return importlib.import_module("aionlmmap._speedups")
-    except ImportError as exc:  # pragma: no cover - a broken checkout
-        pytest.fail(f"the compiled core is not built ({exc}): run `pip install -e .` or `python setup.py build_ext --inplace`")
-
-
-speedups = _compiled()
+speedups = compiled_core()
 
 
 def outcome(function: Callable[..., Any], *args: Any) -> tuple[Any, ...]:

@@ -7,7 +7,6 @@ is in the test id (AIONLMMAP_DRAINER_SEED=N runs another one)."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import socket
@@ -27,19 +26,12 @@ from aionlmmap.message import Message, encode_message
 from aionlmmap.protocol import NetlinkProtocol
 from aionlmmap.testing._feed import FrameFeed
 
-from conftest import dump_datagrams, ip
+from conftest import compiled_core, dump_datagrams, ip
 
 PORTID = 777
 
 
-def _compiled() -> Any:
-    try:
-        return importlib.import_module("aionlmmap._speedups")
-    except ImportError as exc:  # pragma: no cover - a broken checkout
-        pytest.fail(f"the compiled core is not built ({exc}): run `python setup.py build_ext --inplace`")
-
-
-speedups = _compiled()
+speedups = compiled_core()
 
 
 class PureDrainer(Drainer):

@@ -7,7 +7,6 @@ lists the source makes, on asyncio's loop and on uvloop."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import random
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -20,9 +19,9 @@ from aionlmmap import Message, _requests, message
 from aionlmmap.constants import NLM_F_DUMP, NLM_F_REQUEST, RTM_GETROUTE
 from aionlmmap.message import ReceivedFrame
 
-from conftest import ip, run
+from conftest import compiled_core, ip, run
 
-speedups = importlib.import_module("aionlmmap._speedups")
+speedups = compiled_core()
 TWINS: dict[str, Callable[[AsyncIterator[list[Any]]], AsyncIterator[Any]]] = {
     "pure": message._pure_flatten_lists,
     "compiled": speedups.flatten_lists,

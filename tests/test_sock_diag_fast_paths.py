@@ -16,7 +16,6 @@ inet_ntop, and what the command imports.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import random
@@ -36,20 +35,10 @@ from aionlmmap.families import sock_diag
 from aionlmmap.families.sock_diag import codec, objects
 from aionlmmap.families.sock_diag import constants as c
 from aionlmmap.families.sock_diag.objects import InetSocket
-from tests.conftest import run
+from tests.conftest import compiled_core, run
 from tests.test_sock_diag import _split_endpoint, _wild, holding_sockets, our_rows, socket_set, ss_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _compiled() -> Any:
-    try:
-        module = importlib.import_module("aionlmmap._speedups")
-    except ImportError as exc:  # pragma: no cover - a broken checkout
-        pytest.fail(f"the compiled core is not built ({exc}): run `pip install -e .` or `python setup.py build_ext --inplace`")
-    if not hasattr(module, "decode_inet_chunk"):
-        pytest.fail(f"{module.__file__} predates the sock_diag twins: rebuild it (`python setup.py build_ext --inplace`)")
-    return module
 
 
 def outcome(function: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
@@ -153,7 +142,7 @@ print(json.dumps(out))
 
 
 def test_decode_inet_chunk_twins_agree_on_real_dumps_and_their_corruptions(netns: str) -> None:
-    compiled = _compiled()
+    compiled = compiled_core()
     with socket_set(netns, 5, 40), dual_stack(netns):
         chunks = _real_chunks(netns)
     assert sum(len(codec._pure_decode_inet_chunk(chunk, len(chunk), protocol, codec.DecodeCounts(), codec.AddressText())) for protocol, chunk in chunks) > 40
@@ -190,7 +179,7 @@ def _message(rng: random.Random) -> bytes:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.randoms(use_true_random=False), st.integers(1, 12), st.sampled_from([c.IPPROTO_TCP, c.IPPROTO_UDP]))
 def test_decode_inet_chunk_twins_agree_on_generated_chunks(rng: random.Random, count: int, protocol: int) -> None:
-    compiled = _compiled()
+    compiled = compiled_core()
     # runs of identical messages, as a dump's chunk is, and mixtures
     messages = [_message(rng) for _ in range(rng.randrange(1, 4))]
     data = b"".join(rng.choice(messages) for _ in range(count))
@@ -205,8 +194,8 @@ def test_the_dump_path_uses_the_compiled_twins_when_the_core_is() -> None:
         assert codec.decode_inet_chunk is codec._pure_decode_inet_chunk and objects.json_texts is objects._pure_json_texts
         assert codec.inet_chunk_json is codec._pure_inet_chunk_json
     else:
-        assert codec.decode_inet_chunk is _compiled().decode_inet_chunk and objects.json_texts is _compiled().json_texts
-        assert codec.inet_chunk_json is _compiled().inet_chunk_json
+        assert codec.decode_inet_chunk is compiled_core().decode_inet_chunk and objects.json_texts is compiled_core().json_texts
+        assert codec.inet_chunk_json is compiled_core().inet_chunk_json
 
 
 # --- inet_chunk_json: what `dump sockets --json` writes per chunk, both cores ---------------
@@ -221,7 +210,7 @@ def _joined_texts(buffer: Any, end: int, protocol: int, counts: codec.DecodeCoun
 def _chunk_json_agree(data: bytes, end: int, protocol: int, context: str) -> None:
     definition = decoded_by(_joined_texts, data, end, protocol)
     assert decoded_by(codec._pure_inet_chunk_json, data, end, protocol) == definition, context
-    assert decoded_by(_compiled().inet_chunk_json, data, end, protocol) == definition, context
+    assert decoded_by(compiled_core().inet_chunk_json, data, end, protocol) == definition, context
 
 
 def test_inet_chunk_json_twins_write_the_joined_texts_of_real_dumps_and_their_corruptions(netns: str) -> None:
@@ -322,7 +311,7 @@ class _OddTexts(codec.AddressText):
 def test_inet_chunk_json_twin_hands_odd_address_texts_to_the_reference(value: Any) -> None:
     chunk = b"".join(_message(random.Random(seed)) for seed in (3, 3, 5))
     results = []
-    for function in (codec._pure_inet_chunk_json, _compiled().inet_chunk_json):
+    for function in (codec._pure_inet_chunk_json, compiled_core().inet_chunk_json):
         counts = codec.DecodeCounts()
         results.append((outcome(function, chunk, len(chunk), c.IPPROTO_TCP, counts, _OddTexts(value)), counts.malformed))
     assert results[0] == results[1]
@@ -343,14 +332,14 @@ _SOCKETS = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_SOCKETS, max_size=8))
 def test_json_texts_twins_agree(socks: list[InetSocket]) -> None:
-    assert outcome(_compiled().json_texts, socks) == outcome(objects._pure_json_texts, socks)
+    assert outcome(compiled_core().json_texts, socks) == outcome(objects._pure_json_texts, socks)
 
 
 def test_json_texts_twin_writes_what_to_json_serializes() -> None:
     compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     socks = [InetSocket(c.AF_INET6, c.IPPROTO_TCP, 10, "::ffff:127.0.0.1", 7070, "::", 0, 0, 128, 4242, 0, cookie=2**63 + 5),
              InetSocket(c.AF_INET, c.IPPROTO_UDP, 7, "0.0.0.0", 53, "0.0.0.0", 0, 3, 0, 17, 1000, cookie=9)]  # fmt: skip
-    assert _compiled().json_texts(socks) == [compact(sock.to_json()) for sock in socks]
+    assert compiled_core().json_texts(socks) == [compact(sock.to_json()) for sock in socks]
 
 
 # --- what the command imports ---------------------------------------------------------------

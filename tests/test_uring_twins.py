@@ -10,7 +10,6 @@ counters and bookkeeping, after every step. The seed is in the test id
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import socket
@@ -23,19 +22,13 @@ from aionlmmap.backends import uring as uring_module
 from aionlmmap.backends.uring import UringBackend
 from aionlmmap.frames import NL_MMAP_HDR, SKIP, VALID, RingConfig
 
+from conftest import compiled_core
+
 NETLINK_USERSOCK = 2  #: user-to-user netlink: only our own datagrams arrive
 GROUP = 3
 SEEDS = [1, 2, 3, int(os.environ.get("AIONLMMAP_URING_TWIN_SEED", random.SystemRandom().randrange(1 << 30)))]
 
-
-def _compiled() -> Any:
-    try:
-        return importlib.import_module("aionlmmap._speedups")
-    except ImportError as exc:  # pragma: no cover - a broken checkout
-        pytest.fail(f"the compiled core is not built ({exc}): run `python setup.py build_ext --inplace`")
-
-
-speedups = _compiled()
+speedups = compiled_core()
 
 
 class PureBackend(UringBackend):

@@ -24,6 +24,9 @@ cdef extern from *:
         sendfunc am_send
     PyAsyncMethods* aionlmmap_async_slots(object tp)
 
+#: Both ways of awaiting a step (am_send and tp_iternext) say this.
+cdef const char* _NO_ITEM_READY = b"flatten_lists: awaited with no item ready; await each __anext__() once"
+
 
 cdef class flatten_lists:
     """Twin of :func:`aionlmmap.message.flatten_lists` (see there).
@@ -70,7 +73,7 @@ cdef class flatten_lists:
         # 3.12's SEND calls tp_iternext): the item ends the await as
         # StopIteration's value.
         if self._next >= len(self._items):
-            raise RuntimeError("flatten_lists: awaited with no item ready; await each __anext__() once")
+            raise RuntimeError(_NO_ITEM_READY.decode())
         item = self._items[self._next]
         self._next += 1
         raise StopIteration(item)
@@ -88,7 +91,7 @@ cdef PySendResult _flatten_lists_send(PyObject* awaitable, PyObject* sent, PyObj
     cdef flatten_lists self = <flatten_lists>awaitable
     cdef object item
     if self._next >= len(self._items):
-        PyErr_SetString(RuntimeError, b"flatten_lists: awaited with no item ready; await each __anext__() once")
+        PyErr_SetString(RuntimeError, _NO_ITEM_READY)
         return PYGEN_ERROR
     item = self._items[self._next]
     self._next += 1

@@ -7,6 +7,7 @@ lists the source makes, on asyncio's loop and on uvloop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -186,3 +187,10 @@ async def test_a_real_dump_through_the_twin_equals_the_per_message_generator(net
                 break
         async with asyncio.timeout(10):  # the abandoned dump ends in the kernel and frees the slot
             assert [bytes(m.payload) async for m in ring.dump(request)] == [payload for _, _, payload in flattened]
+        # docs/ring.md: contextlib.aclosing(ring.dump(...)) closes it on the way out
+        async with contextlib.aclosing(ring.dump(request)) as closing:
+            async for m in closing:
+                assert bytes(m.payload) == flattened[0][2]
+                break
+        async with asyncio.timeout(10):
+            assert len([m async for m in ring.dump(request)]) == len(flattened)
